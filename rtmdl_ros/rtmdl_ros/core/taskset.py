@@ -1,0 +1,336 @@
+"""Task model: periodic DL tasks made of CPU -> GPU -> CPU sub-tasks.
+
+A task set is what the optimizer, the analysis, the simulator and the runtime all
+read. It comes from one YAML schema (see docs/analysis.md and config/):
+
+    platform: {cpu_workers: 2, gpu_lanes: 1, storage_budget_mb: 64,
+               gpu_slowdown: {1: 1.0, 2: 1.3}}      # optional
+    analysis: {percentile: 99.0}                     # optional
+    profiles: profiles/this_machine.yaml             # optional, merged underneath
+    tasks:
+      NAME:
+        period_ms: 33.3
+        deadline_ms: 33.3          # <= period_ms
+        max_miss_rate: 0.05
+        on_overrun: replace        # or skip (default replace)
+        compressed_variant: w050   # optional, used by the dm-mc baseline
+        variants:
+          VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: signs,
+                  pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4}
+
+Each *_ms is a number or a list of measured samples (milliseconds). Unknown
+keys are kept out of the way so that tools can add their own.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+
+SEGMENTS = ('pre', 'infer', 'post')
+RESOURCE_OF = {'pre': 'cpu', 'infer': 'gpu', 'post': 'cpu'}
+OVERRUN_POLICIES = ('replace', 'skip')
+
+
+class TasksetError(ValueError):
+    """A task set, profile or plan that cannot be used; the message says where."""
+
+
+@dataclass(frozen=True)
+class ExecTime:
+    """Execution time of one sub-task: a constant or empirical samples (ms)."""
+
+    samples: np.ndarray  # sorted, float64, non-empty
+
+    @classmethod
+    def of(cls, value: Any, where: str) -> 'ExecTime':
+        if isinstance(value, bool) or value is None:
+            raise TasksetError(f'{where}: expected a number or a list of numbers (ms), got {value!r}')
+        if isinstance(value, (int, float)):
+            values = [value]
+        elif isinstance(value, (list, tuple)):
+            values = list(value)
+            if not values:
+                raise TasksetError(f'{where}: the list of samples is empty')
+        else:
+            raise TasksetError(f'{where}: expected a number or a list of numbers (ms), got {type(value).__name__}')
+        for x in values:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+                raise TasksetError(f'{where}: samples must be finite numbers >= 0 ms, got {x!r}')
+        arr = np.sort(np.asarray(values, dtype=np.float64))
+        arr.setflags(write=False)
+        return cls(arr)
+
+    def quantile(self, percentile: float) -> float:
+        # 'higher' returns a real sample at or above the percentile, so at most a
+        # (1 - p/100) share of samples exceeds it: what the miss-rate bound needs.
+        if percentile >= 100.0:
+            return float(self.samples[-1])
+        return float(np.percentile(self.samples, percentile, method='higher'))
+
+    @property
+    def best(self) -> float:
+        return float(self.samples[0])
+
+    @property
+    def worst(self) -> float:
+        return float(self.samples[-1])
+
+    @property
+    def mean(self) -> float:
+        return float(self.samples.mean())
+
+    @property
+    def is_constant(self) -> bool:
+        return self.samples[0] == self.samples[-1]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    accuracy: float
+    storage_mb: float
+    times: Mapping[str, ExecTime]   # keys: SEGMENTS
+    weight_group: str | None = None  # variants of one group share weights
+
+    def time(self, segment: str) -> ExecTime:
+        return self.times[segment]
+
+    @property
+    def mean_total_ms(self) -> float:
+        return sum(self.times[s].mean for s in SEGMENTS)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    period_ms: float
+    deadline_ms: float
+    max_miss_rate: float
+    variants: Mapping[str, Variant]
+    on_overrun: str = 'replace'
+    compressed_variant: str | None = None
+
+    @property
+    def max_accuracy(self) -> float:
+        return max(v.accuracy for v in self.variants.values())
+
+    @property
+    def largest_variant(self) -> Variant:
+        """The original, unscaled model: most storage, then most accurate."""
+        return max(self.variants.values(), key=lambda v: (v.storage_mb, v.accuracy, v.mean_total_ms))
+
+    def loss(self, variant: str) -> float:
+        """Normalised accuracy loss of a variant: (acc_max - acc) / acc_max."""
+        amax = self.max_accuracy
+        return 0.0 if amax <= 0 else (amax - self.variants[variant].accuracy) / amax
+
+
+@dataclass(frozen=True)
+class Platform:
+    cpu_workers: int = 1
+    gpu_lanes: int = 1
+    storage_budget_mb: float = math.inf
+    # slowdown[k]: factor by which each of k concurrent inferences is stretched.
+    gpu_slowdown: Mapping[int, float] = field(default_factory=lambda: {1: 1.0})
+
+    def slowdown(self, lanes_busy: int) -> float:
+        return self.gpu_slowdown[max(1, lanes_busy)]
+
+    def servers(self, resource: str) -> int:
+        return self.cpu_workers if resource == 'cpu' else self.gpu_lanes
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    platform: Platform
+    tasks: Mapping[str, Task]
+    percentile: float = 99.0
+    source: str | None = None
+
+    def task(self, name: str) -> Task:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise TasksetError(f'unknown task {name!r}; the task set has {sorted(self.tasks)}') from None
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+
+
+def _number(mapping: Mapping, key: str, where: str, *, default: Any = None, integer: bool = False) -> Any:
+    if key not in mapping or mapping[key] is None:
+        if default is not None:
+            return default
+        raise TasksetError(f'{where}: missing required key {key!r}')
+    value = mapping[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise TasksetError(f'{where}.{key}: expected a finite number, got {value!r}')
+    if integer:
+        if float(value) != int(value):
+            raise TasksetError(f'{where}.{key}: expected a whole number, got {value!r}')
+        return int(value)
+    return float(value)
+
+
+def _mapping(value: Any, where: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise TasksetError(f'{where}: expected a mapping, got {type(value).__name__}')
+    return value
+
+
+def _parse_variant(name: str, raw: Any, where: str) -> Variant:
+    raw = _mapping(raw, where)
+    acc = _number(raw, 'accuracy', where)
+    if not 0.0 <= acc <= 1.0:
+        raise TasksetError(f'{where}.accuracy: must be a fraction in [0, 1], got {acc}')
+    storage = _number(raw, 'storage_mb', where)
+    if storage < 0:
+        raise TasksetError(f'{where}.storage_mb: must be >= 0, got {storage}')
+    times = {}
+    for seg in SEGMENTS:
+        key = f'{seg}_ms'
+        if key not in raw:
+            raise TasksetError(f'{where}: missing required key {key!r}')
+        times[seg] = ExecTime.of(raw[key], f'{where}.{key}')
+    group = raw.get('weight_group')
+    if group is not None and not isinstance(group, str):
+        raise TasksetError(f'{where}.weight_group: expected a name, got {group!r}')
+    return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group)
+
+
+def _parse_task(name: str, raw: Any) -> Task:
+    where = f'tasks.{name}'
+    raw = _mapping(raw, where)
+    period = _number(raw, 'period_ms', where)
+    if period <= 0:
+        raise TasksetError(f'{where}.period_ms: must be > 0, got {period}')
+    deadline = _number(raw, 'deadline_ms', where, default=period)
+    if deadline <= 0:
+        raise TasksetError(f'{where}.deadline_ms: must be > 0, got {deadline}')
+    if deadline > period:
+        raise TasksetError(f'{where}.deadline_ms: {deadline} ms exceeds period_ms {period} ms '
+                           '(constrained deadlines only)')
+    miss = _number(raw, 'max_miss_rate', where)
+    if not 0.0 <= miss <= 1.0:
+        raise TasksetError(f'{where}.max_miss_rate: must be in [0, 1], got {miss}')
+    overrun = raw.get('on_overrun', 'replace')
+    if overrun not in OVERRUN_POLICIES:
+        raise TasksetError(f'{where}.on_overrun: must be one of {OVERRUN_POLICIES}, got {overrun!r}')
+    variants_raw = _mapping(raw.get('variants'), f'{where}.variants') if 'variants' in raw else None
+    if not variants_raw:
+        raise TasksetError(f'{where}: needs at least one entry under variants')
+    variants = {str(v): _parse_variant(str(v), spec, f'{where}.variants.{v}') for v, spec in variants_raw.items()}
+    compressed = raw.get('compressed_variant')
+    if compressed is not None and compressed not in variants:
+        raise TasksetError(f'{where}.compressed_variant: {compressed!r} is not one of {sorted(variants)}')
+    return Task(name=str(name), period_ms=period, deadline_ms=deadline, max_miss_rate=miss,
+                variants=variants, on_overrun=overrun, compressed_variant=compressed)
+
+
+def _parse_platform(raw: Any) -> Platform:
+    raw = _mapping(raw if raw is not None else {}, 'platform')
+    cpu = _number(raw, 'cpu_workers', 'platform', default=1, integer=True)
+    lanes = _number(raw, 'gpu_lanes', 'platform', default=1, integer=True)
+    if cpu < 1:
+        raise TasksetError(f'platform.cpu_workers: must be >= 1, got {cpu}')
+    if lanes < 1:
+        raise TasksetError(f'platform.gpu_lanes: must be >= 1, got {lanes}')
+    budget = raw.get('storage_budget_mb')
+    if budget is None:
+        budget = math.inf
+    else:
+        budget = _number(raw, 'storage_budget_mb', 'platform')
+        if budget <= 0:
+            raise TasksetError(f'platform.storage_budget_mb: must be > 0, got {budget}')
+    slow_raw = _mapping(raw.get('gpu_slowdown') or {}, 'platform.gpu_slowdown')
+    slowdown = {1: 1.0}
+    for k, v in slow_raw.items():
+        try:
+            lanes_k = int(k)
+        except (TypeError, ValueError):
+            raise TasksetError(f'platform.gpu_slowdown: keys are lane counts, got {k!r}') from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 1.0:
+            raise TasksetError(f'platform.gpu_slowdown.{k}: must be a factor >= 1, got {v!r}')
+        slowdown[lanes_k] = float(v)
+    if slowdown[1] != 1.0:
+        raise TasksetError('platform.gpu_slowdown.1: a single lane runs at its profiled speed (1.0)')
+    for k in range(2, lanes + 1):
+        if k not in slowdown:
+            # Unmeasured packing: assume k concurrent inferences share the GPU with no
+            # gain at all (each stretched k times), which keeps the analysis safe.
+            slowdown[k] = float(k)
+        if slowdown[k] < slowdown[k - 1]:
+            raise TasksetError(f'platform.gpu_slowdown: factors must not fall as lanes are added '
+                               f'({k - 1}: {slowdown[k - 1]}, {k}: {slowdown[k]})')
+    return Platform(cpu_workers=cpu, gpu_lanes=lanes, storage_budget_mb=budget, gpu_slowdown=slowdown)
+
+
+def _deep_merge(base: Mapping, over: Mapping) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding='utf-8') as f:
+            return yaml.safe_load(f)
+    except FileNotFoundError:
+        raise TasksetError(f'{what} {path}: no such file') from None
+    except IsADirectoryError:
+        raise TasksetError(f'{what} {path}: is a directory') from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        at = f' (line {mark.line + 1})' if mark is not None else ''
+        raise TasksetError(f'{what} {path}: not valid YAML{at}') from None
+    except UnicodeDecodeError:
+        raise TasksetError(f'{what} {path}: not a text file') from None
+
+
+def taskset_from_dict(raw: Any, source: str | None = None) -> TaskSet:
+    raw = _mapping(raw, 'task set')
+    tasks_raw = raw.get('tasks')
+    if not isinstance(tasks_raw, Mapping) or not tasks_raw:
+        raise TasksetError("task set: needs a non-empty 'tasks' mapping")
+    platform = _parse_platform(raw.get('platform'))
+    tasks = {str(name): _parse_task(str(name), spec) for name, spec in tasks_raw.items()}
+    analysis = _mapping(raw.get('analysis') or {}, 'analysis')
+    pct = _number(analysis, 'percentile', 'analysis', default=99.0)
+    if not 0.0 < pct <= 100.0:
+        raise TasksetError(f'analysis.percentile: must be in (0, 100], got {pct}')
+    return TaskSet(platform=platform, tasks=tasks, percentile=pct, source=source)
+
+
+def load_taskset(path: str) -> TaskSet:
+    """Read and validate a task set file (merging its `profiles:` file if any)."""
+    raw = read_yaml(path, 'task set')
+    if not isinstance(raw, Mapping):
+        raise TasksetError(f'task set {path}: expected a mapping at the top level')
+    profiles = raw.get('profiles')
+    if profiles is not None:
+        if not isinstance(profiles, str):
+            raise TasksetError(f'task set {path}: profiles must be a file path')
+        ppath = profiles if os.path.isabs(profiles) else os.path.join(os.path.dirname(os.path.abspath(path)), profiles)
+        praw = read_yaml(ppath, 'profiles file')
+        if not isinstance(praw, Mapping):
+            raise TasksetError(f'profiles file {ppath}: expected a mapping at the top level')
+        # Measured numbers lie underneath; the task set's own keys win. Profiles of
+        # tasks the set does not list are ignored.
+        under = {'platform': praw.get('platform') or {}}
+        if isinstance(raw.get('tasks'), Mapping) and isinstance(praw.get('tasks'), Mapping):
+            under['tasks'] = {k: v for k, v in praw['tasks'].items() if k in raw['tasks']}
+        raw = _deep_merge(under, raw)
+    try:
+        return taskset_from_dict(raw, source=path)
+    except TasksetError as e:
+        raise TasksetError(f'task set {path}: {e}') from None

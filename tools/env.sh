@@ -1,0 +1,22 @@
+# Source this after tools/setup.sh:  source tools/env.sh
+# It activates .venv (on top of /opt/ros when setup found one), overlays the
+# built workspace and keeps DDS discovery on this machine.
+_rtmdl_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if grep -q 'include-system-site-packages = true' "$_rtmdl_root/.venv/pyvenv.cfg" 2>/dev/null; then
+  for _d in "/opt/ros/${ROS_DISTRO:-}" /opt/ros/*; do
+    # shellcheck disable=SC1091
+    [ -f "$_d/setup.bash" ] && { source "$_d/setup.bash"; break; }
+  done
+fi
+# shellcheck disable=SC1091
+source "$_rtmdl_root/.venv/bin/activate"
+case ":${AMENT_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *)
+  export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}";; esac
+# shellcheck disable=SC1091
+source "$_rtmdl_root/install/local_setup.bash"
+if [ "${ROS_DISTRO:-}" = humble ]; then
+  export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}"
+else
+  export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+fi
+unset _rtmdl_root _d
