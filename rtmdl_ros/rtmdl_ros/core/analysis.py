@@ -1,0 +1,237 @@
+"""Pessimistic response-time analysis for CPU -> GPU -> CPU jobs (docs/analysis.md).
+
+Each job of task i runs pre (CPU), infer (GPU), post (CPU). Each resource is a
+pool of M identical servers (cpu_workers / gpu_lanes) serving one ready queue in
+fixed-priority order, non-preemptively. A segment is analysed on its own, with
+the latest start times of higher-priority segments turned into release jitter
+(holistic analysis). For a segment of length c that becomes ready at offset a:
+
+    W = least t >= 0 with  M * t = B + sum_{j in hp} sum_{s of j on r}
+                                      c_js * (floor((t + c_js + J_js) / T_j) + 1)
+
+    finish = a + W + c, and the next segment becomes ready at finish.
+
+B is the sum of the M longest lower-priority segments that may already run when
+ours becomes ready. J_js is the start jitter of segment s of task j: latest start
+offset (capped at D_j, because a job past its deadline is dropped before its next
+segment starts) minus earliest (sum of best-case earlier segments). With k > 1
+GPU lanes, inference lengths are stretched by the measured slowdown of the most
+lanes busy, which bounds every packed inference.
+
+The miss-rate bound combines the bound at the task set's percentile p with the
+bound at the worst observed sample (see miss_rate_bound).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from .plan import Assignment, Plan
+from .taskset import RESOURCE_OF, SEGMENTS, Platform, Task, TaskSet
+
+RESOURCES = ('cpu', 'gpu')
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class SegmentTimes:
+    """Segment lengths of one variant at one percentile, as the analysis uses them."""
+
+    c: tuple[float, float, float]       # pre, infer (stretched by GPU packing), post
+    best: tuple[float, float, float]    # best-case lengths (shortest sample, unstretched)
+
+    def longest_on(self, resource: str) -> float:
+        return max((self.c[k] for k, s in enumerate(SEGMENTS) if RESOURCE_OF[s] == resource), default=0.0)
+
+
+@dataclass(frozen=True)
+class SegmentBound:
+    """Analysis of one task at one percentile."""
+
+    response_ms: float            # bound on release -> end of post (inf: none found)
+    latest_start: tuple[float, float, float]   # latest start offset per segment (<= D)
+    instances: int                # segment executions the bound accounts for
+
+    def interference(self, times: SegmentTimes, period: float) -> list[tuple[str, float, float, float]]:
+        """(resource, c, c + jitter, T) per segment: what this task imposes on lower priorities."""
+        items = []
+        earliest = 0.0
+        for k, seg in enumerate(SEGMENTS):
+            jitter = max(0.0, self.latest_start[k] - earliest)
+            items.append((RESOURCE_OF[seg], times.c[k], times.c[k] + jitter, period))
+            earliest += times.best[k]
+        return items
+
+
+def segment_times(task: Task, variant: str, percentile: float, platform: Platform) -> SegmentTimes:
+    v = task.variants[variant]
+    stretch = platform.slowdown(platform.gpu_lanes)
+    c = tuple(v.time(s).quantile(percentile) * (stretch if s == 'infer' else 1.0) for s in SEGMENTS)
+    best = tuple(v.time(s).best for s in SEGMENTS)
+    return SegmentTimes(c=c, best=best)
+
+
+def blocking(candidates: Iterable[float], servers: int) -> tuple[float, int]:
+    """Sum and count of the `servers` longest lower-priority segments (> 0)."""
+    top = sorted((c for c in candidates if c > 0), reverse=True)[:servers]
+    return sum(top), len(top)
+
+
+def _wait(servers: int, block: float, hp: Sequence[tuple[float, float, float]], limit: float) -> tuple[float, int]:
+    """Least fixed point of M*t = B + hp workload; returns (wait, instances counted)."""
+    if not hp:
+        return block / servers, 0
+    floor = math.floor
+    work = block
+    for c, _, _ in hp:
+        work += c
+    t = work / servers
+    while True:
+        work = block
+        count = 0
+        for c, span, period in hp:
+            n = floor((t + span) / period) + 1
+            work += c * n
+            count += n
+        t_new = work / servers
+        if t_new <= t + _EPS:
+            return t, count
+        if t_new > limit:
+            return math.inf, 0
+        t = t_new
+
+
+def bound_task(task: Task, times: SegmentTimes, platform: Platform,
+               hp: Mapping[str, Sequence[tuple[float, float, float]]],
+               block: Mapping[str, tuple[float, int]]) -> SegmentBound:
+    """Response bound of one task given higher-priority interference and blocking.
+
+    hp[resource]: (c, c + jitter, period) of every higher-priority segment on it.
+    block[resource]: (sum, count) from blocking().
+    """
+    # Past this the bound is useless (the job would be dropped long before).
+    limit = 10.0 * task.period_ms + 10.0 * task.deadline_ms
+    ready = 0.0
+    starts = []
+    instances = len(SEGMENTS)
+    for k, seg in enumerate(SEGMENTS):
+        r = RESOURCE_OF[seg]
+        b_sum, b_count = block[r]
+        wait, counted = _wait(platform.servers(r), b_sum, hp[r], limit) if math.isfinite(ready) else (math.inf, 0)
+        start = ready + wait
+        # A job still waiting at its deadline is dropped, so no segment starts later.
+        starts.append(min(start, task.deadline_ms))
+        instances += counted + b_count
+        ready = start + times.c[k]
+    return SegmentBound(response_ms=ready, latest_start=tuple(starts), instances=instances)
+
+
+def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: str,
+                        own: tuple[Task, SegmentTimes] | None = None) -> list[float]:
+    """Segments that may already occupy a server when ours becomes ready.
+
+    One running job per lower-priority task, or two where a task replaces overrun
+    jobs (the superseded job finishes its current segment). Under 'replace' the
+    task's own superseded job may also hold a server.
+    """
+    out = []
+    for task, times in lower:
+        n = 2 if task.on_overrun == 'replace' else 1
+        out.extend([times.longest_on(resource)] * n)
+    if own is not None and own[0].on_overrun == 'replace':
+        out.append(own[1].longest_on(resource))
+    return out
+
+
+def miss_rate_bound(at_p: SegmentBound, at_max: SegmentBound, deadline: float, percentile: float) -> float:
+    """Bound on the share of jobs that miss their deadline.
+
+    If the bound at the worst observed sample meets the deadline, no job misses
+    (on the profiled distribution). Otherwise a job can only miss if one of the
+    segment executions its p-bound accounts for overran its p-th percentile; each
+    does so with probability <= 1 - p/100, and a union bound adds them up.
+    """
+    if at_max.response_ms <= deadline + _EPS:
+        return 0.0
+    if at_p.response_ms <= deadline + _EPS:
+        return min(1.0, at_p.instances * (1.0 - percentile / 100.0))
+    return 1.0
+
+
+@dataclass(frozen=True)
+class TaskAnalysis:
+    task: str
+    variant: str
+    priority: int
+    deadline_ms: float
+    response_bound_ms: float       # at the task set's percentile
+    worst_response_bound_ms: float  # at the worst observed sample
+    miss_rate_bound: float
+    max_miss_rate: float
+
+    @property
+    def meets_bound(self) -> bool:
+        return self.miss_rate_bound <= self.max_miss_rate + _EPS
+
+
+class Analyzer:
+    """Caches per-variant segment times; analyses any ordered assignment."""
+
+    def __init__(self, taskset: TaskSet):
+        self.taskset = taskset
+        self.percentiles = (taskset.percentile, 100.0)
+        self._times: dict[tuple[str, str, float], SegmentTimes] = {}
+
+    def times(self, task: str, variant: str, percentile: float) -> SegmentTimes:
+        key = (task, variant, percentile)
+        t = self._times.get(key)
+        if t is None:
+            t = segment_times(self.taskset.tasks[task], variant, percentile, self.taskset.platform)
+            self._times[key] = t
+        return t
+
+    def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:
+        """Analyse tasks listed from most to least urgent as (task, variant)."""
+        ts = self.taskset
+        bounds = {}
+        for pct in self.percentiles:
+            hp: dict[str, list] = {'cpu': [], 'gpu': []}
+            timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
+            for idx, (task, times) in enumerate(timed):
+                lower = timed[idx + 1:]
+                block = {r: blocking(blocking_candidates(lower, r, own=(task, times)), ts.platform.servers(r))
+                         for r in RESOURCES}
+                b = bound_task(task, times, ts.platform, hp, block)
+                bounds[(task.name, pct)] = b
+                for r, c, span, period in b.interference(times, task.period_ms):
+                    hp[r].append((c, span, period))
+        p = ts.percentile
+        out = []
+        for prio, (name, variant) in enumerate(order):
+            task = ts.tasks[name]
+            bp, bmax = bounds[(name, p)], bounds[(name, 100.0)]
+            out.append(TaskAnalysis(
+                task=name, variant=variant, priority=prio, deadline_ms=task.deadline_ms,
+                response_bound_ms=bp.response_ms, worst_response_bound_ms=bmax.response_ms,
+                miss_rate_bound=miss_rate_bound(bp, bmax, task.deadline_ms, p),
+                max_miss_rate=task.max_miss_rate))
+        return out
+
+
+def analyze(taskset: TaskSet, plan: Plan) -> dict[str, TaskAnalysis]:
+    """Analyse a full plan; results keyed by task, priorities as given in the plan."""
+    order = sorted(plan.items(), key=lambda kv: kv[1].priority)
+    results = Analyzer(taskset).analyze_order([(name, a.variant) for name, a in order])
+    return {r.task: TaskAnalysis(**{**r.__dict__, 'priority': plan[r.task].priority}) for r in results}
+
+
+def default_plan(taskset: TaskSet) -> dict[str, Assignment]:
+    """Largest variant per task, deadline-monotonic priorities (the dm-nmc plan)."""
+    order = deadline_monotonic(taskset)
+    return {name: Assignment(taskset.tasks[name].largest_variant.name, prio) for prio, name in enumerate(order)}
+
+
+def deadline_monotonic(taskset: TaskSet) -> list[str]:
+    """Shorter deadline first; ties by shorter period, then by name (deterministic)."""
+    return sorted(taskset.tasks, key=lambda n: (taskset.tasks[n].deadline_ms, taskset.tasks[n].period_ms, n))

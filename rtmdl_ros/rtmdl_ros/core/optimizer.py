@@ -1,0 +1,319 @@
+"""Joint variant selection and priority assignment (RT-mDL's execution strategy).
+
+    minimise  sum_i (acc_i^max - acc_i(v_i)) / acc_i^max
+    s.t.      miss_rate_bound_i <= max_miss_rate_i   for every task i
+              storage(v) <= storage_budget_mb        (a weight group is stored once)
+
+Branch and bound in Audsley's direction: priorities are filled from the least
+urgent upwards; at each level one remaining task and one of its variants is
+placed. A task placed at the lowest free level knows its blocking exactly (all
+lower tasks are placed) and has every unplaced task above it, each taken at its
+shortest live variant with no jitter. The bound only grows with interference,
+jitter and blocking, so a task that fails there fails in every completion and
+the branch is cut. Likewise a remaining task that fails with no interference at
+all and the blocking of the tasks already below it can be placed nowhere: its
+variant is dropped from the branch (forward checking), and the cheapest live
+variant of each remaining task bounds the objective. Every complete plan is
+checked with the exact analysis before it is accepted, so the search returns an
+optimal plan (or proves there is none) when it finishes within its time limit.
+A greedy plan seeds the search so that the objective bound prunes from the start.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from .analysis import (RESOURCES, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
+                       deadline_monotonic, miss_rate_bound)
+from .plan import Assignment
+from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
+
+_EPS = 1e-9
+
+
+def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
+    """Storage of the chosen variants; a weight group costs its largest member once."""
+    total, groups = 0.0, {}
+    for task, variant in choice.items():
+        v = taskset.tasks[task].variants[variant]
+        if v.weight_group is None:
+            total += v.storage_mb
+        else:
+            groups[v.weight_group] = max(groups.get(v.weight_group, 0.0), v.storage_mb)
+    return total + sum(groups.values())
+
+
+def objective(taskset: TaskSet, choice: Mapping[str, str]) -> float:
+    return sum(taskset.tasks[t].loss(v) for t, v in choice.items())
+
+
+@dataclass
+class OptimizeResult:
+    plan: dict[str, Assignment] | None
+    objective: float | None
+    analysis: dict[str, TaskAnalysis] | None
+    optimal: bool                 # search finished: the plan is optimal, or none exists
+    nodes: int
+    elapsed_s: float
+    reason: str = ''              # when plan is None: why, naming the binding task
+    storage_mb: float | None = None
+    notes: list = field(default_factory=list)
+
+
+class _Search:
+    def __init__(self, taskset: TaskSet, time_limit_s: float):
+        self.ts = taskset
+        self.an = Analyzer(taskset)
+        self.pcts = self.an.percentiles            # (p, 100)
+        self.names = deadline_monotonic(taskset)
+        self.servers = {r: taskset.platform.servers(r) for r in RESOURCES}
+        self.deadline = time.monotonic() + time_limit_s
+        self.nodes = 0
+        self.timed_out = False
+        self.best_obj = math.inf
+        self.best_order: list[tuple[str, str]] | None = None
+        self.best_analysis: list[TaskAnalysis] | None = None
+        self._span_cache: dict = {}
+        self.loss = {n: {v: taskset.tasks[n].loss(v) for v in taskset.tasks[n].variants} for n in self.names}
+        # Variants per task: cheapest loss first, faster first among equals; only
+        # those that meet the deadline alone on the machine.
+        no_hp, nothing = self._no_hp(), self._below_candidates([])
+        self.variants = {}
+        for n in self.names:
+            task = taskset.tasks[n]
+            ordered = sorted(task.variants, key=lambda v, n=n, t=task: (self.loss[n][v], t.variants[v].mean_total_ms, v))
+            self.variants[n] = [v for v in ordered if self._check(n, v, no_hp, self._blocking(n, v, nothing))]
+
+    def _no_hp(self) -> dict:
+        return {pct: {'cpu': [], 'gpu': []} for pct in self.pcts}
+
+    def _check(self, name: str, variant: str, hp, block) -> bool:
+        """Does (name, variant) meet its miss-rate bound under hp[pct] / block[pct]?"""
+        task = self.ts.tasks[name]
+        p_lo, p_hi = self.pcts
+        at_max = bound_task(task, self.an.times(name, variant, p_hi), self.ts.platform, hp[p_hi], block[p_hi])
+        if at_max.response_ms <= task.deadline_ms + _EPS:
+            return True                                 # no miss even at the worst sample
+        at_p = bound_task(task, self.an.times(name, variant, p_lo), self.ts.platform, hp[p_lo], block[p_lo])
+        return miss_rate_bound(at_p, at_max, task.deadline_ms, p_lo) <= task.max_miss_rate + _EPS
+
+    def _below_candidates(self, below) -> dict:
+        """Blocking candidates of the placed lower tasks, per (pct, resource)."""
+        return {(pct, r): blocking_candidates([(self.ts.tasks[n], self.an.times(n, v, pct)) for n, v in below], r)
+                for pct in self.pcts for r in RESOURCES}
+
+    def _blocking(self, name: str, variant: str, cands) -> dict:
+        """Blocking per percentile: lower tasks' candidates plus own overruns."""
+        task = self.ts.tasks[name]
+        out = {}
+        for pct in self.pcts:
+            own = self.an.times(name, variant, pct)
+            out[pct] = {r: blocking(cands[(pct, r)] + blocking_candidates([], r, (task, own)), self.servers[r])
+                        for r in RESOURCES}
+        return out
+
+    def _spans(self, name: str, variant: str, pct: float, block) -> tuple:
+        """Per segment (c, least c + jitter). A segment starts no earlier than the
+        earlier segments' lengths plus the waits their blocking alone forces
+        (or the deadline, if sooner); it may start as early as the best cases."""
+        key = (name, variant, pct, block['cpu'][0], block['gpu'][0])
+        spans = self._span_cache.get(key)
+        if spans is None:
+            t = self.an.times(name, variant, pct)
+            deadline = self.ts.tasks[name].deadline_ms
+            spans, latest, best = [], 0.0, 0.0
+            for k, seg in enumerate(SEGMENTS):
+                r = RESOURCE_OF[seg]
+                latest += block[r][0] / self.servers[r]
+                spans.append((t.c[k], t.c[k] + max(0.0, min(latest, deadline) - best)))
+                latest += t.c[k]
+                best += t.best[k]
+            self._span_cache[key] = spans = tuple(spans)
+        return spans
+
+    def _hp_lower_bound(self, tasks, domains, blk) -> dict:
+        """Least interference `tasks` can cause from above the placed ones: per
+        segment the least length and least span over their live variants."""
+        out = {}
+        for pct in self.pcts:
+            items = {'cpu': [], 'gpu': []}
+            for u in tasks:
+                spans = [self._spans(u, v, pct, blk(u, v)[pct]) for v in domains[u]]
+                period = self.ts.tasks[u].period_ms
+                for k, seg in enumerate(SEGMENTS):
+                    c = min(sp[k][0] for sp in spans)
+                    if c > 0:
+                        items[RESOURCE_OF[seg]].append((c, min(sp[k][1] for sp in spans), period))
+            out[pct] = items
+        return out
+
+    def _add_exact(self, hp, name: str, variant: str, block) -> dict:
+        """hp plus a placed task's segments (known lengths and blocking, least jitter)."""
+        out = {}
+        period = self.ts.tasks[name].period_ms
+        for pct in self.pcts:
+            items = {'cpu': list(hp[pct]['cpu']), 'gpu': list(hp[pct]['gpu'])}
+            for (c, span), seg in zip(self._spans(name, variant, pct, block[pct]), SEGMENTS):
+                if c > 0:
+                    items[RESOURCE_OF[seg]].append((c, span, period))
+            out[pct] = items
+        return out
+
+    def _below_still_ok(self, below, hp) -> bool:
+        """Re-check placed tasks now that more of what lies above them is known."""
+        for name, variant, block in reversed(below):
+            if not self._check(name, variant, hp, block):
+                return False
+            hp = self._add_exact(hp, name, variant, block)
+        return True
+
+    def greedy(self) -> None:
+        """Warm start: deadline-monotonic order, best variants, then repeatedly
+        downgrade the task (the failing one or one above it) that frees the most
+        utilisation per point of normalised loss, until the plan passes."""
+        if any(not self.variants[n] for n in self.names):
+            return
+        level = {n: 0 for n in self.names}
+        budget = self.ts.platform.storage_budget_mb
+        while True:
+            order = [(n, self.variants[n][level[n]]) for n in self.names]
+            choice = dict(order)
+            if storage_mb(self.ts, choice) <= budget + _EPS:
+                results = self.an.analyze_order(order)
+                failing = next((i for i, r in enumerate(results) if not r.meets_bound), None)
+                if failing is None:
+                    self._leaf(order, objective(self.ts, choice))
+                    return
+                candidates = self.names[:failing + 1]
+            else:
+                candidates = self.names
+            best, best_score = None, math.inf
+            for n in candidates:
+                if level[n] + 1 >= len(self.variants[n]):
+                    continue
+                task = self.ts.tasks[n]
+                cur, nxt = (task.variants[self.variants[n][level[n] + k]] for k in (0, 1))
+                freed = (cur.mean_total_ms - nxt.mean_total_ms) / task.period_ms
+                if math.isfinite(budget):
+                    freed += (cur.storage_mb - nxt.storage_mb) / budget
+                cost = self.loss[n][nxt.name] - self.loss[n][cur.name]
+                score = (cost + 1e-6) / freed if freed > 0 else math.inf
+                if score < best_score:
+                    best, best_score = n, score
+            if best is None:
+                return
+            level[best] += 1
+
+    def run(self) -> None:
+        self.greedy()
+        self._dfs([], list(reversed(self.names)), 0.0, {}, 0.0, dict(self.variants))
+
+    def _dfs(self, below, remaining, loss_so_far, groups, used_mb, domains) -> None:
+        """`below`: placed (task, variant, blocking), least urgent first; `remaining` go above."""
+        self.nodes += 1
+        if self.nodes % 64 == 0 and time.monotonic() > self.deadline:
+            self.timed_out = True
+        if self.timed_out:
+            return
+        if not remaining:
+            self._leaf([(n, v) for n, v, _ in reversed(below)], loss_so_far)
+            return
+        # Forward check: a variant failing with no interference and only the
+        # blocking of the tasks already below fails at every level still free.
+        no_hp, cands = self._no_hp(), self._below_candidates([(n, v) for n, v, _ in below])
+        cache = {}
+
+        def blk(u, v):                       # blocking of (u, v) above everything placed
+            b = cache.get((u, v))
+            if b is None:
+                b = cache[(u, v)] = self._blocking(u, v, cands)
+            return b
+
+        live, rest_lb = {}, 0.0
+        for u in remaining:
+            keep = [v for v in domains[u] if self._check(u, v, no_hp, blk(u, v))]
+            if not keep:
+                return
+            live[u] = keep
+            rest_lb += self.loss[u][keep[0]]
+        if loss_so_far + rest_lb >= self.best_obj - _EPS:
+            return
+        budget = self.ts.platform.storage_budget_mb
+        for name in remaining:
+            others = [u for u in remaining if u != name]
+            others_lb = rest_lb - self.loss[name][live[name][0]]
+            hp = self._hp_lower_bound(others, live, blk)
+            task = self.ts.tasks[name]
+            for v in live[name]:
+                loss = loss_so_far + self.loss[name][v]
+                if loss + others_lb >= self.best_obj - _EPS:
+                    break                                   # variants are sorted by loss
+                var = task.variants[v]
+                new_groups, used = groups, used_mb + var.storage_mb
+                if var.weight_group is not None:
+                    paid = groups.get(var.weight_group, 0.0)
+                    used = used_mb + max(0.0, var.storage_mb - paid)
+                    if var.storage_mb > paid:
+                        new_groups = {**groups, var.weight_group: var.storage_mb}
+                if used > budget + _EPS:
+                    continue
+                block = blk(name, v)
+                if not self._check(name, v, hp, block):
+                    continue
+                if below and not self._below_still_ok(below, self._add_exact(hp, name, v, block)):
+                    continue
+                self._dfs(below + [(name, v, block)], others, loss, new_groups, used, live)
+                if self.timed_out:
+                    return
+
+    def _leaf(self, order, loss) -> None:
+        results = self.an.analyze_order(order)
+        if all(r.meets_bound for r in results) and loss < self.best_obj - _EPS:
+            self.best_obj = loss
+            self.best_order = list(order)
+            self.best_analysis = results
+
+
+def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
+    """Name the constraint that binds: storage, a task on its own, or the mix."""
+    fastest = {n: min(t.variants, key=lambda v, t=t: (t.variants[v].storage_mb, v)) for n, t in taskset.tasks.items()}
+    least = storage_mb(taskset, fastest)
+    if least > taskset.platform.storage_budget_mb + _EPS:
+        return (f'storage: even the smallest variants need {least:.2f} MB, '
+                f'over the budget of {taskset.platform.storage_budget_mb:.2f} MB')
+    for n in search.names:
+        if not search.variants[n]:
+            t = taskset.tasks[n]
+            quickest = min(t.variants, key=lambda v: search.an.times(n, v, taskset.percentile).c)
+            c = sum(search.an.times(n, quickest, taskset.percentile).c)
+            return (f'task {n!r}: no variant meets its {t.deadline_ms:g} ms deadline even alone on the '
+                    f'machine (fastest, {quickest!r}, needs {c:.2f} ms at p{taskset.percentile:g})')
+    # Fastest variants in deadline-monotonic order: report the most urgent failing task.
+    quick = {n: min(taskset.tasks[n].variants,
+                    key=lambda v, n=n: sum(search.an.times(n, v, taskset.percentile).c)) for n in search.names}
+    for r in search.an.analyze_order([(n, quick[n]) for n in search.names]):
+        if not r.meets_bound:
+            return (f'task {r.task!r}: cannot meet max_miss_rate {r.max_miss_rate:g} together with the '
+                    f'other tasks (with every task at its fastest variant, deadline-monotonic, its response '
+                    f'bound is {r.response_bound_ms:.2f} ms against a {r.deadline_ms:g} ms deadline, '
+                    f'miss-rate bound {r.miss_rate_bound:.3g})')
+    return 'no priority order and variant choice meets every miss-rate bound within the storage budget'
+
+
+def optimize(taskset: TaskSet, time_limit_s: float = 30.0) -> OptimizeResult:
+    """The rtmdl policy: the optimal (variant, priority) per task, or why none exists."""
+    start = time.monotonic()
+    search = _Search(taskset, time_limit_s)
+    search.run()
+    elapsed = time.monotonic() - start
+    optimal = not search.timed_out
+    if search.best_order is None:
+        reason = (_explain_infeasible(taskset, search) if optimal else
+                  f'no feasible plan found within the {time_limit_s:g} s time limit')
+        return OptimizeResult(None, None, None, optimal, search.nodes, elapsed, reason=reason)
+    plan = {n: Assignment(v, prio) for prio, (n, v) in enumerate(search.best_order)}
+    analysis = {r.task: r for r in search.best_analysis}
+    return OptimizeResult(plan, search.best_obj, analysis, optimal, search.nodes, elapsed,
+                          storage_mb=storage_mb(taskset, {n: a.variant for n, a in plan.items()}))

@@ -1,0 +1,193 @@
+"""Job life cycle: the scheduling rules shared by the simulator and the runtime.
+
+The rules (also what the analysis assumes):
+  * a job is pre (CPU) -> infer (GPU) -> post (CPU); each segment waits in its
+    resource's ready queue, ordered by task priority (0 = most urgent), then by
+    release time; segments are never preempted;
+  * a job whose deadline has passed is dropped at its next segment boundary
+    (before it would start another segment) and counts as missed; a job whose
+    last segment ends after the deadline completes late and counts as missed;
+  * a release that finds the task's previous job still pending either skips the
+    new job ('skip') or supersedes the old one ('replace'): a queued old job is
+    removed, a running one finishes its segment and is then discarded;
+  * a task's priority, variant and deadline are read at release, so changing
+    them affects the next job and never one in flight.
+
+This module holds no clock and no threads: the simulator drives it with event
+times, the runtime with the wall clock.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from .taskset import RESOURCE_OF, SEGMENTS
+
+# Outcomes reported to the stats sink; all but MET count as deadline misses.
+MET, LATE, DROPPED, REPLACED, SKIPPED = 'met', 'late', 'dropped', 'replaced', 'skipped'
+MISSED_OUTCOMES = frozenset({LATE, DROPPED, REPLACED, SKIPPED})
+_EPS = 1e-9
+
+
+@dataclass
+class TaskParams:
+    priority: int
+    deadline_ms: float
+    variant: str
+    on_overrun: str = 'replace'
+
+
+class Job:
+    __slots__ = ('task', 'seq', 'release', 'deadline', 'priority', 'variant', 'stage', 'state',
+                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start')
+
+    def __init__(self, task: str, seq: int, release: float, params: TaskParams,
+                 durations: Sequence[float] | None, payload: Any):
+        self.task = task
+        self.seq = seq
+        self.release = release
+        self.deadline = release + params.deadline_ms
+        self.priority = params.priority
+        self.variant = params.variant
+        self.stage = 0              # index into SEGMENTS of the current/next segment
+        self.state = 'ready'        # ready | running | done | dropped
+        self.durations = durations  # simulator: drawn segment lengths (ms)
+        self.payload = payload      # runtime: the input and intermediate results
+        self.finish: float | None = None
+        self.superseded = False
+        self.queued_on: str | None = None
+        self.segment_start: float | None = None
+
+    @property
+    def segment(self) -> str:
+        return SEGMENTS[self.stage]
+
+    @property
+    def resource(self) -> str:
+        return RESOURCE_OF[SEGMENTS[self.stage]]
+
+    def __repr__(self) -> str:
+        return f'Job({self.task}#{self.seq} {self.state} {self.segment if self.stage < 3 else "end"})'
+
+
+# Called as sink(task, outcome, job_or_None, now) once per released job (and per skip).
+OutcomeSink = Callable[[str, str, 'Job | None', float], None]
+
+
+class Scheduler:
+    """Ready queues and job bookkeeping for a fixed-priority CPU/GPU scheduler."""
+
+    def __init__(self, tasks: Mapping[str, TaskParams], sink: OutcomeSink):
+        self.params: dict[str, TaskParams] = dict(tasks)
+        self._sink = sink
+        self._queues: dict[str, list] = {'cpu': [], 'gpu': []}
+        self._active: dict[str, Job | None] = {t: None for t in tasks}
+        self._seq = itertools.count()
+
+    # -- configuration -----------------------------------------------------
+    def configure(self, task: str, params: TaskParams) -> None:
+        """Replace a task's parameters; jobs already released keep theirs."""
+        self.params[task] = params
+        self._active.setdefault(task, None)
+
+    def remove_task(self, task: str, now: float) -> None:
+        job = self._active.pop(task, None)
+        if job is not None and job.state == 'ready':
+            self._drop(job, DROPPED, now)
+        self.params.pop(task, None)
+
+    # -- events ------------------------------------------------------------
+    def release(self, task: str, now: float, durations: Sequence[float] | None = None,
+                payload: Any = None) -> Job | None:
+        """Release a job of `task` at `now`; returns it, or None if skipped."""
+        params = self.params[task]
+        prev = self._active.get(task)
+        if prev is not None:
+            if prev.state == 'ready' and now > prev.deadline + _EPS:
+                self._drop(prev, DROPPED, now)          # expired while queued
+            elif params.on_overrun == 'skip':
+                self._sink(task, SKIPPED, None, now)
+                return None
+            else:
+                self._supersede(prev, now)
+        job = Job(task, next(self._seq), now, params, durations, payload)
+        self._active[task] = job
+        self._enqueue(job)
+        return job
+
+    def pop_ready(self, resource: str, now: float) -> Job | None:
+        """Highest-priority ready segment on `resource`, now marked running.
+
+        Jobs found past their deadline are dropped here: a queued job is at a
+        segment boundary.
+        """
+        queue = self._queues[resource]
+        while queue:
+            job = heapq.heappop(queue)[-1]
+            if job.state != 'ready' or job.queued_on != resource:
+                continue                                  # stale entry
+            job.queued_on = None
+            if now > job.deadline + _EPS:
+                self._drop(job, DROPPED, now)
+                continue
+            job.state = 'running'
+            job.segment_start = now
+            return job
+        return None
+
+    def finish_segment(self, job: Job, now: float) -> str:
+        """Account the end of the running segment; returns the job's new state."""
+        if job.superseded:
+            job.state = 'dropped'                         # already counted at replacement
+            return job.state
+        job.stage += 1
+        if job.stage == len(SEGMENTS):
+            job.state = 'done'
+            job.finish = now
+            self._retire(job)
+            self._sink(job.task, MET if now <= job.deadline + _EPS else LATE, job, now)
+            return job.state
+        if now > job.deadline + _EPS:
+            self._drop(job, DROPPED, now)
+            return job.state
+        self._enqueue(job)
+        return job.state
+
+    def expire(self, now: float) -> None:
+        """Drop queued jobs whose deadline has passed (keeps statistics current)."""
+        for job in list(self._active.values()):
+            if job is not None and job.state == 'ready' and now > job.deadline + _EPS:
+                self._drop(job, DROPPED, now)
+
+    def queued(self, resource: str) -> int:
+        return sum(1 for *_, j in self._queues[resource] if j.state == 'ready' and j.queued_on == resource)
+
+    def active_job(self, task: str) -> Job | None:
+        return self._active.get(task)
+
+    # -- internals ---------------------------------------------------------
+    def _enqueue(self, job: Job) -> None:
+        job.state = 'ready'
+        job.queued_on = job.resource
+        heapq.heappush(self._queues[job.queued_on], (job.priority, job.release, job.seq, job))
+
+    def _supersede(self, job: Job, now: float) -> None:
+        if job.state == 'ready':
+            job.state = 'dropped'
+            job.queued_on = None
+        else:                                  # running: ends its segment, then discarded
+            job.superseded = True
+        self._retire(job)
+        self._sink(job.task, REPLACED, job, now)
+
+    def _drop(self, job: Job, outcome: str, now: float) -> None:
+        job.state = 'dropped'
+        job.queued_on = None
+        self._retire(job)
+        self._sink(job.task, outcome, job, now)
+
+    def _retire(self, job: Job) -> None:
+        if self._active.get(job.task) is job:
+            self._active[job.task] = None
