@@ -14,6 +14,10 @@ case ":${AMENT_PREFIX_PATH:-}:" in *":$VIRTUAL_ENV:"*) ;; *)
   export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}";; esac
 # shellcheck disable=SC1091
 source "$_rtmdl_root/install/local_setup.bash"
+# Console scripts live where `ros2 run rtmdl_ros ...` finds them; put them on
+# PATH too so `rtmdl` works without ros2cli.
+case ":$PATH:" in *":$_rtmdl_root/install/rtmdl_ros/lib/rtmdl_ros:"*) ;; *)
+  export PATH="$_rtmdl_root/install/rtmdl_ros/lib/rtmdl_ros:$PATH";; esac
 if [ "${ROS_DISTRO:-}" = humble ]; then
   export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}"
 else

@@ -72,34 +72,48 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
     return SegmentTimes(c=c, best=best)
 
 
-def blocking(candidates: Iterable[float], servers: int) -> tuple[float, int]:
-    """Sum and count of the `servers` longest lower-priority segments (> 0)."""
-    top = sorted((c for c in candidates if c > 0), reverse=True)[:servers]
-    return sum(top), len(top)
+def blocking(candidates: Iterable[float], servers: int) -> tuple[tuple[float, ...], int]:
+    """The `servers` longest lower-priority segments (> 0) and how many there are."""
+    top = tuple(sorted((c for c in candidates if c > 0), reverse=True)[:servers])
+    return top, len(top)
 
 
-def _wait(servers: int, block: float, hp: Sequence[tuple[float, float, float]], limit: float) -> tuple[float, int]:
-    """Least fixed point of M*t = B + hp workload; returns (wait, instances counted)."""
-    if not hp:
-        return block / servers, 0
+def _wait(servers: int, block: Sequence[float], hp: Sequence[tuple[float, float, float]],
+          limit: float) -> tuple[float, int]:
+    """Latest start delay of a segment, and the segment executions it accounts for.
+
+    While the segment waits, all M servers are busy. A segment of length b that
+    runs in a window of length t adds at most min(b, t) to the busy time, so a
+    wait of t needs  M*t <= g(t) = sum_blocking min(b, t)
+                                 + sum_hp n(t) * min(c, t),   n(t) = floor((t + span)/T) + 1.
+    The wait is at most the first t where M*t exceeds g(t); g is piecewise linear,
+    so a sweep over its breakpoints finds that t exactly.
+    """
     floor = math.floor
-    work = block
-    for c, _, _ in hp:
-        work += c
-    t = work / servers
+    t = 0.0
     while True:
-        work = block
-        count = 0
-        for c, span, period in hp:
-            n = floor((t + span) / period) + 1
-            work += c * n
-            count += n
-        t_new = work / servers
-        if t_new <= t + _EPS:
-            return t, count
-        if t_new > limit:
+        counts = [floor((t + span) / period) + 1 for _, span, period in hp]
+        g = sum(min(b, t) for b in block) + sum(n * min(c, t) for n, (c, _, _) in zip(counts, hp))
+        h = servers * t - g
+        slope = servers - sum(1 for b in block if b > t) - sum(n for n, (c, _, _) in zip(counts, hp) if c > t)
+        # Next breakpoint: a segment saturating, or the next hp arrival counted.
+        nxt = limit
+        for b in block:
+            if t < b < nxt:
+                nxt = b
+        for n, (c, span, period) in zip(counts, hp):
+            if t < c < nxt:
+                nxt = c
+            arrival = n * period - span
+            if t < arrival < nxt:
+                nxt = arrival
+        if h > _EPS or (slope > 0 and h >= -_EPS):
+            return t, sum(counts) + len(block)
+        if slope > 0 and t + (-h) / slope < nxt:
+            return t + (-h) / slope, sum(counts) + len(block)
+        if nxt >= limit:
             return math.inf, 0
-        t = t_new
+        t = nxt
 
 
 def bound_task(task: Task, times: SegmentTimes, platform: Platform,
@@ -108,7 +122,7 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     """Response bound of one task given higher-priority interference and blocking.
 
     hp[resource]: (c, c + jitter, period) of every higher-priority segment on it.
-    block[resource]: (sum, count) from blocking().
+    block[resource]: (segments, count) from blocking().
     """
     # Past this the bound is useless (the job would be dropped long before).
     limit = 10.0 * task.period_ms + 10.0 * task.deadline_ms
@@ -117,29 +131,31 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     instances = len(SEGMENTS)
     for k, seg in enumerate(SEGMENTS):
         r = RESOURCE_OF[seg]
-        b_sum, b_count = block[r]
-        wait, counted = _wait(platform.servers(r), b_sum, hp[r], limit) if math.isfinite(ready) else (math.inf, 0)
+        b_segments, _ = block[r]
+        wait, counted = _wait(platform.servers(r), b_segments, hp[r], limit) if math.isfinite(ready) else (math.inf, 0)
         start = ready + wait
         # A job still waiting at its deadline is dropped, so no segment starts later.
         starts.append(min(start, task.deadline_ms))
-        instances += counted + b_count
+        instances += counted
         ready = start + times.c[k]
     return SegmentBound(response_ms=ready, latest_start=tuple(starts), instances=instances)
 
 
 def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: str,
-                        own: tuple[Task, SegmentTimes] | None = None) -> list[float]:
+                        own: tuple[Task, SegmentTimes] | None = None,
+                        overrunning: frozenset = frozenset()) -> list[float]:
     """Segments that may already occupy a server when ours becomes ready.
 
-    One running job per lower-priority task, or two where a task replaces overrun
-    jobs (the superseded job finishes its current segment). Under 'replace' the
-    task's own superseded job may also hold a server.
+    One running job per lower-priority task. A task that replaces overrun jobs
+    can have two (the superseded job finishes its current segment), but only if
+    a job of it can still run past its deadline: the tasks in `overrunning`.
+    Such a task's own superseded job may also hold a server.
     """
     out = []
     for task, times in lower:
-        n = 2 if task.on_overrun == 'replace' else 1
+        n = 2 if task.on_overrun == 'replace' and task.name in overrunning else 1
         out.extend([times.longest_on(resource)] * n)
-    if own is not None and own[0].on_overrun == 'replace':
+    if own is not None and own[0].on_overrun == 'replace' and own[0].name in overrunning:
         out.append(own[1].longest_on(resource))
     return out
 
@@ -191,21 +207,42 @@ class Analyzer:
             self._times[key] = t
         return t
 
-    def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:
-        """Analyse tasks listed from most to least urgent as (task, variant)."""
+    def _bounds(self, order, pct: float, overrunning: frozenset) -> dict[str, SegmentBound]:
         ts = self.taskset
+        hp: dict[str, list] = {'cpu': [], 'gpu': []}
+        timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
+        out = {}
+        for idx, (task, times) in enumerate(timed):
+            cands = {r: blocking_candidates(timed[idx + 1:], r, (task, times), overrunning) for r in RESOURCES}
+            block = {r: blocking(cands[r], ts.platform.servers(r)) for r in RESOURCES}
+            b = bound_task(task, times, ts.platform, hp, block)
+            out[task.name] = b
+            for r, c, span, period in b.interference(times, task.period_ms):
+                hp[r].append((c, span, period))
+        return out
+
+    def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:
+        """Analyse tasks listed from most to least urgent as (task, variant).
+
+        First assume no job runs past its deadline; every task whose worst-case
+        bound exceeds its deadline is then charged a possible second running job
+        and the bounds are recomputed, until that set stops growing. (Before the
+        first overrun of a task that was not charged, all bounds hold, so its
+        job cannot overrun: the assumption is never the first thing to break.)
+        """
+        ts = self.taskset
+        overrunning: frozenset = frozenset()
+        while True:
+            at_max = self._bounds(order, 100.0, overrunning)
+            late = frozenset(n for n, b in at_max.items() if b.response_ms > ts.tasks[n].deadline_ms + _EPS)
+            if late <= overrunning:
+                break
+            overrunning = overrunning | late
+        at_p = at_max if ts.percentile >= 100.0 else self._bounds(order, ts.percentile, overrunning)
         bounds = {}
-        for pct in self.percentiles:
-            hp: dict[str, list] = {'cpu': [], 'gpu': []}
-            timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
-            for idx, (task, times) in enumerate(timed):
-                lower = timed[idx + 1:]
-                block = {r: blocking(blocking_candidates(lower, r, own=(task, times)), ts.platform.servers(r))
-                         for r in RESOURCES}
-                b = bound_task(task, times, ts.platform, hp, block)
-                bounds[(task.name, pct)] = b
-                for r, c, span, period in b.interference(times, task.period_ms):
-                    hp[r].append((c, span, period))
+        for name in at_max:
+            bounds[(name, 100.0)] = at_max[name]
+            bounds[(name, ts.percentile)] = at_p[name]
         p = ts.percentile
         out = []
         for prio, (name, variant) in enumerate(order):

@@ -126,7 +126,9 @@ class _Search:
             spans, latest, best = [], 0.0, 0.0
             for k, seg in enumerate(SEGMENTS):
                 r = RESOURCE_OF[seg]
-                latest += block[r][0] / self.servers[r]
+                # Least wait the blocking alone forces: the shortest of M running segments.
+                segs = block[r][0]
+                latest += segs[-1] if len(segs) >= self.servers[r] else 0.0
                 spans.append((t.c[k], t.c[k] + max(0.0, min(latest, deadline) - best)))
                 latest += t.c[k]
                 best += t.best[k]

@@ -1,0 +1,148 @@
+"""`rtmdl`: plan, analyse and simulate RT-mDL task sets from the command line.
+
+    rtmdl optimize TASKSET --policy {rtmdl,dm-nmc,dm-mc,um-nmc} --out PLAN.yaml
+    rtmdl analyze  TASKSET [--plan PLAN.yaml] [--json]
+    rtmdl simulate TASKSET [--plan PLAN.yaml] --duration-s S [--seed N] [--json]
+
+Exit codes: 0 done; 1 no plan meets the bounds (optimize); 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from .core.analysis import analyze, default_plan
+from .core.plan import load_plan, write_plan
+from .core.policies import POLICIES, plan_with
+from .core.simulator import simulate
+from .core.taskset import TasksetError, load_taskset
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def _finite(x):
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _plan_for(args, taskset):
+    return load_plan(args.plan, taskset) if args.plan else default_plan(taskset)
+
+
+def cmd_optimize(args) -> int:
+    taskset = load_taskset(args.taskset)
+    res = plan_with(taskset, args.policy, time_limit_s=args.time_limit_s)
+    if res.plan is None:
+        print(f'rtmdl optimize: no plan meets the bounds: {res.reason}', file=sys.stderr)
+        return 1
+    lines = [f'written by: rtmdl optimize {args.taskset} --policy {args.policy}',
+             f'objective (sum of normalised accuracy loss): {res.objective:.4f}',
+             f'storage: {res.storage_mb:.2f} MB']
+    if res.search is not None:
+        lines.append(f'search: {"optimal" if res.search.optimal else "best found within time limit"}, '
+                     f'{res.search.nodes} nodes, {res.search.elapsed_s:.2f} s')
+    write_plan(args.out, res.plan, header='\n'.join(lines))
+    for name, a in sorted(res.plan.items(), key=lambda kv: kv[1].priority):
+        an = res.analysis[name]
+        print(f'{name}: variant={a.variant} priority={a.priority} '
+              f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}')
+    if res.search is not None and not res.search.optimal:
+        print('rtmdl optimize: time limit reached; the plan is feasible but may not be optimal', file=sys.stderr)
+    if not res.meets_bounds:
+        print(f'rtmdl optimize: warning: the {args.policy} plan does not meet the bounds of '
+              f'{", ".join(res.violations) or "the storage budget"} (written anyway: baselines are fixed rules)',
+              file=sys.stderr)
+    print(f'wrote {args.out}')
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    taskset = load_taskset(args.taskset)
+    results = analyze(taskset, _plan_for(args, taskset))
+    schedulable = all(r.meets_bound for r in results.values())
+    if args.json:
+        print(json.dumps({'schedulable': schedulable, 'percentile': taskset.percentile, 'tasks': {
+            name: {'variant': r.variant, 'priority': r.priority, 'deadline_ms': r.deadline_ms,
+                   'response_bound_ms': _finite(r.response_bound_ms),
+                   'worst_response_bound_ms': _finite(r.worst_response_bound_ms),
+                   'miss_rate_bound': r.miss_rate_bound, 'max_miss_rate': r.max_miss_rate}
+            for name, r in results.items()}}, indent=2))
+        return 0
+    print(f'{"task":<16}{"variant":<14}{"prio":>5}{"bound ms":>11}{"deadline":>10}{"miss<=":>9}{"max":>7}')
+    for name, r in sorted(results.items(), key=lambda kv: kv[1].priority):
+        bound = f'{r.response_bound_ms:.2f}' if math.isfinite(r.response_bound_ms) else 'none'
+        print(f'{name:<16}{r.variant:<14}{r.priority:>5}{bound:>11}{r.deadline_ms:>10g}'
+              f'{r.miss_rate_bound:>9.3g}{r.max_miss_rate:>7g}{"" if r.meets_bound else "  VIOLATED"}')
+    print('schedulable' if schedulable else 'not schedulable')
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    taskset = load_taskset(args.taskset)
+    if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
+        raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
+    res = simulate(taskset, _plan_for(args, taskset), args.duration_s, seed=args.seed)
+    out = res.to_json()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f'{"task":<16}{"jobs":>7}{"missed":>8}{"rate":>8}{"p99 ms":>9}{"max ms":>9}')
+    for name, s in out['tasks'].items():
+        p99 = f'{s["p99_response_ms"]:.2f}' if s['p99_response_ms'] is not None else '-'
+        mx = f'{s["max_response_ms"]:.2f}' if s['max_response_ms'] is not None else '-'
+        print(f'{name:<16}{s["jobs"]:>7}{s["missed"]:>8}{s["miss_rate"]:>8.3f}{p99:>9}{mx:>9}')
+    print(f'CPU utilisation {out["cpu_utilisation"]:.2f}, GPU lane utilisation {out["gpu_lane_utilisation"]:.2f}')
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other bad input
+        raise CliError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog='rtmdl', description='RT-mDL planning tools for rtmdl_ros.')
+    sub = p.add_subparsers(dest='command', required=True, parser_class=_Parser)
+
+    o = sub.add_parser('optimize', help='choose a variant and priority per task; write a plan file')
+    o.add_argument('taskset')
+    o.add_argument('--policy', choices=POLICIES, default='rtmdl')
+    o.add_argument('--out', required=True, help='ROS 2 parameters file for rtmdl_executor')
+    o.add_argument('--time-limit-s', type=float, default=30.0, help='search time limit (rtmdl policy)')
+    o.set_defaults(func=cmd_optimize)
+
+    a = sub.add_parser('analyze', help='response-time and miss-rate bounds of a plan')
+    a.add_argument('taskset')
+    a.add_argument('--plan', help='plan file (default: largest variants, deadline-monotonic)')
+    a.add_argument('--json', action='store_true')
+    a.set_defaults(func=cmd_analyze)
+
+    s = sub.add_parser('simulate', help='discrete-event simulation of a plan')
+    s.add_argument('taskset')
+    s.add_argument('--plan', help='plan file (default: largest variants, deadline-monotonic)')
+    s.add_argument('--duration-s', type=float, required=True)
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--json', action='store_true')
+    s.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (TasksetError, CliError) as e:
+        print(f'rtmdl: error: {e}', file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f'rtmdl: error: {e.filename or ""}: {e.strerror}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

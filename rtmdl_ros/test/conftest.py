@@ -1,0 +1,14 @@
+"""Test set-up: each pytest process gets its own DDS domain and stays on localhost."""
+import os
+import pathlib
+import sys
+
+# A domain id per process keeps parallel runs (and other users) from cross-talk.
+os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+PKG_ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(PKG_ROOT) not in sys.path:
+    sys.path.insert(0, str(PKG_ROOT))
+
+EXAMPLE_TASKSET = PKG_ROOT / 'config' / 'f1tenth_example.yaml'

@@ -1,0 +1,112 @@
+"""The `rtmdl` command-line contract (README and issue #2)."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import EXAMPLE_TASKSET
+
+
+def rtmdl(*args):
+    exe = shutil.which('rtmdl')
+    cmd = [exe] if exe else [sys.executable, '-m', 'rtmdl_ros.cli']
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize('policy', ['rtmdl', 'dm-nmc', 'dm-mc', 'um-nmc'])
+def test_optimize_writes_a_plan_the_other_commands_accept(tmp_path, policy):
+    plan = tmp_path / 'plan.yaml'
+    res = rtmdl('optimize', EXAMPLE_TASKSET, '--policy', policy, '--out', plan)
+    assert res.returncode == 0, res.stderr
+    tasks = yaml.safe_load(plan.read_text())['rtmdl_executor']['ros__parameters']['tasks']
+    assert set(tasks) == {'traffic_light', 'sign', 'audio'}
+    assert sorted(t['priority'] for t in tasks.values()) == [0, 1, 2]
+
+    res = rtmdl('analyze', EXAMPLE_TASKSET, '--plan', plan, '--json')
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert isinstance(out['schedulable'], bool)
+    for name, t in out['tasks'].items():
+        assert t['variant'] == tasks[name]['variant'] and t['priority'] == tasks[name]['priority']
+        assert set(t) >= {'variant', 'priority', 'deadline_ms', 'response_bound_ms', 'miss_rate_bound'}
+    if policy == 'rtmdl':
+        assert out['schedulable']
+
+    res = rtmdl('simulate', EXAMPLE_TASKSET, '--plan', plan, '--duration-s', 3, '--seed', 4, '--json')
+    assert res.returncode == 0, res.stderr
+    sim = json.loads(res.stdout)['tasks']
+    assert sim['traffic_light']['jobs'] == pytest.approx(3000 / 33.3, abs=2)
+    for t in sim.values():
+        assert set(t) >= {'jobs', 'missed', 'miss_rate', 'p99_response_ms', 'max_response_ms'}
+
+
+def test_baseline_that_misses_bounds_is_written_with_a_warning(tmp_path):
+    res = rtmdl('optimize', EXAMPLE_TASKSET, '--policy', 'dm-nmc', '--out', tmp_path / 'p.yaml')
+    assert res.returncode == 0 and 'does not meet the bounds' in res.stderr
+
+
+def test_defaults_are_largest_variants_deadline_monotonic():
+    out = json.loads(rtmdl('analyze', EXAMPLE_TASKSET, '--json').stdout)['tasks']
+    assert [out[n]['priority'] for n in ('traffic_light', 'sign', 'audio')] == [0, 1, 2]
+    assert {t['variant'] for t in out.values()} == {'w100_d3'}
+
+
+def test_simulation_is_reproducible_by_seed():
+    a = rtmdl('simulate', EXAMPLE_TASKSET, '--duration-s', 2, '--seed', 9, '--json').stdout
+    b = rtmdl('simulate', EXAMPLE_TASKSET, '--duration-s', 2, '--seed', 9, '--json').stdout
+    assert a == b
+
+
+def test_infeasible_task_set_exits_1_naming_the_task(tmp_path):
+    raw = yaml.safe_load(EXAMPLE_TASKSET.read_text())
+    raw['tasks']['sign']['deadline_ms'] = 1.0
+    path = tmp_path / 'tight.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    res = rtmdl('optimize', path, '--out', tmp_path / 'plan.yaml')
+    assert res.returncode == 1
+    assert "'sign'" in res.stderr
+    assert not (tmp_path / 'plan.yaml').exists()
+
+
+def _write(tmp_path, mutate):
+    raw = yaml.safe_load(EXAMPLE_TASKSET.read_text())
+    mutate(raw)
+    path = tmp_path / 'set.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize('mutate', [
+    lambda r: r['tasks']['sign'].pop('period_ms'),
+    lambda r: r['tasks']['sign'].update(period_ms=-3),
+    lambda r: r['tasks']['sign'].update(deadline_ms=500),
+    lambda r: r.update(tasks='none'),
+])
+def test_bad_task_sets_exit_2_with_one_line(tmp_path, mutate):
+    path = _write(tmp_path, mutate)
+    for args in (('analyze', path), ('simulate', path, '--duration-s', 1), ('optimize', path, '--out', tmp_path / 'o.yaml')):
+        res = rtmdl(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert res.stderr.count('\n') == 1 and 'Traceback' not in res.stderr
+        assert res.stderr.startswith('rtmdl: error:')
+
+
+def test_unknown_variant_in_plan_exits_2(tmp_path):
+    plan = tmp_path / 'plan.yaml'
+    plan.write_text(yaml.safe_dump({'rtmdl_executor': {'ros__parameters': {'tasks': {
+        'traffic_light': {'variant': 'w999', 'priority': 0}, 'sign': {'variant': 'w100_d3', 'priority': 1},
+        'audio': {'variant': 'w100_d3', 'priority': 2}}}}}))
+    res = rtmdl('analyze', EXAMPLE_TASKSET, '--plan', plan)
+    assert res.returncode == 2 and "no variant 'w999'" in res.stderr and 'Traceback' not in res.stderr
+
+
+@pytest.mark.parametrize('args', [('simulate', EXAMPLE_TASKSET, '--duration-s', 'soon'),
+                                  ('simulate', EXAMPLE_TASKSET, '--duration-s', '-1'),
+                                  ('optimize', EXAMPLE_TASKSET, '--policy', 'edf-magic', '--out', 'x.yaml'),
+                                  ('frobnicate',)])
+def test_bad_arguments_exit_2(args):
+    res = rtmdl(*args)
+    assert res.returncode == 2 and 'Traceback' not in res.stderr and res.stderr.count('\n') == 1

@@ -1,0 +1,117 @@
+"""The optimizer returns an optimal plan: checked against exhaustive search."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from rtmdl_ros.core.analysis import Analyzer, analyze
+from rtmdl_ros.core.optimizer import objective, optimize, storage_mb
+from rtmdl_ros.core.policies import baseline_plan, compressed_variant, plan_with, utilisation_monotonic
+from rtmdl_ros.core.synthetic import random_taskset, random_taskset_dict
+from rtmdl_ros.core.taskset import taskset_from_dict
+
+
+def brute_force(ts):
+    """Best objective over every priority order and variant choice (None if infeasible)."""
+    an = Analyzer(ts)
+    names = list(ts.tasks)
+    best = None
+    for order in itertools.permutations(names):
+        for variants in itertools.product(*(sorted(ts.tasks[n].variants) for n in order)):
+            choice = dict(zip(order, variants))
+            if storage_mb(ts, choice) > ts.platform.storage_budget_mb + 1e-9:
+                continue
+            if all(r.meets_bound for r in an.analyze_order(list(zip(order, variants)))):
+                obj = objective(ts, choice)
+                best = obj if best is None else min(best, obj)
+    return best
+
+
+CASES = [(seed, n, v, cpu, samples) for seed in range(25)
+         for n, v, cpu, samples in [(2, 4, 1, 0), (3, 3, 2, 0), (3, 3, 1, 20), (4, 2, 2, 20)]]
+
+
+@pytest.mark.parametrize('seed,n,v,cpu,samples', CASES)
+def test_optimizer_matches_brute_force(seed, n, v, cpu, samples):
+    rng = np.random.default_rng(seed)
+    budget = float(rng.choice([15.0, 30.0, 1e9]))
+    ts = random_taskset(seed, n, v, utilisation=float(rng.uniform(0.4, 1.2)), cpu_workers=cpu,
+                        samples=samples, storage_budget_mb=budget)
+    expected = brute_force(ts)
+    res = optimize(ts, time_limit_s=60)
+    assert res.optimal
+    if expected is None:
+        assert res.plan is None and res.reason
+        return
+    assert res.plan is not None, res.reason
+    assert res.objective == pytest.approx(expected, abs=1e-9)
+    # The returned plan is what it claims: feasible under the public analysis.
+    assert all(a.meets_bound for a in analyze(ts, res.plan).values())
+    assert storage_mb(ts, {t: a.variant for t, a in res.plan.items()}) <= budget + 1e-9
+    assert sorted(a.priority for a in res.plan.values()) == list(range(n))
+
+
+def test_brute_force_cases_include_feasible_and_infeasible_sets():
+    outcomes = {brute_force(random_taskset(seed, 2, 4, utilisation=float(np.random.default_rng(seed).uniform(0.4, 1.2)),
+                                           storage_budget_mb=float(np.random.default_rng(seed).choice([15.0, 30.0, 1e9]))))
+                is None for seed in range(25)}
+    assert outcomes == {True, False}
+
+
+def test_storage_counts_a_weight_group_once():
+    raw = random_taskset_dict(np.random.default_rng(0), 2, 3)
+    for t in raw['tasks'].values():
+        for v in t['variants'].values():
+            v['weight_group'] = 'shared'
+    ts = taskset_from_dict(raw)
+    choice = {'t0': 'v00', 't1': 'v02'}
+    assert storage_mb(ts, choice) == ts.tasks['t1'].variants['v02'].storage_mb
+
+
+def test_infeasible_set_names_the_binding_task():
+    raw = random_taskset_dict(np.random.default_rng(3), 3, 3)
+    raw['tasks']['t1']['deadline_ms'] = 0.001       # nothing fits this
+    res = optimize(taskset_from_dict(raw))
+    assert res.plan is None and res.optimal
+    assert "'t1'" in res.reason
+
+
+def test_storage_budget_binds():
+    raw = random_taskset_dict(np.random.default_rng(4), 3, 3, storage_budget_mb=0.1)
+    res = optimize(taskset_from_dict(raw))
+    assert res.plan is None and 'storage' in res.reason
+
+
+def test_baselines_follow_their_rules():
+    ts = random_taskset(5, 4, 5, utilisation=0.7)
+    dm = baseline_plan(ts, 'dm-nmc')
+    by_deadline = sorted(ts.tasks, key=lambda n: (ts.tasks[n].deadline_ms, ts.tasks[n].period_ms, n))
+    assert [n for n, _ in sorted(dm.items(), key=lambda kv: kv[1].priority)] == by_deadline
+    assert all(a.variant == ts.tasks[n].largest_variant.name for n, a in dm.items())
+    mc = baseline_plan(ts, 'dm-mc')
+    assert all(a.variant == compressed_variant(ts.tasks[n]) != ts.tasks[n].largest_variant.name
+               for n, a in mc.items())
+    um = baseline_plan(ts, 'um-nmc')
+    assert [n for n, _ in sorted(um.items(), key=lambda kv: kv[1].priority)] == utilisation_monotonic(ts)
+    utils = [ts.tasks[n].largest_variant.mean_total_ms / ts.tasks[n].period_ms for n in utilisation_monotonic(ts)]
+    assert utils == sorted(utils, reverse=True)
+
+
+def test_rtmdl_is_never_worse_than_a_baseline_that_meets_the_bounds():
+    for seed in range(12):
+        ts = random_taskset(seed, 3, 4, utilisation=0.6, cpu_workers=2)
+        best = plan_with(ts, 'rtmdl')
+        for policy in ('dm-nmc', 'dm-mc', 'um-nmc'):
+            base = plan_with(ts, policy)
+            if base.meets_bounds:
+                assert best.plan is not None
+                assert best.objective <= base.objective + 1e-12
+
+
+def test_compressed_variant_can_be_chosen_per_task():
+    raw = random_taskset_dict(np.random.default_rng(6), 2, 4)
+    raw['tasks']['t0']['compressed_variant'] = 'v00'
+    ts = taskset_from_dict(raw)
+    assert baseline_plan(ts, 'dm-mc')['t0'].variant == 'v00'
+    assert math.isfinite(objective(ts, {'t0': 'v00', 't1': 'v01'}))
