@@ -92,5 +92,8 @@ def test_missing_file_is_reported():
 
 def test_quantile_is_a_sample_at_or_above_the_percentile():
     t = ExecTime.of(list(range(1, 101)), 'x')
-    assert t.quantile(99) == 100 and t.quantile(50) == 51 and t.quantile(100) == 100
-    assert sum(1 for x in t.samples if x > t.quantile(90)) <= 10
+    assert t.quantile(99) == 99 and t.quantile(50) == 50 and t.quantile(100) == 100
+    for p in (50, 90, 99, 99.9):
+        q = t.quantile(p)
+        assert sum(1 for x in t.samples if x > q) <= len(t.samples) * (1 - p / 100) + 1e-9
+        assert sum(1 for x in t.samples if x > q - 1) > len(t.samples) * (1 - p / 100) - 1e-9

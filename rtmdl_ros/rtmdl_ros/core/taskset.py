@@ -66,11 +66,13 @@ class ExecTime:
         return cls(arr)
 
     def quantile(self, percentile: float) -> float:
-        # 'higher' returns a real sample at or above the percentile, so at most a
-        # (1 - p/100) share of samples exceeds it: what the miss-rate bound needs.
-        if percentile >= 100.0:
-            return float(self.samples[-1])
-        return float(np.percentile(self.samples, percentile, method='higher'))
+        """Smallest sample that at most a (1 - p/100) share of samples exceeds.
+
+        That is the ceil(n*p/100)-th smallest sample: what the miss-rate bound needs.
+        """
+        n = len(self.samples)
+        k = math.ceil(n * percentile / 100.0 - 1e-9)
+        return float(self.samples[min(n, max(k, 1)) - 1])
 
     @property
     def best(self) -> float:

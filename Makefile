@@ -1,0 +1,19 @@
+# Front door of rtmdl_ros. Every target does its own set-up (tools/setup.sh),
+# which is skipped in seconds when nothing changed.
+SHELL := /bin/bash
+.PHONY: setup test demo bench clean
+
+setup:
+	@bash tools/setup.sh
+
+test: setup
+	@source tools/env.sh && cd rtmdl_ros && python -m pytest -q test
+
+demo: setup
+	@source tools/env.sh && bash tools/demo.sh
+
+bench: setup
+	@source tools/env.sh && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py
+
+clean:
+	rm -rf .venv build install log .colcon-build.log
