@@ -89,28 +89,40 @@ def _wait(servers: int, block: Sequence[float], hp: Sequence[tuple[float, float,
     The wait is at most the first t where M*t exceeds g(t); g is piecewise linear,
     so a sweep over its breakpoints finds that t exactly.
     """
+    if not hp:
+        # Closed form: a server frees when the shortest of the M blocking segments ends.
+        return (min(block) if len(block) >= servers else 0.0), len(block)
     floor = math.floor
     t = 0.0
     while True:
-        counts = [floor((t + span) / period) + 1 for _, span, period in hp]
-        g = sum(min(b, t) for b in block) + sum(n * min(c, t) for n, (c, _, _) in zip(counts, hp))
-        h = servers * t - g
-        slope = servers - sum(1 for b in block if b > t) - sum(n for n, (c, _, _) in zip(counts, hp) if c > t)
-        # Next breakpoint: a segment saturating, or the next hp arrival counted.
-        nxt = limit
+        g, active, count, nxt = 0.0, 0, 0, limit
         for b in block:
-            if t < b < nxt:
-                nxt = b
-        for n, (c, span, period) in zip(counts, hp):
-            if t < c < nxt:
-                nxt = c
-            arrival = n * period - span
-            if t < arrival < nxt:
+            if b > t:
+                g += t
+                active += 1
+                if b < nxt:
+                    nxt = b
+            else:
+                g += b
+        for c, span, period in hp:
+            n = floor((t + span) / period) + 1
+            count += n
+            if c > t:
+                g += n * t
+                active += n
+                if c < nxt:
+                    nxt = c
+            else:
+                g += n * c
+            arrival = n * period - span          # next instance this window will count
+            if t < arrival < nxt:                # (rounding can put it at t: no progress)
                 nxt = arrival
+        h = servers * t - g
+        slope = servers - active                # of h, until the next breakpoint
         if h > _EPS or (slope > 0 and h >= -_EPS):
-            return t, sum(counts) + len(block)
-        if slope > 0 and t + (-h) / slope < nxt:
-            return t + (-h) / slope, sum(counts) + len(block)
+            return t, count + len(block)
+        if slope > 0 and t - h / slope < nxt:
+            return t - h / slope, count + len(block)
         if nxt >= limit:
             return math.inf, 0
         t = nxt

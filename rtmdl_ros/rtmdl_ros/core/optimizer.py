@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 from .analysis import (RESOURCES, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
@@ -59,7 +59,6 @@ class OptimizeResult:
     elapsed_s: float
     reason: str = ''              # when plan is None: why, naming the binding task
     storage_mb: float | None = None
-    notes: list = field(default_factory=list)
 
 
 class _Search:
@@ -79,12 +78,12 @@ class _Search:
         self.loss = {n: {v: taskset.tasks[n].loss(v) for v in taskset.tasks[n].variants} for n in self.names}
         # Variants per task: cheapest loss first, faster first among equals; only
         # those that meet the deadline alone on the machine.
-        no_hp, nothing = self._no_hp(), self._below_candidates([])
+        no_hp, nothing = self._no_hp(), self._blocking([])
         self.variants = {}
         for n in self.names:
             task = taskset.tasks[n]
             ordered = sorted(task.variants, key=lambda v, n=n, t=task: (self.loss[n][v], t.variants[v].mean_total_ms, v))
-            self.variants[n] = [v for v in ordered if self._check(n, v, no_hp, self._blocking(n, v, nothing))]
+            self.variants[n] = [v for v in ordered if self._check(n, v, no_hp, nothing)]
 
     def _no_hp(self) -> dict:
         return {pct: {'cpu': [], 'gpu': []} for pct in self.pcts}
@@ -99,20 +98,13 @@ class _Search:
         at_p = bound_task(task, self.an.times(name, variant, p_lo), self.ts.platform, hp[p_lo], block[p_lo])
         return miss_rate_bound(at_p, at_max, task.deadline_ms, p_lo) <= task.max_miss_rate + _EPS
 
-    def _below_candidates(self, below) -> dict:
-        """Blocking candidates of the placed lower tasks, per (pct, resource)."""
-        return {(pct, r): blocking_candidates([(self.ts.tasks[n], self.an.times(n, v, pct)) for n, v in below], r)
-                for pct in self.pcts for r in RESOURCES}
-
-    def _blocking(self, name: str, variant: str, cands) -> dict:
-        """Blocking per percentile: lower tasks' candidates plus own overruns."""
-        task = self.ts.tasks[name]
-        out = {}
-        for pct in self.pcts:
-            own = self.an.times(name, variant, pct)
-            out[pct] = {r: blocking(cands[(pct, r)] + blocking_candidates([], r, (task, own)), self.servers[r])
-                        for r in RESOURCES}
-        return out
+    def _blocking(self, below) -> dict:
+        """Least blocking of any task above the placed ones, per percentile: one
+        running segment per placed task (no overrun charges, which only add)."""
+        return {pct: {r: blocking(blocking_candidates([(self.ts.tasks[n], self.an.times(n, v, pct))
+                                                       for n, v, *_ in below], r), self.servers[r])
+                      for r in RESOURCES}
+                for pct in self.pcts}
 
     def _spans(self, name: str, variant: str, pct: float, block) -> tuple:
         """Per segment (c, least c + jitter). A segment starts no earlier than the
@@ -135,14 +127,14 @@ class _Search:
             self._span_cache[key] = spans = tuple(spans)
         return spans
 
-    def _hp_lower_bound(self, tasks, domains, blk) -> dict:
+    def _hp_lower_bound(self, tasks, domains, block) -> dict:
         """Least interference `tasks` can cause from above the placed ones: per
         segment the least length and least span over their live variants."""
         out = {}
         for pct in self.pcts:
             items = {'cpu': [], 'gpu': []}
             for u in tasks:
-                spans = [self._spans(u, v, pct, blk(u, v)[pct]) for v in domains[u]]
+                spans = [self._spans(u, v, pct, block[pct]) for v in domains[u]]
                 period = self.ts.tasks[u].period_ms
                 for k, seg in enumerate(SEGMENTS):
                     c = min(sp[k][0] for sp in spans)
@@ -224,18 +216,10 @@ class _Search:
             return
         # Forward check: a variant failing with no interference and only the
         # blocking of the tasks already below fails at every level still free.
-        no_hp, cands = self._no_hp(), self._below_candidates([(n, v) for n, v, _ in below])
-        cache = {}
-
-        def blk(u, v):                       # blocking of (u, v) above everything placed
-            b = cache.get((u, v))
-            if b is None:
-                b = cache[(u, v)] = self._blocking(u, v, cands)
-            return b
-
+        no_hp, block = self._no_hp(), self._blocking(below)
         live, rest_lb = {}, 0.0
         for u in remaining:
-            keep = [v for v in domains[u] if self._check(u, v, no_hp, blk(u, v))]
+            keep = [v for v in domains[u] if self._check(u, v, no_hp, block)]
             if not keep:
                 return
             live[u] = keep
@@ -246,7 +230,7 @@ class _Search:
         for name in remaining:
             others = [u for u in remaining if u != name]
             others_lb = rest_lb - self.loss[name][live[name][0]]
-            hp = self._hp_lower_bound(others, live, blk)
+            hp = self._hp_lower_bound(others, live, block)
             task = self.ts.tasks[name]
             for v in live[name]:
                 loss = loss_so_far + self.loss[name][v]
@@ -261,7 +245,6 @@ class _Search:
                         new_groups = {**groups, var.weight_group: var.storage_mb}
                 if used > budget + _EPS:
                     continue
-                block = blk(name, v)
                 if not self._check(name, v, hp, block):
                     continue
                 if below and not self._below_still_ok(below, self._add_exact(hp, name, v, block)):
