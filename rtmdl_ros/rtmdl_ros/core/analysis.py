@@ -210,6 +210,11 @@ class Analyzer:
         self.taskset = taskset
         self.percentiles = (taskset.percentile, 100.0)
         self._times: dict[tuple[str, str, float], SegmentTimes] = {}
+        # With short profiles the p-th percentile sample is the worst one for
+        # every segment; then both bounds coincide and are computed once.
+        self.single_percentile = all(
+            self.times(t, v, taskset.percentile) == self.times(t, v, 100.0)
+            for t, task in taskset.tasks.items() for v in task.variants)
 
     def times(self, task: str, variant: str, percentile: float) -> SegmentTimes:
         key = (task, variant, percentile)
@@ -250,7 +255,7 @@ class Analyzer:
             if late <= overrunning:
                 break
             overrunning = overrunning | late
-        at_p = at_max if ts.percentile >= 100.0 else self._bounds(order, ts.percentile, overrunning)
+        at_p = at_max if self.single_percentile else self._bounds(order, ts.percentile, overrunning)
         bounds = {}
         for name in at_max:
             bounds[(name, 100.0)] = at_max[name]

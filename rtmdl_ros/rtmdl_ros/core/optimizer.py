@@ -95,6 +95,8 @@ class _Search:
         at_max = bound_task(task, self.an.times(name, variant, p_hi), self.ts.platform, hp[p_hi], block[p_hi])
         if at_max.response_ms <= task.deadline_ms + _EPS:
             return True                                 # no miss even at the worst sample
+        if self.an.single_percentile:
+            return task.max_miss_rate >= 1.0 - _EPS     # both bounds miss: rate bound 1
         at_p = bound_task(task, self.an.times(name, variant, p_lo), self.ts.platform, hp[p_lo], block[p_lo])
         return miss_rate_bound(at_p, at_max, task.deadline_ms, p_lo) <= task.max_miss_rate + _EPS
 
@@ -163,28 +165,48 @@ class _Search:
             hp = self._add_exact(hp, name, variant, block)
         return True
 
+    def _orders(self) -> list[list[str]]:
+        """Classic priority orders to start local search from."""
+        ts = self.ts
+
+        def largest_ms(n):
+            return ts.tasks[n].largest_variant.mean_total_ms
+        keys = [
+            lambda n: (ts.tasks[n].deadline_ms, ts.tasks[n].period_ms),               # deadline-monotonic
+            lambda n: (ts.tasks[n].deadline_ms - largest_ms(n), ts.tasks[n].period_ms),  # least slack first
+            lambda n: (-largest_ms(n) / ts.tasks[n].period_ms,),                       # utilisation-monotonic
+            lambda n: (ts.tasks[n].period_ms, ts.tasks[n].deadline_ms),                 # rate-monotonic
+        ]
+        orders = []
+        for key in keys:
+            order = sorted(self.names, key=lambda n: (*key(n), n))
+            if order not in orders:
+                orders.append(order)
+        return orders
+
     def greedy(self) -> None:
-        """Warm start: deadline-monotonic order, best variants, then repeatedly
-        downgrade the task (the failing one or one above it) that frees the most
-        utilisation per point of normalised loss, until the plan passes."""
+        """Warm start from each classic order: best variants, then repeatedly
+        downgrade the task that frees the most utilisation per point of
+        normalised loss until the plan passes; then polish it by local search."""
         if any(not self.variants[n] for n in self.names):
             return
-        level = {n: 0 for n in self.names}
+        for names in self._orders():
+            order = self._downgrade_until_feasible(names)
+            if order is not None:
+                self._polish(order)
+
+    def _downgrade_until_feasible(self, names: list[str]):
+        level = {n: 0 for n in names}
         budget = self.ts.platform.storage_budget_mb
         while True:
-            order = [(n, self.variants[n][level[n]]) for n in self.names]
-            choice = dict(order)
-            if storage_mb(self.ts, choice) <= budget + _EPS:
+            order = [(n, self.variants[n][level[n]]) for n in names]
+            if storage_mb(self.ts, dict(order)) <= budget + _EPS:
                 results = self.an.analyze_order(order)
-                failing = next((i for i, r in enumerate(results) if not r.meets_bound), None)
-                if failing is None:
-                    self._leaf(order, objective(self.ts, choice))
-                    return
-                candidates = self.names[:failing + 1]
-            else:
-                candidates = self.names
+                if all(r.meets_bound for r in results):
+                    return order
+            # Any task can be the culprit: higher ones interfere, lower ones block.
             best, best_score = None, math.inf
-            for n in candidates:
+            for n in names:
                 if level[n] + 1 >= len(self.variants[n]):
                     continue
                 task = self.ts.tasks[n]
@@ -197,8 +219,44 @@ class _Search:
                 if score < best_score:
                     best, best_score = n, score
             if best is None:
-                return
+                return None
             level[best] += 1
+
+    def _feasible(self, order) -> bool:
+        choice = dict(order)
+        return (storage_mb(self.ts, choice) <= self.ts.platform.storage_budget_mb + _EPS
+                and all(r.meets_bound for r in self.an.analyze_order(order)))
+
+    def _upgrade(self, order) -> list:
+        """Move each task to the most accurate variant that keeps the plan feasible."""
+        order = list(order)
+        for i, (name, current) in enumerate(order):
+            for v in self.variants[name]:                   # most accurate first
+                if self.loss[name][v] >= self.loss[name][current] - _EPS:
+                    break
+                trial = order[:i] + [(name, v)] + order[i + 1:]
+                if self._feasible(trial):
+                    order = trial
+                    break
+        return order
+
+    def _polish(self, order) -> None:
+        """Local search from a feasible plan: upgrades, then adjacent priority swaps
+        followed by upgrades, while the objective improves."""
+        order = self._upgrade(order)
+        best = objective(self.ts, dict(order))
+        improved = True
+        while improved and not time.monotonic() > self.deadline:
+            improved = False
+            for i in range(len(order) - 1):
+                swapped = order[:i] + [order[i + 1], order[i]] + order[i + 2:]
+                if not self._feasible(swapped):
+                    continue
+                swapped = self._upgrade(swapped)
+                obj = objective(self.ts, dict(swapped))
+                if obj < best - _EPS:
+                    order, best, improved = swapped, obj, True
+        self._leaf(order, best)
 
     def run(self) -> None:
         self.greedy()
