@@ -33,6 +33,8 @@ def _plan_for(args, taskset):
 
 
 def cmd_optimize(args) -> int:
+    if not (args.time_limit_s > 0 and math.isfinite(args.time_limit_s)):
+        raise CliError(f'--time-limit-s must be a positive number, got {args.time_limit_s}')
     taskset = load_taskset(args.taskset)
     res = plan_with(taskset, args.policy, time_limit_s=args.time_limit_s)
     if res.plan is None:

@@ -106,6 +106,7 @@ def test_unknown_variant_in_plan_exits_2(tmp_path):
 @pytest.mark.parametrize('args', [('simulate', EXAMPLE_TASKSET, '--duration-s', 'soon'),
                                   ('simulate', EXAMPLE_TASKSET, '--duration-s', '-1'),
                                   ('optimize', EXAMPLE_TASKSET, '--policy', 'edf-magic', '--out', 'x.yaml'),
+                                  ('optimize', EXAMPLE_TASKSET, '--time-limit-s', '0', '--out', 'x.yaml'),
                                   ('frobnicate',)])
 def test_bad_arguments_exit_2(args):
     res = rtmdl(*args)
