@@ -85,6 +85,11 @@ class _Search:
             ordered = sorted(task.variants, key=lambda v, n=n, t=task: (self.loss[n][v], t.variants[v].mean_total_ms, v))
             self.variants[n] = [v for v in ordered if self._check(n, v, no_hp, nothing)]
 
+    def _out_of_time(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+        return self.timed_out
+
     def _no_hp(self) -> dict:
         return {pct: {'cpu': [], 'gpu': []} for pct in self.pcts}
 
@@ -191,6 +196,8 @@ class _Search:
         if any(not self.variants[n] for n in self.names):
             return
         for names in self._orders():
+            if self._out_of_time():
+                return
             order = self._downgrade_until_feasible(names)
             if order is not None:
                 self._polish(order)
@@ -198,7 +205,7 @@ class _Search:
     def _downgrade_until_feasible(self, names: list[str]):
         level = {n: 0 for n in names}
         budget = self.ts.platform.storage_budget_mb
-        while True:
+        while not self._out_of_time():
             order = [(n, self.variants[n][level[n]]) for n in names]
             if storage_mb(self.ts, dict(order)) <= budget + _EPS:
                 results = self.an.analyze_order(order)
@@ -221,6 +228,7 @@ class _Search:
             if best is None:
                 return None
             level[best] += 1
+        return None
 
     def _feasible(self, order) -> bool:
         choice = dict(order)
@@ -231,6 +239,8 @@ class _Search:
         """Move each task to the most accurate variant that keeps the plan feasible."""
         order = list(order)
         for i, (name, current) in enumerate(order):
+            if self._out_of_time():
+                break
             for v in self.variants[name]:                   # most accurate first
                 if self.loss[name][v] >= self.loss[name][current] - _EPS:
                     break
@@ -246,9 +256,11 @@ class _Search:
         order = self._upgrade(order)
         best = objective(self.ts, dict(order))
         improved = True
-        while improved and not time.monotonic() > self.deadline:
+        while improved and not self._out_of_time():
             improved = False
             for i in range(len(order) - 1):
+                if self._out_of_time():
+                    break
                 swapped = order[:i] + [order[i + 1], order[i]] + order[i + 2:]
                 if not self._feasible(swapped):
                     continue

@@ -12,11 +12,12 @@ urgent, identical on the CPU and the GPU queues.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Mapping
 
 import yaml
+
+from .files import atomic_write
 
 from .taskset import TaskSet, TasksetError, read_yaml
 
@@ -91,17 +92,4 @@ def write_plan(path: str, plan: Plan, header: str = '') -> None:
     """Write the parameters file atomically: a reader sees the old file or the new one."""
     text = ''.join(f'# {line}\n' for line in header.splitlines())
     text += yaml.safe_dump(plan_to_params(plan), sort_keys=False, default_flow_style=False)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.plan-', suffix='.yaml.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, lambda f: f.write(text))
