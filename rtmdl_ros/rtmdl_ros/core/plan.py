@@ -11,7 +11,6 @@ urgent, identical on the CPU and the GPU queues.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Mapping
 

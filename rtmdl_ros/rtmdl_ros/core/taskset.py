@@ -336,3 +336,31 @@ def load_taskset(path: str) -> TaskSet:
         return taskset_from_dict(raw, source=path)
     except TasksetError as e:
         raise TasksetError(f'task set {path}: {e}') from None
+
+
+# ---------------------------------------------------------------------------
+# Derived task sets (online re-planning)
+
+
+def with_task_changes(taskset: TaskSet, task: str, **changes: float) -> TaskSet:
+    """The task set with one task's period_ms / deadline_ms changed (validated)."""
+    from dataclasses import replace
+    t = taskset.task(task)
+    new = replace(t, **changes)
+    if not 0 < new.deadline_ms <= new.period_ms:
+        raise TasksetError(f'tasks.{task}: need 0 < deadline_ms ({new.deadline_ms}) <= period_ms ({new.period_ms})')
+    return replace(taskset, tasks={**taskset.tasks, task: new})
+
+
+def with_time_margin(taskset: TaskSet, factor: float) -> TaskSet:
+    """Every execution-time sample multiplied by `factor` (>= 1): a safety margin
+    for a machine that runs slower than it was profiled (e.g. under contention)."""
+    from dataclasses import replace
+    if not factor >= 1.0:
+        raise TasksetError(f'time margin must be >= 1, got {factor}')
+    tasks = {}
+    for name, t in taskset.tasks.items():
+        variants = {v: replace(var, times={s: ExecTime.of((var.times[s].samples * factor).tolist(), s)
+                                           for s in SEGMENTS}) for v, var in t.variants.items()}
+        tasks[name] = replace(t, variants=variants)
+    return replace(taskset, tasks=tasks)

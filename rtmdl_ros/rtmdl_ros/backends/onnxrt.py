@@ -1,0 +1,52 @@
+"""ONNX Runtime backend: one session per (task, variant, lane)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import BackendError
+
+
+class OrtBackend:
+    name = 'onnxruntime'
+
+    def __init__(self, device: str, zoo_dir: str | None, onnx_root: str | None, threads: int):
+        import onnxruntime as ort
+        self._ort = ort
+        available = ort.get_available_providers()
+        if device == 'cuda':
+            if 'CUDAExecutionProvider' not in available:
+                raise BackendError('device cuda: this onnxruntime has no CUDAExecutionProvider '
+                                   f'(available: {", ".join(available)}); install onnxruntime-gpu or use device cpu')
+            self.providers = ['CUDAExecutionProvider', 'CPUExecutionProvider']
+        else:
+            self.providers = ['CPUExecutionProvider']
+        self.device, self.zoo_dir, self.onnx_root, self.threads = device, zoo_dir, onnx_root, threads
+        self._sessions: dict = {}
+        self._lock = threading.Lock()
+
+    def path(self, task: str, variant: str) -> str:
+        """The variant's ONNX file, exported from the zoo on first use."""
+        from ..models import export
+        path = export.onnx_path(task, variant, self.zoo_dir, self.onnx_root)
+        import os
+        if not os.path.exists(path):
+            export.export_task(task, self.zoo_dir, self.onnx_root)
+        return path
+
+    def runner(self, task: str, variant: str, lane: int = 0):
+        key = (task, variant, lane)
+        with self._lock:
+            sess = self._sessions.get(key)
+            if sess is None:
+                opts = self._ort.SessionOptions()
+                # One thread per lane: the scheduler, not the library, decides what runs in parallel.
+                opts.intra_op_num_threads = self.threads
+                opts.inter_op_num_threads = 1
+                sess = self._ort.InferenceSession(self.path(task, variant), opts, providers=self.providers)
+                self._sessions[key] = sess
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return sess.run(None, {'input': x})[0]
+        return run

@@ -1,0 +1,46 @@
+"""Image-rendering helpers shared by the synthetic sign and road-scene generators."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def clutter(rng: np.random.Generator, h: int, w: int, shapes: int = 12) -> np.ndarray:
+    """A cluttered bgr8 background: a lit gradient, blobs, bars and texture noise."""
+    top, bottom = rng.uniform(30, 230, 3), rng.uniform(30, 230, 3)
+    ramp = np.linspace(0.0, 1.0, h)[:, None, None]
+    img = (top * (1 - ramp) + bottom * ramp).repeat(w, axis=1)
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    for _ in range(int(rng.integers(shapes // 2, shapes + 1))):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            cv2.rectangle(img, (x, y), (x + int(rng.integers(3, w // 2 + 4)), y + int(rng.integers(3, h // 2 + 4))),
+                          colour, -1)
+        elif kind == 1:
+            cv2.ellipse(img, (x, y), (int(rng.integers(2, w // 3 + 3)), int(rng.integers(2, h // 3 + 3))),
+                        float(rng.uniform(0, 180)), 0, 360, colour, -1)
+        else:
+            cv2.line(img, (x, y), (int(rng.integers(0, w)), int(rng.integers(0, h))), colour,
+                     int(rng.integers(1, max(2, w // 16))))
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), float(rng.uniform(0.5, 3)))
+    img += noise[:, :, None] * rng.uniform(2, 14)
+    return img
+
+
+def finish(img: np.ndarray, rng: np.random.Generator, blur_max: float = 1.2, noise_max: float = 8.0) -> np.ndarray:
+    """Camera effects on a float image: exposure, colour cast, blur, sensor noise -> uint8."""
+    img = img * rng.uniform(0.45, 1.35) + rng.uniform(-25, 25)
+    img = img * rng.uniform(0.85, 1.15, 3)[None, None, :]
+    sigma = rng.uniform(0, blur_max)
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = img + rng.normal(0, rng.uniform(0, noise_max), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def composite(background: np.ndarray, sprite: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Alpha-blend a float sprite (same size as background) with alpha in [0, 1]."""
+    a = alpha[:, :, None]
+    return background * (1.0 - a) + sprite * a

@@ -1,0 +1,150 @@
+"""Synthetic GTSRB-style traffic-sign crops.
+
+Sixteen sign classes drawn from their shapes, colours and glyphs (speed-limit
+digits, STOP lettering, arrows, the caution mark), then seen the way a small
+car's camera sees them: perspective, rotation, scale and offset in the crop,
+partial occlusion, cluttered backgrounds, exposure and colour casts, blur and
+noise. Crops are SIZE x SIZE bgr8, like a resized GTSRB region of interest.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .cache import cached
+from .render import clutter, composite, finish
+
+SIZE = 32
+CLASSES = ('speed_20', 'speed_30', 'speed_50', 'speed_60', 'speed_80', 'speed_100', 'stop', 'yield',
+           'no_entry', 'general_caution', 'turn_left', 'turn_right', 'ahead_only', 'keep_right',
+           'roundabout', 'priority_road')
+SPLITS = {'train': (6000, 0), 'val': (800, 1), 'test': (1600, 2)}   # (size, seed offset)
+
+_CANVAS = 96
+RED, BLUE, WHITE, BLACK, YELLOW = (30, 30, 200), (170, 80, 20), (235, 235, 235), (25, 25, 25), (20, 190, 235)
+
+
+def _ring_sign(img, mask, fill, ring):
+    c, r = (_CANVAS // 2, _CANVAS // 2), _CANVAS // 2 - 4
+    cv2.circle(mask, c, r, 255, -1, cv2.LINE_AA)
+    cv2.circle(img, c, r, ring, -1, cv2.LINE_AA)
+    cv2.circle(img, c, int(r * 0.78), fill, -1, cv2.LINE_AA)
+
+
+def _disc_sign(img, mask, fill):
+    c, r = (_CANVAS // 2, _CANVAS // 2), _CANVAS // 2 - 4
+    cv2.circle(mask, c, r, 255, -1, cv2.LINE_AA)
+    cv2.circle(img, c, r, fill, -1, cv2.LINE_AA)
+    cv2.circle(img, c, r, WHITE, 2, cv2.LINE_AA)
+
+
+def _text(img, text, scale, colour, thickness, dy=0):
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+    org = ((_CANVAS - tw) // 2, (_CANVAS + th) // 2 + dy)
+    cv2.putText(img, text, org, font, scale, colour, thickness, cv2.LINE_AA)
+
+
+def _arrow(img, start, end, thickness=7):
+    cv2.arrowedLine(img, start, end, WHITE, thickness, cv2.LINE_AA, tipLength=0.45)
+
+
+def _polygon(img, mask, points, colour):
+    pts = np.array(points, np.int32)
+    cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA)
+    cv2.fillPoly(img, [pts], colour, cv2.LINE_AA)
+
+
+def draw_sign(cls: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The sign face on a canvas: (float image, alpha mask)."""
+    img = np.zeros((_CANVAS, _CANVAS, 3), np.uint8)      # OpenCV text and anti-aliasing need 8-bit
+    mask = np.zeros((_CANVAS, _CANVAS), np.uint8)
+    name = CLASSES[cls]
+    m, c = 4, _CANVAS // 2
+    if name.startswith('speed_'):
+        _ring_sign(img, mask, WHITE, RED)
+        digits = name.split('_')[1]
+        _text(img, digits, 1.25 if len(digits) == 2 else 0.95, BLACK, 4)
+    elif name == 'stop':
+        pts = [(c + (c - m) * math.cos(math.pi / 8 + k * math.pi / 4), c + (c - m) * math.sin(math.pi / 8 + k * math.pi / 4))
+               for k in range(8)]
+        _polygon(img, mask, pts, RED)
+        _text(img, 'STOP', 0.75, WHITE, 3)
+    elif name == 'yield':
+        _polygon(img, mask, [(m, m + 6), (_CANVAS - m, m + 6), (c, _CANVAS - m)], RED)
+        cv2.fillPoly(img, [np.array([(m + 17, m + 16), (_CANVAS - m - 17, m + 16), (c, _CANVAS - m - 20)], np.int32)],
+                     WHITE, cv2.LINE_AA)
+    elif name == 'no_entry':
+        _disc_sign(img, mask, RED)
+        cv2.rectangle(img, (m + 14, c - 7), (_CANVAS - m - 14, c + 7), WHITE, -1)
+    elif name == 'general_caution':
+        _polygon(img, mask, [(c, m), (_CANVAS - m, _CANVAS - m - 6), (m, _CANVAS - m - 6)], RED)
+        cv2.fillPoly(img, [np.array([(c, m + 17), (_CANVAS - m - 15, _CANVAS - m - 15), (m + 15, _CANVAS - m - 15)],
+                                    np.int32)], WHITE, cv2.LINE_AA)
+        cv2.line(img, (c, c - 14), (c, c + 12), BLACK, 6, cv2.LINE_AA)
+        cv2.circle(img, (c, c + 22), 4, BLACK, -1, cv2.LINE_AA)
+    elif name in ('turn_left', 'turn_right', 'ahead_only', 'keep_right'):
+        _disc_sign(img, mask, BLUE)
+        ends = {'turn_left': ((c + 24, c), (c - 26, c)), 'turn_right': ((c - 24, c), (c + 26, c)),
+                'ahead_only': ((c, c + 26), (c, c - 26)), 'keep_right': ((c - 20, c - 20), (c + 18, c + 18))}
+        _arrow(img, *ends[name])
+    elif name == 'roundabout':
+        _disc_sign(img, mask, BLUE)
+        for k in range(3):
+            a0 = k * 120
+            cv2.ellipse(img, (c, c), (22, 22), a0, 20, 95, WHITE, 6, cv2.LINE_AA)
+            tip = (int(c + 22 * math.cos(math.radians(a0 + 105))), int(c + 22 * math.sin(math.radians(a0 + 105))))
+            cv2.circle(img, tip, 6, WHITE, -1, cv2.LINE_AA)
+    elif name == 'priority_road':
+        _polygon(img, mask, [(c, m), (_CANVAS - m, c), (c, _CANVAS - m), (m, c)], WHITE)
+        cv2.fillPoly(img, [np.array([(c, m + 14), (_CANVAS - m - 14, c), (c, _CANVAS - m - 14), (m + 14, c)], np.int32)],
+                     YELLOW, cv2.LINE_AA)
+    # Paint wear: a little per-pixel variation in the print.
+    face = img.astype(np.float32) + rng.normal(0, 6, img.shape).astype(np.float32)
+    return face, mask.astype(np.float32) / 255.0
+
+
+def render(cls: int, rng: np.random.Generator) -> np.ndarray:
+    """One SIZE x SIZE bgr8 crop of a sign of class `cls`."""
+    face, alpha = draw_sign(cls, rng)
+    out = 48                                             # render larger, downsample like a real crop
+    scale = rng.uniform(0.62, 0.95) * out / _CANVAS
+    angle = rng.uniform(-12, 12)
+    centre = np.array([out / 2, out / 2]) + rng.uniform(-0.08, 0.08, 2) * out
+    src = np.float32([[0, 0], [_CANVAS, 0], [_CANVAS, _CANVAS], [0, _CANVAS]])
+    corners = (src - _CANVAS / 2) * scale
+    rot = np.array([[math.cos(math.radians(angle)), -math.sin(math.radians(angle))],
+                    [math.sin(math.radians(angle)), math.cos(math.radians(angle))]])
+    dst = corners @ rot.T + centre
+    dst = dst + rng.normal(0, 0.05 * out * scale, dst.shape)   # perspective: seen off-axis
+    warp = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+    face = cv2.warpPerspective(face, warp, (out, out), flags=cv2.INTER_LINEAR)
+    alpha = cv2.warpPerspective(alpha, warp, (out, out), flags=cv2.INTER_LINEAR)
+    shade = np.linspace(rng.uniform(0.6, 1.1), rng.uniform(0.6, 1.1), out, dtype=np.float32)  # uneven light
+    face *= shade[None, :, None] if rng.random() < 0.5 else shade[:, None, None]
+    img = composite(clutter(rng, out, out), face, alpha)
+    if rng.random() < 0.3:                               # occluder: a branch, pole or another car
+        x0, y0 = int(rng.integers(0, out)), int(rng.integers(0, out))
+        w, h = int(rng.integers(4, out // 3)), int(rng.integers(4, out // 3))
+        cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), tuple(float(v) for v in rng.uniform(0, 255, 3)), -1)
+    img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return finish(img, rng, blur_max=1.0, noise_max=7.0)
+
+
+def generate(n: int, seed: int) -> dict[str, np.ndarray]:
+    """n crops with balanced classes (images N x SIZE x SIZE x 3 bgr8, labels N)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    rng.shuffle(labels)
+    images = np.stack([render(int(c), rng) for c in labels]) if n else np.zeros((0, SIZE, SIZE, 3), np.uint8)
+    return {'images': images, 'labels': labels.astype(np.int64)}
+
+
+def load_split(split: str, seed: int = 0, size: int | None = None) -> dict[str, np.ndarray]:
+    """A cached split of the synthetic sign set ('train', 'val' or 'test')."""
+    n, offset = SPLITS[split]
+    n = n if size is None else size
+    return cached('signs', {'split': split, 'seed': seed, 'n': n, 'v': 1},
+                  lambda: generate(n, seed * 1000 + 17 + offset))

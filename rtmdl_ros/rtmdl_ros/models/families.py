@@ -1,0 +1,133 @@
+"""The three F1/10 model families: architecture, labels, pre- and post-processing.
+
+Pre-processing (CPU) turns a sensor message's payload into the network input;
+post-processing (CPU) turns the network output into labelled results. These are
+the CPU sub-tasks the scheduler runs around each inference, so profiling and the
+runtime call exactly these functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import librosa
+import numpy as np
+
+from ..data import lights, signs, sounds
+from . import InputError, detection  # noqa: F401  (InputError is re-exported)
+
+
+@dataclass(frozen=True)
+class Family:
+    task: str                       # task name in task sets and plans
+    kind: str                       # 'classify' or 'detect'
+    labels: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    arch: dict                      # SuperNet keyword arguments (without outputs/head)
+    preprocess: Callable[..., np.ndarray]
+    postprocess: Callable[..., object]
+
+    @property
+    def outputs(self) -> int:
+        return len(self.labels) if self.kind == 'classify' else detection.outputs(len(self.labels))
+
+
+# --------------------------------------------------------------------------- images
+
+def check_image(frame: np.ndarray) -> None:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f'expected an H x W x 3 uint8 bgr image, got '
+                         f'{getattr(frame, "shape", None)} {getattr(frame, "dtype", type(frame).__name__)}')
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InputError(f'image of {frame.shape[1]}x{frame.shape[0]} pixels is too small')
+
+
+def _to_input(img: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 bgr -> float32 1 x 3 x H x W in [-1, 1]."""
+    x = img.astype(np.float32) * (2.0 / 255.0) - 1.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def sign_pre(frame: np.ndarray, roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)) -> np.ndarray:
+    """Crop the region of interest (fractions x0, y0, x1, y1 of the frame) to a sign crop."""
+    check_image(frame)
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = int(roi[0] * w), int(roi[1] * h), int(round(roi[2] * w)), int(round(roi[3] * h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise InputError(f'region of interest {roi} is empty on a {w}x{h} frame')
+    crop = cv2.resize(frame[y0:y1, x0:x1], (signs.SIZE, signs.SIZE), interpolation=cv2.INTER_AREA)
+    return _to_input(crop)
+
+
+def light_pre(frame: np.ndarray) -> np.ndarray:
+    check_image(frame)
+    return _to_input(cv2.resize(frame, (lights.INPUT_W, lights.INPUT_H), interpolation=cv2.INTER_AREA))
+
+
+def classify_post(logits: np.ndarray, labels: tuple[str, ...], top_k: int = 3) -> list[tuple[str, float]]:
+    """Ranked (label, probability), best first."""
+    z = np.asarray(logits, np.float64).reshape(-1)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(-p)[:top_k]
+    return [(labels[i], float(p[i])) for i in order]
+
+
+def light_post(raw: np.ndarray, frame_w: int, frame_h: int, score_threshold: float = 0.3):
+    """Detections in source-frame pixels: list of (state, score, (x0, y0, x1, y1))."""
+    boxes, scores, classes = detection.decode(np.asarray(raw)[0], score_threshold,
+                                              scale_x=frame_w / lights.INPUT_W, scale_y=frame_h / lights.INPUT_H)
+    return [(lights.STATES[c], float(s), tuple(float(v) for v in b)) for b, s, c in zip(boxes, scores, classes)]
+
+
+# --------------------------------------------------------------------------- audio
+
+N_MELS, N_FFT, HOP = 64, 512, 256
+AUDIO_FRAMES = int(sounds.CLIP_S * sounds.SAMPLE_RATE) // HOP + 1
+
+
+def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.ndarray:
+    """The latest CLIP_S seconds of mono audio -> standardised log-mel, 1 x 1 x N_MELS x frames."""
+    x = np.asarray(samples)
+    if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.floating):
+        raise InputError(f'expected mono float samples, got shape {x.shape} {x.dtype}')
+    if not np.all(np.isfinite(x)):
+        raise InputError('audio holds NaN or infinite samples')
+    if not 4000 <= sample_rate <= 192000:
+        raise InputError(f'sample rate {sample_rate} Hz is out of range')
+    if sample_rate != sounds.SAMPLE_RATE:
+        from scipy.signal import resample_poly
+        g = np.gcd(int(sample_rate), sounds.SAMPLE_RATE)
+        x = resample_poly(x, sounds.SAMPLE_RATE // g, int(sample_rate) // g)
+    n = int(sounds.CLIP_S * sounds.SAMPLE_RATE)
+    x = x[-n:].astype(np.float32)
+    if x.size < n:
+        x = np.pad(x, (n - x.size, 0))
+    mel = librosa.feature.melspectrogram(y=x, sr=sounds.SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
+    logmel = np.log(mel + 1e-6)
+    logmel = (logmel - logmel.mean()) / (logmel.std() + 1e-6)     # gain-invariant
+    return logmel[None, None].astype(np.float32)
+
+
+FAMILIES: dict[str, Family] = {
+    'sign': Family(
+        task='sign', kind='classify', labels=signs.CLASSES, input_shape=(3, signs.SIZE, signs.SIZE),
+        arch=dict(in_channels=3, stem=16, stages=[(24, 2), (48, 2), (64, 2)]),
+        preprocess=sign_pre, postprocess=classify_post),
+    'traffic_light': Family(
+        task='traffic_light', kind='detect', labels=lights.STATES, input_shape=(3, lights.INPUT_H, lights.INPUT_W),
+        arch=dict(in_channels=3, stem=16, stem_stride=2, stages=[(32, 2), (48, 2), (64, 1)]),
+        preprocess=light_pre, postprocess=light_post),
+    'audio': Family(
+        task='audio', kind='classify', labels=sounds.CLASSES, input_shape=(1, N_MELS, AUDIO_FRAMES),
+        arch=dict(in_channels=1, stem=16, stem_kernel=5, stem_stride=2, stages=[(24, 2), (48, 2), (64, 2)]),
+        preprocess=audio_pre, postprocess=classify_post),
+}
+
+
+def family(task: str) -> Family:
+    try:
+        return FAMILIES[task]
+    except KeyError:
+        raise KeyError(f'unknown task {task!r}; the zoo has {sorted(FAMILIES)}') from None

@@ -1,0 +1,152 @@
+"""Measure every zoo variant on this machine and write a task set for the engine.
+
+Per variant: the empirical distributions of pre-processing, inference and
+post-processing time (warm-up, then N samples each), on the chosen backend and
+device, with the same functions and thread settings as the runtime. Then the
+packing slowdown: k = 1..4 lanes running inferences concurrently, each
+stretched by a factor that the engine's GPU model uses.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform as host
+import socket
+import threading
+import time
+
+import numpy as np
+import yaml
+
+from ..backends import create
+from ..core.files import atomic_write
+from ..core.taskset import load_taskset, read_yaml
+from ..data import lights, sounds
+from . import export, zoo
+from .families import FAMILIES, family
+
+CAMERA_W, CAMERA_H = 640, 480
+
+
+def sample_input(task: str, rng: np.random.Generator):
+    """A raw sensor payload as the task node hands it over, and post-processing arguments."""
+    if task == 'audio':
+        return sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), {}
+    frame, _, _ = lights.render(rng, CAMERA_W, CAMERA_H)
+    if task == 'traffic_light':
+        return frame, {'frame_w': CAMERA_W, 'frame_h': CAMERA_H}
+    return frame, {}
+
+
+def run_job(task: str, runner, payload, post_args) -> tuple[float, float, float]:
+    """One job's three segments, in milliseconds."""
+    fam = family(task)
+    t0 = time.perf_counter()
+    x = fam.preprocess(payload)
+    t1 = time.perf_counter()
+    y = runner(x)
+    t2 = time.perf_counter()
+    if fam.kind == 'classify':
+        fam.postprocess(y, fam.labels)
+    else:
+        fam.postprocess(y, **post_args)
+    t3 = time.perf_counter()
+    return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
+
+
+def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    inputs = [sample_input(task, rng) for _ in range(8)]      # a few scenes, reused: rendering is not the job
+    runner = backend.runner(task, variant, lane=0)
+    for k in range(warmup):
+        run_job(task, runner, *inputs[k % len(inputs)])
+    times = np.array([run_job(task, runner, *inputs[k % len(inputs)]) for k in range(samples)])
+    return {seg: [round(float(v), 4) for v in times[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}
+
+
+def packing_slowdown(backend, task: str, variant: str, max_lanes: int = 4, seconds: float = 1.5) -> dict[int, float]:
+    """Mean inference time with k lanes busy at once, relative to one lane."""
+    fam = family(task)
+    x = np.zeros((1, *fam.input_shape), np.float32)
+    runners = [backend.runner(task, variant, lane=k) for k in range(max_lanes)]
+    for r in runners:
+        for _ in range(5):
+            r(x)
+    means = {}
+    for k in range(1, max_lanes + 1):
+        durations: list[list[float]] = [[] for _ in range(k)]
+        stop = time.perf_counter() + seconds
+        barrier = threading.Barrier(k)
+
+        def lane(i: int) -> None:
+            barrier.wait()
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                runners[i](x)
+                durations[i].append(time.perf_counter() - t0)
+        threads = [threading.Thread(target=lane, args=(i,)) for i in range(k)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        means[k] = float(np.mean([d for ds in durations for d in ds]))
+    slowdown, last = {1: 1.0}, 1.0
+    for k in range(2, max_lanes + 1):
+        # Never below 1, never falling as lanes are added: what the engine's model assumes.
+        last = max(last, means[k] / means[1])
+        slowdown[k] = round(last, 3)
+    return slowdown
+
+
+def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
+    def write(f):
+        f.write(''.join(f'# {line}\n' for line in header.splitlines()))
+        yaml.safe_dump(data, f, sort_keys=False, width=160, default_flow_style=None)
+    atomic_write(path, write)
+
+
+def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: str = 'cpu',
+            samples: int = 200, warmup: int = 20, zoo_dir: str | None = None, lanes: int = 4,
+            progress=None) -> tuple[str, str]:
+    """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
+    base = read_yaml(config, 'config')
+    if not isinstance(base, dict) or not isinstance(base.get('tasks'), dict):
+        raise ValueError(f'config {config}: needs a tasks mapping')
+    unknown = [t for t in base['tasks'] if t not in FAMILIES]
+    if unknown:
+        raise ValueError(f'config {config}: no model family for tasks {unknown}; the zoo has {sorted(FAMILIES)}')
+    backend = create(backend_name, device, zoo_dir)
+    tasks = {}
+    for task in base['tasks']:
+        net, meta = zoo.load(task, zoo_dir)
+        manifest = export.export_task(task, zoo_dir, check=False)
+        metric = meta.get('test_metric', {})
+        variants = {}
+        for spec in net.variants:
+            v = spec.name
+            entry = {'accuracy': round(float(metric.get(v, 0.0)), 4),
+                     'storage_mb': manifest['variants'][v]['bytes'] / export.MIB,
+                     'weight_group': f'{task}_supernet'}
+            entry.update(profile_variant(backend, task, v, samples, warmup))
+            variants[v] = entry
+            if progress is not None:
+                progress(task, v)
+        tasks[task] = {'variants': variants}
+    first = next(iter(base['tasks']))
+    probe, _ = zoo.load(first, zoo_dir)
+    mid = probe.variants[len(probe.variants) // 2].name
+    slowdown = packing_slowdown(backend, first, mid, max_lanes=lanes)
+    machine = f'{socket.gethostname()}-{backend_name}-{device}'
+    prof_path = os.path.join(os.path.dirname(os.path.abspath(out)), 'profiles', f'{machine}.yaml')
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    header = (f'Measured by `rtmdl profile` on {socket.gethostname()} ({host.machine()}, {os.cpu_count()} CPUs), '
+              f'{stamp}\nbackend {backend_name}, device {device}, {samples} samples per segment after {warmup} '
+              f'warm-up jobs; packing slowdown measured on {first}/{mid}. storage_mb = ONNX file size / 2^20.')
+    _write_yaml_atomic(prof_path, {'platform': {'gpu_slowdown': slowdown}, 'tasks': tasks}, header)
+    taskset = dict(base)
+    taskset['profiles'] = os.path.relpath(prof_path, os.path.dirname(os.path.abspath(out)))
+    _write_yaml_atomic(out, taskset, f'Task set for this machine: {config} + the profiles it references.\n'
+                                     f'Made by: rtmdl profile --config {config} --backend {backend_name} '
+                                     f'--device {device} --samples {samples}')
+    load_taskset(out)                       # what we wrote must be a valid task set
+    return out, prof_path

@@ -1,0 +1,180 @@
+"""Train a supernet so that every width x depth variant is good.
+
+Sandwich rule: each step trains the largest variant, the smallest and two
+random ones on the same batch. Classifiers use in-place distillation (the
+sub-networks learn the largest variant's soft predictions, detached); the
+detector trains every variant on the ground truth. After training, each
+variant's batch-norm statistics are recalibrated on training data, since a
+sliced sub-network sees other activations than the one it trained beside.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..data import DatasetError, gtsrb, lights, signs, sounds, urbansound
+from . import detection
+from .families import Family, audio_pre, family
+from .supernet import SlimConv, SuperNet
+
+
+# Epochs of the shipped zoo (sized for a 2-core CPU: minutes per task).
+DEFAULT_EPOCHS = {'sign': 12, 'traffic_light': 20, 'audio': 15}
+
+
+@dataclass
+class Split:
+    x: torch.Tensor             # uint8 images (N x 3 x H x W) or float features
+    y: torch.Tensor             # labels N, or detection targets N x 6 x gh x gw
+    truths: list | None = None  # detection: per image (boxes, classes) for mAP
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def inputs(self, idx) -> torch.Tensor:
+        x = self.x[idx]
+        return x.float() * (2.0 / 255.0) - 1.0 if x.dtype == torch.uint8 else x
+
+
+def load_data(fam: Family, split: str, seed: int = 0, size: int | None = None,
+              data_root: str | None = None) -> Split:
+    """A split of the family's data set as network inputs and targets: the
+    synthetic one, or the real one under data_root (GTSRB, UrbanSound8K)."""
+    if data_root is not None and fam.task == 'traffic_light':
+        raise DatasetError('traffic_light: no real data set loader; train on the synthetic scenes')
+    if fam.task == 'sign':
+        d = gtsrb.load(data_root, split) if data_root else signs.load_split(split, seed, size)
+        return Split(torch.from_numpy(d['images']).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(d['labels']))
+    if fam.task == 'traffic_light':
+        d = lights.load_split(split, seed, size)
+        gh, gw = lights.INPUT_H // detection.STRIDE, lights.INPUT_W // detection.STRIDE
+        targets = np.stack([detection.encode(b, s, gh, gw, len(fam.labels)) for b, s in zip(d['boxes'], d['states'])])
+        truths = [(b[s >= 0], s[s >= 0]) for b, s in zip(d['boxes'], d['states'])]
+        return Split(torch.from_numpy(d['images']).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets), truths)
+    if fam.task == 'audio':
+        d = urbansound.load(data_root, split) if data_root else sounds.load_split(split, seed, size)
+        feats = np.concatenate([audio_pre(a) for a in d['audio']]) if len(d['audio']) else \
+            np.zeros((0, *fam.input_shape), np.float32)
+        return Split(torch.from_numpy(feats), torch.from_numpy(d['labels']))
+    raise KeyError(fam.task)
+
+
+def labels_for(fam: Family, data_root: str | None) -> tuple[str, ...]:
+    return gtsrb.NAMES if fam.task == 'sign' and data_root else fam.labels
+
+
+def build(fam: Family, labels: tuple[str, ...] | None = None) -> SuperNet:
+    n = len(labels or fam.labels)
+    outputs = n if fam.kind == 'classify' else detection.outputs(n)
+    return SuperNet(**fam.arch, outputs=outputs, head='classify' if fam.kind == 'classify' else 'grid')
+
+
+def detection_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    obj_t = target[:, 0]
+    pos = obj_t > 0.5
+    # Lights fill a few cells of each map: weigh the positives up.
+    loss = F.binary_cross_entropy_with_logits(out[:, 0], obj_t, pos_weight=torch.tensor(8.0))
+    if pos.any():
+        o = out.permute(0, 2, 3, 1)[pos]
+        t = target.permute(0, 2, 3, 1)[pos]
+        loss = loss + F.l1_loss(torch.sigmoid(o[:, 1:3]), t[:, 1:3]) * 2.0
+        loss = loss + F.l1_loss(o[:, 3:5], t[:, 3:5])
+        loss = loss + F.cross_entropy(o[:, detection.BOX_CHANNELS:], t[:, 5].long())
+    return loss
+
+
+def _step_variants(net: SuperNet, rng: random.Random) -> list[int]:
+    """Sandwich: largest, smallest and two others (indices into net.variants)."""
+    largest = max(range(len(net.variants)), key=lambda i: (net.variants[i].width, net.variants[i].depth))
+    smallest = min(range(len(net.variants)), key=lambda i: (net.variants[i].width, net.variants[i].depth))
+    middle = [i for i in range(len(net.variants)) if i not in (largest, smallest)]
+    return [largest, smallest, *rng.sample(middle, min(2, len(middle)))]
+
+
+def recalibrate_bn(net: SuperNet, data: Split, batches: int = 20, batch_size: int = 64) -> None:
+    """Fresh batch-norm statistics for every variant from training batches."""
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(data), generator=gen)[:batches * batch_size]
+    convs = [m for m in net.modules() if isinstance(m, SlimConv)]
+    net.train()
+    with torch.no_grad():
+        for v in range(len(net.variants)):
+            for conv in convs:
+                conv.bns[v].reset_running_stats()
+                conv.bns[v].momentum = None          # cumulative average over the batches
+            for k in range(0, len(idx), batch_size):
+                net(data.inputs(idx[k:k + batch_size]), v)
+            for conv in convs:
+                conv.bns[v].momentum = 0.1
+    net.eval()
+
+
+def evaluate(net: SuperNet, fam: Family, data: Split, variant: str, batch_size: int = 128) -> float:
+    """Accuracy (classifiers) or mAP@0.5 (detector) of one variant."""
+    net.eval()
+    outs = []
+    with torch.no_grad():
+        for k in range(0, len(data), batch_size):
+            outs.append(net(data.inputs(slice(k, k + batch_size)), variant))
+    out = torch.cat(outs).numpy() if outs else np.zeros((0,))
+    if fam.kind == 'classify':
+        return float((out.argmax(axis=1) == data.y.numpy()).mean()) if len(out) else 0.0
+    preds = [detection.decode(o, score_threshold=0.05) for o in out]
+    return detection.mean_average_precision(preds, data.truths, (out.shape[1] - detection.BOX_CHANNELS))
+
+
+def train(task: str, epochs: int, seed: int = 0, batch_size: int = 64, lr: float = 3e-3,
+          data_size: int | None = None, progress: bool = True,
+          data_root: str | None = None) -> tuple[SuperNet, dict]:
+    """Train one family's supernet; returns it with per-variant test metrics."""
+    fam = family(task)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    train_set = load_data(fam, 'train', 0, data_size, data_root)
+    test_set = load_data(fam, 'test', 0, None if data_size is None else max(16, data_size // 4), data_root)
+    labels = labels_for(fam, data_root)
+    net = build(fam, labels)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * math.ceil(len(train_set) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
+    start = time.monotonic()
+    bar = tqdm(total=steps, desc=f'train {task}', unit='step', disable=not progress)
+    for _ in range(epochs):
+        net.train()
+        order = torch.randperm(len(train_set))
+        for k in range(0, len(order), batch_size):
+            idx = order[k:k + batch_size]
+            x, y = train_set.inputs(idx), train_set.y[idx]
+            if fam.task == 'traffic_light' and rng.random() < 0.5:    # mirror the scene
+                x = x.flip(3)
+                y = y.flip(3).clone()
+                y[:, 1] = torch.where(y[:, 0] > 0.5, 1.0 - y[:, 1], y[:, 1])
+            opt.zero_grad(set_to_none=True)
+            teacher = None
+            for v in _step_variants(net, rng):
+                out = net(x, v)
+                if fam.kind == 'detect':
+                    loss = detection_loss(out, y)
+                elif teacher is None:
+                    loss = F.cross_entropy(out, y, label_smoothing=0.1)
+                    teacher = F.softmax(out.detach(), dim=1)
+                else:
+                    loss = F.kl_div(F.log_softmax(out, dim=1), teacher, reduction='batchmean')
+                loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f'{loss.item():.3f}')
+    bar.close()
+    recalibrate_bn(net, train_set)
+    metrics = {s.name: evaluate(net, fam, test_set, s.name) for s in net.variants}
+    return net, {'test_metric': metrics, 'train_s': time.monotonic() - start, 'labels': list(labels),
+                 'data': data_root or 'synthetic',
+                 'metric': 'accuracy' if fam.kind == 'classify' else 'mAP@0.5'}
