@@ -3,6 +3,9 @@
     rtmdl optimize TASKSET --policy {rtmdl,dm-nmc,dm-mc,um-nmc} --out PLAN.yaml
     rtmdl analyze  TASKSET [--plan PLAN.yaml] [--json]
     rtmdl simulate TASKSET [--plan PLAN.yaml] --duration-s S [--seed N] [--json]
+    rtmdl train {sign,traffic_light,audio,all} [--epochs N] [--seed N] [--data-root DIR]
+    rtmdl export [TASK] [--out DIR]
+    rtmdl profile [--config f1tenth.yaml] [--out TASKSET] [--backend B] [--device D]
 
 Exit codes: 0 done; 1 no plan meets the bounds (optimize); 2 bad input.
 """
@@ -18,6 +21,7 @@ from .core.plan import load_plan, write_plan
 from .core.policies import POLICIES, plan_with
 from .core.simulator import simulate
 from .core.taskset import TasksetError, load_taskset
+from .models.commands import CommandError, add_parsers
 
 
 class CliError(Exception):
@@ -100,6 +104,15 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_bringup(args) -> int:
+    if args.duration_s is not None and not (args.duration_s > 0 and math.isfinite(args.duration_s)):
+        raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
+    from .bringup import bringup
+    from .models.commands import one_line_errors
+    return one_line_errors(lambda a: bringup(a.graph, a.plan, a.backend, a.device, a.namespace,
+                                             not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo))(args)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, like every other bad input
         raise CliError(message)
@@ -129,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--json', action='store_true')
     s.set_defaults(func=cmd_simulate)
+
+    add_parsers(sub)
+
+    b = sub.add_parser('bringup', help='start the ROS graph in this process (no launch_ros needed)')
+    b.add_argument('graph', choices=('f1tenth',))
+    b.add_argument('--plan', help='plan parameters file from rtmdl optimize (default: dm-nmc)')
+    b.add_argument('--taskset', help='task set file (default: the package config/<graph>.yaml)')
+    b.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
+    b.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    b.add_argument('--namespace', default='')
+    b.add_argument('--no-sim-sensors', action='store_true', help='use real camera/microphone topics')
+    b.add_argument('--duration-s', type=float, help='stop after this long (default: until Ctrl-C)')
+    b.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
+    b.add_argument('--quiet', action='store_true', help='only the final table')
+    b.set_defaults(func=cmd_bringup)
     return p
 
 
@@ -136,7 +164,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (TasksetError, CliError) as e:
+    except (TasksetError, CliError, CommandError) as e:
         print(f'rtmdl: error: {e}', file=sys.stderr)
         return 2
     except OSError as e:

@@ -27,7 +27,9 @@ from .taskset import RESOURCE_OF, SEGMENTS
 
 # Outcomes reported to the stats sink; all but MET count as deadline misses.
 MET, LATE, DROPPED, REPLACED, SKIPPED = 'met', 'late', 'dropped', 'replaced', 'skipped'
-MISSED_OUTCOMES = frozenset({LATE, DROPPED, REPLACED, SKIPPED})
+# Runtime only: a segment raised (e.g. a malformed frame); the job yields no result.
+FAILED = 'failed'
+MISSED_OUTCOMES = frozenset({LATE, DROPPED, REPLACED, SKIPPED, FAILED})
 _EPS = 1e-9
 
 
@@ -41,7 +43,7 @@ class TaskParams:
 
 class Job:
     __slots__ = ('task', 'seq', 'release', 'deadline', 'priority', 'variant', 'stage', 'state',
-                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start')
+                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start', 'exec_ms')
 
     def __init__(self, task: str, seq: int, release: float, params: TaskParams,
                  durations: Sequence[float] | None, payload: Any):
@@ -59,6 +61,7 @@ class Job:
         self.superseded = False
         self.queued_on: str | None = None
         self.segment_start: float | None = None
+        self.exec_ms = 0.0          # runtime: time spent running its own segments
 
     @property
     def segment(self) -> str:
@@ -154,6 +157,13 @@ class Scheduler:
             return job.state
         self._enqueue(job)
         return job.state
+
+    def fail(self, job: Job, now: float) -> None:
+        """A running segment raised: the job ends here without a result."""
+        if job.superseded:
+            job.state = 'dropped'                         # already counted at replacement
+            return
+        self._drop(job, FAILED, now)
 
     def expire(self, now: float) -> None:
         """Drop queued jobs whose deadline has passed (keeps statistics current)."""

@@ -1,0 +1,62 @@
+"""The F1/10 RT-mDL graph: executor, three task nodes and (optionally) simulated sensors.
+
+    ros2 launch rtmdl_ros f1tenth.launch.py plan_file:=/path/plan.yaml
+    ros2 launch rtmdl_ros f1tenth.launch.py use_sim_sensors:=false namespace:=car1
+
+Arguments: plan_file (ROS parameters file from `rtmdl optimize`; empty = largest
+variants, deadline-monotonic), use_sim_sensors (synthetic camera + microphone),
+backend (onnxruntime | torch), device (cpu | cuda), namespace, taskset_file
+(default: this package's config/f1tenth.yaml), camera_topic, audio_topic.
+`rtmdl bringup f1tenth` starts the same graph in one process where launch_ros
+is not installed.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+TASK_NODES = (('traffic_light', 'traffic_light_node', 'camera_topic'),
+              ('sign', 'sign_node', 'camera_topic'),
+              ('audio', 'audio_node', 'audio_topic'))
+
+
+def _graph(context):
+    arg = {name: LaunchConfiguration(name).perform(context) for name in (
+        'plan_file', 'use_sim_sensors', 'backend', 'device', 'namespace', 'taskset_file',
+        'camera_topic', 'audio_topic')}
+    if arg['plan_file'] and not os.path.isfile(arg['plan_file']):
+        raise RuntimeError(f"plan_file {arg['plan_file']}: no such file (make one with `rtmdl optimize`)")
+    common = {'taskset_file': arg['taskset_file']}
+    executor_params = [{**common, 'backend': arg['backend'], 'device': arg['device']}]
+    if arg['plan_file']:
+        executor_params.append(arg['plan_file'])       # rtmdl_executor: ros__parameters: tasks: ...
+    ns = arg['namespace']
+    actions = [Node(package='rtmdl_ros', executable='rtmdl_executor', name='rtmdl_executor', namespace=ns,
+                    parameters=executor_params, output='screen', emulate_tty=True)]
+    for task, executable, topic_arg in TASK_NODES:
+        actions.append(Node(package='rtmdl_ros', executable=executable, name=f'{task}_node', namespace=ns,
+                            parameters=[{**common, 'input_topic': arg[topic_arg]}], output='screen'))
+    if arg['use_sim_sensors'].lower() in ('true', '1', 'yes'):
+        actions.append(Node(package='rtmdl_ros', executable='camera_source', name='camera_source', namespace=ns,
+                            remappings=[('image_raw', arg['camera_topic'])], output='screen'))
+        actions.append(Node(package='rtmdl_ros', executable='microphone_source', name='microphone_source',
+                            namespace=ns, remappings=[('audio', arg['audio_topic'])], output='screen'))
+    return actions
+
+
+def generate_launch_description():
+    config = os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'f1tenth.yaml')
+    return LaunchDescription([
+        DeclareLaunchArgument('plan_file', default_value='', description='plan from `rtmdl optimize` (empty: dm-nmc)'),
+        DeclareLaunchArgument('use_sim_sensors', default_value='true', description='synthetic camera and microphone'),
+        DeclareLaunchArgument('backend', default_value='onnxruntime', choices=['onnxruntime', 'torch']),
+        DeclareLaunchArgument('device', default_value='cpu', choices=['cpu', 'cuda']),
+        DeclareLaunchArgument('namespace', default_value=''),
+        DeclareLaunchArgument('taskset_file', default_value=config, description='task set (config schema)'),
+        DeclareLaunchArgument('camera_topic', default_value='image_raw'),
+        DeclareLaunchArgument('audio_topic', default_value='audio'),
+        OpaqueFunction(function=_graph),
+    ])

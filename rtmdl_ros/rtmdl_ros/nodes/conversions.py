@@ -1,0 +1,81 @@
+"""sensor_msgs/Image and rtmdl_interfaces/AudioChunk <-> numpy, with strict checks.
+
+Supported image encodings: bgr8, rgb8, mono8 (what USB and CSI cameras on a
+small car publish). Every check failure raises InputError with the reason, so
+the node can count the frame as malformed and carry on.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..models import InputError
+
+ENCODINGS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1}
+MAX_PIXELS = 4096 * 4096
+
+
+def image_to_bgr(msg) -> np.ndarray:
+    """A bgr8 H x W x 3 array (a view when the message is bgr8 and tightly packed)."""
+    enc = msg.encoding.lower()
+    if enc not in ENCODINGS:
+        raise InputError(f'unsupported image encoding {msg.encoding!r}; expected one of {sorted(ENCODINGS)}')
+    ch = ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if h <= 0 or w <= 0:
+        raise InputError(f'empty image ({w}x{h})')
+    if h * w > MAX_PIXELS:
+        raise InputError(f'image of {w}x{h} pixels is larger than {MAX_PIXELS} pixels')
+    if step < w * ch:
+        raise InputError(f'step {step} is shorter than a row of {w} {enc} pixels ({w * ch} bytes)')
+    data = msg.data
+    size = len(data)
+    if size != step * h:
+        raise InputError(f'{size} bytes of data for {h} rows of {step} bytes ({step * h} expected)')
+    buf = np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), np.uint8)
+    rows = buf.reshape(h, step)[:, :w * ch]
+    img = rows.reshape(h, w, ch) if ch > 1 else rows.reshape(h, w)
+    if enc == 'bgr8':
+        return img
+    if enc == 'rgb8':
+        return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2BGR)
+    return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_GRAY2BGR)
+
+
+def bgr_to_image(img: np.ndarray, msg_type, header=None, encoding: str = 'bgr8'):
+    """A sensor_msgs/Image (msg_type) holding img (H x W x 3 bgr uint8) in `encoding`."""
+    if encoding not in ENCODINGS:
+        raise InputError(f'unsupported image encoding {encoding!r}')
+    if encoding == 'rgb8':
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif encoding == 'mono8':
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    img = np.ascontiguousarray(img, np.uint8)
+    msg = msg_type()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = img.shape[:2]
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = img.shape[1] * ENCODINGS[encoding]
+    msg.data = img.tobytes()
+    return msg
+
+
+def audio_to_mono(msg) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sample rate) of an AudioChunk; channels are averaged."""
+    rate, ch = int(msg.sample_rate), int(msg.channels)
+    if ch < 1:
+        raise InputError(f'audio chunk with {ch} channels')
+    if not 4000 <= rate <= 192000:
+        raise InputError(f'audio sample rate {rate} Hz is out of range (4000..192000)')
+    x = np.asarray(msg.samples, dtype=np.float32)
+    if x.size == 0:
+        raise InputError('empty audio chunk')
+    if x.size % ch:
+        raise InputError(f'{x.size} samples do not divide into {ch} channels')
+    if not np.all(np.isfinite(x)):
+        raise InputError('audio chunk holds NaN or infinite samples')
+    if ch > 1:
+        x = x.reshape(-1, ch).mean(axis=1)
+    return x, rate

@@ -1,0 +1,176 @@
+"""rtmdl_optimizer: plans variants and priorities; offline, or online beside the executor.
+
+offline (mode:=offline): reads the profiled task set, writes the plan parameters
+  file atomically (plan_file) and exits: 0 planned, 1 no plan meets the bounds.
+online (mode:=online): plans once at start, then re-plans when
+  - the executor's deadline or period of a task changes (/parameter_events), or
+  - a task's measured miss rate (status topic) exceeds its bound over at least
+    min_jobs jobs: the execution times are then re-planned with a margin
+    (x margin_step, the machine runs slower than profiled), or
+  - the ~/replan service is called;
+  and pushes the new variants and priorities to the executor in one atomic
+  parameter call (so that swapped priorities never clash), and rewrites plan_file.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from rcl_interfaces.msg import Parameter, ParameterDescriptor, ParameterEvent, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParametersAtomically
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rtmdl_interfaces.msg import SchedulerStatus
+from rtmdl_interfaces.srv import Replan
+
+from ..core.plan import write_plan
+from ..core.policies import POLICIES, plan_with
+from ..core.taskset import TasksetError, load_taskset, with_task_changes, with_time_margin
+from .spin import spin_node, start_node
+from .topics import STATUS_TOPIC
+
+
+class OptimizerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__('rtmdl_optimizer', **kwargs)
+        ro = ParameterDescriptor(read_only=True)
+        path = self.declare_parameter('taskset_file', '', ro).value
+        if not path:
+            raise TasksetError('parameter taskset_file is empty: give the profiled task set '
+                               '(rtmdl profile writes one)')
+        self.plan_file = self.declare_parameter('plan_file', '', ro).value
+        self.mode = self.declare_parameter('mode', 'offline', ro).value
+        if self.mode not in ('offline', 'online'):
+            raise ValueError(f"mode must be 'offline' or 'online', got {self.mode!r}")
+        self.policy = self.declare_parameter('policy', 'rtmdl', ro).value
+        if self.policy not in POLICIES:
+            raise ValueError(f'policy must be one of {POLICIES}, got {self.policy!r}')
+        self.time_limit_s = self.declare_parameter('time_limit_s', 10.0).value
+        self.executor_name = self.declare_parameter('executor', 'rtmdl_executor', ro).value
+        self.min_jobs = self.declare_parameter('min_jobs', 20).value
+        self.margin_step = self.declare_parameter('margin_step', 1.25).value
+        self.cooldown_s = self.declare_parameter('cooldown_s', 5.0).value
+        self.base = load_taskset(path)
+        self.margin = 1.0
+        self.last_plan = None
+        self.last_replan = -1e9
+        self.replans = 0
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        if self.mode == 'online':
+            group = ReentrantCallbackGroup()
+            ns = self.get_namespace().rstrip('/')
+            self.executor_fqn = f'{ns}/{self.executor_name}'
+            self.client = self.create_client(SetParametersAtomically, f'{self.executor_fqn}/set_parameters_atomically',
+                                             callback_group=group)
+            self.create_subscription(SchedulerStatus, STATUS_TOPIC, self._on_status, 10, callback_group=group)
+            self.create_subscription(ParameterEvent, '/parameter_events', self._on_parameter_event, 50,
+                                     callback_group=group)
+            self.create_service(Replan, '~/replan', self._on_replan_service, callback_group=group)
+            self.create_timer(0.5, self._initial_push, callback_group=MutuallyExclusiveCallbackGroup())
+        self.ok = self.replan('start')
+
+    # -- planning ----------------------------------------------------------------
+    def replan(self, reason: str):
+        """Plan the current task set; write and (online) push it. Returns the plan or None."""
+        with self._lock:
+            taskset = with_time_margin(self.base, self.margin) if self.margin > 1.0 else self.base
+            res = plan_with(taskset, self.policy, time_limit_s=self.time_limit_s)
+            self.last_replan = time.monotonic()
+            if res.plan is None:
+                self.get_logger().error(f'no plan meets the bounds ({reason}): {res.reason}')
+                return None
+            self.last_plan = res.plan
+            self.replans += 1
+            summary = ', '.join(f'{n}={a.variant}@{a.priority}' for n, a in
+                                sorted(res.plan.items(), key=lambda kv: kv[1].priority))
+            self.get_logger().info(f'plan ({reason}; time margin x{self.margin:.2f}): {summary}')
+            if self.plan_file:
+                write_plan(self.plan_file, res.plan, header=f'written by rtmdl_optimizer ({reason})')
+            return res.plan
+
+    def _push(self, plan) -> bool:
+        if not self.client.wait_for_service(timeout_sec=2.0):
+            self.get_logger().warning(f'{self.executor_fqn} has no parameter service yet')
+            return False
+        req = SetParametersAtomically.Request()
+        for name, a in plan.items():
+            req.parameters.append(Parameter(name=f'tasks.{name}.variant', value=ParameterValue(
+                type=ParameterType.PARAMETER_STRING, string_value=a.variant)))
+            req.parameters.append(Parameter(name=f'tasks.{name}.priority', value=ParameterValue(
+                type=ParameterType.PARAMETER_INTEGER, integer_value=int(a.priority))))
+        future = self.client.call_async(req)
+        end = time.monotonic() + 5.0
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.01)
+        result = future.result() if future.done() else None
+        if result is None or not result.result.successful:
+            why = result.result.reason if result is not None else 'no answer'
+            self.get_logger().error(f'executor refused the plan: {why}')
+            return False
+        return True
+
+    def _replan_and_push(self, reason: str) -> bool:
+        plan = self.replan(reason)
+        return plan is not None and self._push(plan)
+
+    # -- triggers ----------------------------------------------------------------
+    def _initial_push(self) -> None:
+        if self.last_plan is not None and not self.done.is_set() and self._push(self.last_plan):
+            self.done.set()
+
+    def _on_parameter_event(self, event: ParameterEvent) -> None:
+        if event.node != self.executor_fqn:
+            return
+        changed = False
+        for p in list(event.changed_parameters) + list(event.new_parameters):
+            parts = p.name.split('.')
+            if len(parts) == 3 and parts[0] == 'tasks' and parts[2] in ('deadline_ms', 'period_ms') \
+                    and parts[1] in self.base.tasks:
+                v = p.value
+                value = v.double_value if v.type == ParameterType.PARAMETER_DOUBLE else float(v.integer_value)
+                t = self.base.tasks[parts[1]]
+                if getattr(t, parts[2]) != value:
+                    try:
+                        self.base = with_task_changes(self.base, parts[1], **{parts[2]: value})
+                        changed = True
+                    except TasksetError as e:
+                        self.get_logger().warning(f'ignoring {p.name}={value}: {e}')
+        if changed:
+            self._replan_and_push('task set changed on the executor')
+
+    def _on_status(self, msg: SchedulerStatus) -> None:
+        if time.monotonic() - self.last_replan < self.cooldown_s:
+            return
+        over = [t for t in msg.tasks if t.jobs >= self.min_jobs and t.miss_rate > t.max_miss_rate]
+        if over:
+            self.margin *= self.margin_step
+            names = ', '.join(f'{t.task} ({t.miss_rate:.3f} > {t.max_miss_rate:g})' for t in over)
+            self._replan_and_push(f'measured miss rate over bound: {names}')
+
+    def _on_replan_service(self, request, response):
+        plan = self.replan(request.reason or 'service call')
+        if plan is None:
+            response.success, response.message = False, 'no plan meets the bounds'
+            return response
+        ok = self._push(plan)
+        response.success = ok
+        response.message = 'pushed to the executor' if ok else 'planned, but the executor refused it'
+        for name, a in sorted(plan.items(), key=lambda kv: kv[1].priority):
+            response.tasks.append(name)
+            response.variants.append(a.variant)
+            response.priorities.append(int(a.priority))
+        return response
+
+
+def main() -> int:
+    node = start_node(OptimizerNode, 'rtmdl_optimizer', (TasksetError, ValueError))
+    if node is None:
+        return 2
+    if node.mode == 'offline':
+        code = 0 if node.ok is not None else 1
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return code
+    return spin_node(node, threads=4)

@@ -1,0 +1,139 @@
+"""Sensor sources for demos and tests.
+
+camera_source: publishes image_raw (sensor_msgs/Image, sensor-data QoS) at
+`fps` from a synthetic F1/10 driving sequence (default), a video file or an
+image folder (`source` parameter: 'synthetic', a file path or a folder).
+microphone_source: publishes audio (AudioChunk, mono float32) in chunks of
+`chunk_s` from synthetic urban sounds (default) or a WAV file, looping.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import cv2
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rtmdl_interfaces.msg import AudioChunk
+from sensor_msgs.msg import Image
+
+from ..data import sounds
+from ..data.drive import DriveSequence
+from .conversions import bgr_to_image
+from .spin import float32_array, run_node
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
+
+
+class SourceError(ValueError):
+    """A source that cannot be opened; the message says why."""
+
+
+class _Frames:
+    """bgr frames from a video file or an image folder, looping."""
+
+    def __init__(self, source: str, width: int, height: int):
+        self.size = (width, height)
+        if os.path.isdir(source):
+            self.files = sorted(f for f in glob.glob(os.path.join(source, '*')) if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not self.files:
+                raise SourceError(f'{source}: no images ({", ".join(IMAGE_EXTENSIONS)})')
+            self.cap, self.k = None, 0
+        else:
+            if not os.path.exists(source):
+                raise SourceError(f'{source}: no such file or folder')
+            self.cap = cv2.VideoCapture(source)
+            if not self.cap.isOpened():
+                raise SourceError(f'{source}: not a video OpenCV can read')
+
+    def next(self) -> np.ndarray:
+        if self.cap is None:
+            img = cv2.imread(self.files[self.k % len(self.files)], cv2.IMREAD_COLOR)
+            self.k += 1
+            if img is None:
+                return self.next() if self.k < 10 * len(self.files) else np.zeros((self.size[1], self.size[0], 3), np.uint8)
+        else:
+            ok, img = self.cap.read()
+            if not ok:
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, img = self.cap.read()
+                if not ok:
+                    raise SourceError('video ended and cannot be rewound')
+        return cv2.resize(img, self.size, interpolation=cv2.INTER_AREA) if img.shape[1::-1] != self.size else img
+
+
+class CameraSource(Node):
+    def __init__(self, **kwargs):
+        super().__init__('camera_source', **kwargs)
+        ro = ParameterDescriptor(read_only=True)
+        source = self.declare_parameter('source', 'synthetic', ro).value
+        fps = self.declare_parameter('fps', 30.0, ro).value
+        width = self.declare_parameter('width', 640, ro).value
+        height = self.declare_parameter('height', 480, ro).value
+        self.encoding = self.declare_parameter('encoding', 'bgr8', ro).value
+        self.frame_id = self.declare_parameter('frame_id', 'camera', ro).value
+        seed = self.declare_parameter('seed', 0, ro).value
+        self.frames = DriveSequence(width, height, fps, seed=seed) if source == 'synthetic' else _Frames(source, width, height)
+        self.pub = self.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
+        self.published = 0
+        self.create_timer(1.0 / fps, self.tick)
+        self.get_logger().info(f'camera_source: {source} at {fps:g} fps, {width}x{height} {self.encoding}')
+
+    def tick(self) -> None:
+        frame = self.frames.next()
+        img = frame.image if hasattr(frame, 'image') else frame
+        msg = bgr_to_image(img, Image, encoding=self.encoding)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.frame_id
+        self.pub.publish(msg)
+        self.published += 1
+
+
+class MicrophoneSource(Node):
+    def __init__(self, **kwargs):
+        super().__init__('microphone_source', **kwargs)
+        ro = ParameterDescriptor(read_only=True)
+        source = self.declare_parameter('source', 'synthetic', ro).value
+        self.chunk_s = self.declare_parameter('chunk_s', 0.1, ro).value
+        self.frame_id = self.declare_parameter('frame_id', 'microphone', ro).value
+        seed = self.declare_parameter('seed', 0, ro).value
+        self.rng = np.random.default_rng(seed)
+        if source == 'synthetic':
+            self.rate, self.stream = sounds.SAMPLE_RATE, np.zeros(0, np.float32)
+            self.wav = None
+        else:
+            import soundfile
+            try:
+                data, self.rate = soundfile.read(source, dtype='float32', always_2d=True)
+            except Exception as e:
+                raise SourceError(f'{source}: cannot read audio: {e}') from None
+            self.wav = data.mean(axis=1)
+            self.stream = np.zeros(0, np.float32)
+        self.pub = self.create_publisher(AudioChunk, 'audio', qos_profile_sensor_data)
+        self.published = 0
+        self.create_timer(self.chunk_s, self.tick)
+        self.get_logger().info(f'microphone_source: {source}, {self.rate} Hz, chunks of {self.chunk_s:g} s')
+
+    def tick(self) -> None:
+        n = int(self.chunk_s * self.rate)
+        while self.stream.size < n:
+            more = self.wav if self.wav is not None else \
+                sounds.clip(int(self.rng.integers(0, len(sounds.CLASSES))), self.rng)
+            self.stream = np.concatenate([self.stream, more.astype(np.float32)])
+        chunk, self.stream = self.stream[:n], self.stream[n:]
+        msg = AudioChunk(sample_rate=int(self.rate), channels=1)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.frame_id
+        msg.samples = float32_array(chunk)
+        self.pub.publish(msg)
+        self.published += 1
+
+
+def camera_main() -> int:
+    return run_node(CameraSource, 'camera_source', (SourceError, ValueError))
+
+
+def microphone_main() -> int:
+    return run_node(MicrophoneSource, 'microphone_source', (SourceError, ValueError))

@@ -1,0 +1,16 @@
+"""Topic names and QoS shared by the nodes (relative names: they follow the namespace)."""
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# Job topics: the newest job matters; a short reliable queue loses nothing on one host.
+JOB_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+
+def job_topic(task: str) -> str:
+    return f'jobs/{task}'
+
+
+def result_topic(task: str, kind: str) -> str:
+    return f'detections/{task}' if kind == 'detect' else f'classifications/{task}'
+
+
+STATUS_TOPIC = 'status'

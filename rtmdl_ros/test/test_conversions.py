@@ -1,0 +1,91 @@
+"""Image and audio message conversion (issue #4), cross-checked against cv_bridge
+where it is installed (a ROS install with vision_opencv)."""
+import numpy as np
+import pytest
+
+pytest.importorskip('sensor_msgs')
+from rtmdl_interfaces.msg import AudioChunk  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+
+from rtmdl_ros.models.families import InputError  # noqa: E402
+from rtmdl_ros.nodes.conversions import audio_to_mono, bgr_to_image, image_to_bgr  # noqa: E402
+from rtmdl_ros.nodes.spin import float32_array  # noqa: E402
+
+RNG = np.random.default_rng(0)
+BGR = RNG.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgb8'])
+def test_colour_round_trip_is_exact(encoding):
+    msg = bgr_to_image(BGR, Image, encoding=encoding)
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (48, 64, 64 * 3, encoding)
+    np.testing.assert_array_equal(image_to_bgr(msg), BGR)
+
+
+def test_rgb8_bytes_are_in_rgb_order():
+    msg = bgr_to_image(BGR, Image, encoding='rgb8')
+    first = np.frombuffer(bytes(msg.data[:3]), np.uint8)
+    np.testing.assert_array_equal(first, BGR[0, 0, ::-1])
+
+
+def test_mono8_becomes_grey_bgr():
+    msg = bgr_to_image(BGR, Image, encoding='mono8')
+    out = image_to_bgr(msg)
+    assert out.shape == (48, 64, 3)
+    assert (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+
+
+def test_row_padding_is_skipped():
+    msg = bgr_to_image(BGR, Image)
+    pad = 8
+    rows = np.frombuffer(bytes(msg.data), np.uint8).reshape(48, 64 * 3)
+    msg.data = np.hstack([rows, np.zeros((48, pad), np.uint8)]).tobytes()
+    msg.step = 64 * 3 + pad
+    np.testing.assert_array_equal(image_to_bgr(msg), BGR)
+
+
+@pytest.mark.parametrize('mutate, match', [
+    (lambda m: setattr(m, 'encoding', '16UC1'), 'unsupported image encoding'),
+    (lambda m: setattr(m, 'data', bytes(m.data)[:-1]), 'bytes of data'),
+    (lambda m: setattr(m, 'step', 10), 'shorter than a row'),
+    (lambda m: (setattr(m, 'height', 0), setattr(m, 'data', b'')), 'empty image'),
+])
+def test_malformed_images_are_rejected_with_a_reason(mutate, match):
+    msg = bgr_to_image(BGR, Image)
+    mutate(msg)
+    with pytest.raises(InputError, match=match):
+        image_to_bgr(msg)
+
+
+def test_audio_chunk_to_mono():
+    stereo = np.stack([np.full(100, 0.5), np.full(100, -0.1)], axis=1).astype(np.float32)
+    msg = AudioChunk(sample_rate=22050, channels=2)
+    msg.samples = float32_array(stereo.reshape(-1))
+    x, rate = audio_to_mono(msg)
+    assert rate == 22050 and x.shape == (100,)
+    np.testing.assert_allclose(x, 0.2, atol=1e-6)
+
+
+@pytest.mark.parametrize('rate, channels, samples, match', [
+    (16000, 1, [float('nan'), 0.0], 'NaN'),
+    (16000, 1, [], 'empty'),
+    (100, 1, [0.0], 'out of range'),
+    (16000, 2, [0.0, 0.1, 0.2], 'do not divide'),
+    (16000, 0, [0.0], 'channels'),
+])
+def test_bad_audio_chunks_are_rejected(rate, channels, samples, match):
+    msg = AudioChunk(sample_rate=rate, channels=channels)
+    msg.samples = float32_array(np.asarray(samples, np.float32))
+    with pytest.raises(InputError, match=match):
+        audio_to_mono(msg)
+
+
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgb8', 'mono8'])
+def test_agrees_with_cv_bridge(encoding):
+    cv_bridge = pytest.importorskip('cv_bridge', reason='cv_bridge is not installed (no ROS vision_opencv)')
+    bridge = cv_bridge.CvBridge()
+    src = BGR if encoding != 'mono8' else BGR[:, :, 0].copy()
+    theirs = bridge.cv2_to_imgmsg(src if encoding != 'rgb8' else src[:, :, ::-1].copy(), encoding=encoding)
+    np.testing.assert_array_equal(image_to_bgr(theirs), bridge.imgmsg_to_cv2(theirs, desired_encoding='bgr8'))
+    ours = bgr_to_image(BGR, Image, encoding=encoding)
+    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(ours, desired_encoding='bgr8'), image_to_bgr(ours))
