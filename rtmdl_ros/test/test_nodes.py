@@ -299,3 +299,18 @@ def test_online_optimizer_replans_when_a_deadline_changes(graph, tmp_path):
     finally:
         probe.spinner.remove_node(opt)
         opt.destroy_node()
+
+
+def test_task_node_releases_each_frame_at_most_once(graph):
+    from rtmdl_ros.nodes.task_nodes import TrafficLightNode
+    node = TrafficLightNode()                     # not spun: its timer never fires here
+    try:
+        first, second = frame_msg(40), frame_msg(41)
+        node.on_input(first)
+        node.on_input(second)
+        assert node.take() is second              # the newest frame
+        assert node.take() is None                # nothing new: no job this period
+        node.release()
+        assert (node.released, node.idle_periods) == (0, 1)
+    finally:
+        node.destroy_node()

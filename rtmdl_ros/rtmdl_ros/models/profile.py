@@ -20,7 +20,7 @@ import yaml
 
 from ..backends import create
 from ..core.files import atomic_write
-from ..core.taskset import load_taskset, read_yaml
+from ..core.taskset import load_taskset, read_yaml, taskset_from_dict
 from ..data import lights, sounds
 from . import export, zoo
 from .families import FAMILIES, family
@@ -105,19 +105,22 @@ def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
     atomic_write(path, write)
 
 
-def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: str = 'cpu',
-            samples: int = 200, warmup: int = 20, zoo_dir: str | None = None, lanes: int = 4,
-            progress=None) -> tuple[str, str]:
-    """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
+def read_config(config: str) -> dict:
+    """The task-requirements file (periods, deadlines, bounds), checked against the zoo."""
     base = read_yaml(config, 'config')
-    if not isinstance(base, dict) or not isinstance(base.get('tasks'), dict):
+    if not isinstance(base, dict) or not isinstance(base.get('tasks'), dict) or not base['tasks']:
         raise ValueError(f'config {config}: needs a tasks mapping')
     unknown = [t for t in base['tasks'] if t not in FAMILIES]
     if unknown:
         raise ValueError(f'config {config}: no model family for tasks {unknown}; the zoo has {sorted(FAMILIES)}')
-    backend = create(backend_name, device, zoo_dir)
-    tasks = {}
-    for task in base['tasks']:
+    return base
+
+
+def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = None, lanes: int = 4,
+            progress=None) -> dict:
+    """Profiles of every variant of `tasks` on `backend`: {'platform': {gpu_slowdown}, 'tasks': ...}."""
+    out = {}
+    for task in tasks:
         net, meta = zoo.load(task, zoo_dir)
         manifest = export.export_task(task, zoo_dir, check=False)
         metric = meta.get('test_metric', {})
@@ -131,18 +134,32 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             variants[v] = entry
             if progress is not None:
                 progress(task, v)
-        tasks[task] = {'variants': variants}
-    first = next(iter(base['tasks']))
+        out[task] = {'variants': variants}
+    first = next(iter(tasks))
     probe, _ = zoo.load(first, zoo_dir)
     mid = probe.variants[len(probe.variants) // 2].name
-    slowdown = packing_slowdown(backend, first, mid, max_lanes=lanes)
+    return {'platform': {'gpu_slowdown': packing_slowdown(backend, first, mid, max_lanes=lanes)}, 'tasks': out,
+            'probe': f'{first}/{mid}'}
+
+
+def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: str = 'cpu',
+            samples: int = 200, warmup: int = 20, zoo_dir: str | None = None, lanes: int = 4,
+            progress=None) -> tuple[str, str]:
+    """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
+    base = read_config(config)
+    taskset_from_dict({**base, 'tasks': {t: {**spec, 'variants': {'probe': {
+        'accuracy': 0, 'storage_mb': 0, 'pre_ms': 0, 'infer_ms': 0, 'post_ms': 0}}} for t, spec in base['tasks'].items()}},
+        source=config)                      # a bad config fails now, not after minutes of profiling
+    backend = create(backend_name, device, zoo_dir)
+    prof = measure(base['tasks'], backend, samples, warmup, zoo_dir, lanes, progress)
+    probe = prof.pop('probe')
     machine = f'{socket.gethostname()}-{backend_name}-{device}'
     prof_path = os.path.join(os.path.dirname(os.path.abspath(out)), 'profiles', f'{machine}.yaml')
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     header = (f'Measured by `rtmdl profile` on {socket.gethostname()} ({host.machine()}, {os.cpu_count()} CPUs), '
               f'{stamp}\nbackend {backend_name}, device {device}, {samples} samples per segment after {warmup} '
-              f'warm-up jobs; packing slowdown measured on {first}/{mid}. storage_mb = ONNX file size / 2^20.')
-    _write_yaml_atomic(prof_path, {'platform': {'gpu_slowdown': slowdown}, 'tasks': tasks}, header)
+              f'warm-up jobs; packing slowdown measured on {probe}. storage_mb = ONNX file size / 2^20.')
+    _write_yaml_atomic(prof_path, prof, header)
     taskset = dict(base)
     taskset['profiles'] = os.path.relpath(prof_path, os.path.dirname(os.path.abspath(out)))
     _write_yaml_atomic(out, taskset, f'Task set for this machine: {config} + the profiles it references.\n'

@@ -32,7 +32,10 @@ def image_to_bgr(msg) -> np.ndarray:
     size = len(data)
     if size != step * h:
         raise InputError(f'{size} bytes of data for {h} rows of {step} bytes ({step * h} expected)')
-    buf = np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), np.uint8)
+    try:
+        buf = np.frombuffer(data, np.uint8)       # bytes or array.array('B'): no copy
+    except TypeError:
+        buf = np.frombuffer(bytes(data), np.uint8)
     rows = buf.reshape(h, step)[:, :w * ch]
     img = rows.reshape(h, w, ch) if ch > 1 else rows.reshape(h, w)
     if enc == 'bgr8':

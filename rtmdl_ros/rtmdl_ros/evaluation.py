@@ -1,0 +1,219 @@
+"""`rtmdl evaluate`: RT-mDL against DM-NMC, DM-MC and UM-NMC on this machine.
+
+For each load level: start the background load, profile every zoo variant
+under it (so plans see the machine as it is), plan the F1/10 task set under
+each policy, then run each plan on the real runtime (core/runtime.py with real
+pre-processing, inference and post-processing, released at the task periods
+with synthetic camera frames and audio) for `duration_s`, and predict the same
+plan with the analysis and the simulator.
+
+Load levels are background work on the CPU, in cores: a level of 0.5 keeps
+half of one core busy with other software of the car (say, localisation), 1.5
+one and a half cores. Periods and deadlines stay those of the config file.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import multiprocessing
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .core.analysis import analyze, deadline_monotonic
+from .core.plan import Assignment
+from .core.policies import POLICIES, plan_with
+from .core.runtime import Runtime
+from .core.scheduling import TaskParams
+from .core.simulator import simulate
+from .core.taskset import TaskSet, _deep_merge, taskset_from_dict
+
+
+# --------------------------------------------------------------------------- background load
+
+def _burn(duty: float, stop) -> None:
+    """Busy for `duty` of every 20 ms slice (numpy work, like a real CPU-bound node)."""
+    a = np.random.default_rng(0).normal(size=(64, 64))
+    while not stop.is_set():
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.02 * duty:
+            a = np.tanh(a @ a.T * 1e-3)
+        time.sleep(max(0.0, 0.02 * (1.0 - duty)))
+
+
+class BackgroundLoad:
+    """`level` cores' worth of CPU work in separate processes (no GIL sharing)."""
+
+    def __init__(self, level: float):
+        self.level = level
+        self.procs = []
+        ctx = multiprocessing.get_context('spawn')
+        self.stop = ctx.Event()
+        n = math.ceil(level) if level > 0 else 0
+        for _ in range(n):
+            p = ctx.Process(target=_burn, args=(level / n, self.stop), daemon=True)
+            self.procs.append(p)
+
+    def __enter__(self):
+        for p in self.procs:
+            p.start()
+        time.sleep(0.5 if self.procs else 0.0)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for p in self.procs:
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+
+
+# --------------------------------------------------------------------------- one run
+
+@dataclass
+class TaskRun:
+    jobs: int = 0
+    missed: int = 0
+    responses: list = field(default_factory=list)
+    overheads: list = field(default_factory=list)
+
+    @property
+    def dmr(self) -> float:
+        return self.missed / self.jobs if self.jobs else 0.0
+
+
+def payloads(task: str, n: int, seed: int) -> list:
+    """Inputs as the task nodes hand them over: camera frames or (audio, rate)."""
+    from .data import sounds
+    from .data.drive import DriveSequence
+    rng = np.random.default_rng(seed)
+    if task == 'audio':
+        return [(sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), sounds.SAMPLE_RATE) for _ in range(n)]
+    seq = DriveSequence(seed=seed, scene_s=0.2)
+    return [seq.next().image for _ in range(n)]
+
+
+def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dict, inputs: dict,
+             duration_s: float, seed: int = 0) -> tuple[dict[str, TaskRun], dict]:
+    """Release every task at its period for duration_s on the real runtime."""
+    from .models.jobs import make_segments
+    segments = {t: make_segments(t, backend, labels[t], decode=lambda x: x) for t in plan}
+    runs = {t: TaskRun() for t in plan}
+    lock = threading.Lock()
+
+    def on_result(r):
+        with lock:
+            runs[r.task].responses.append(r.response_ms)
+            runs[r.task].overheads.append(r.overhead_ms)
+    platform = taskset.platform
+    rt = Runtime({t: TaskParams(a.priority, taskset.tasks[t].deadline_ms, a.variant, taskset.tasks[t].on_overrun)
+                  for t, a in plan.items()}, segments, platform.cpu_workers, platform.gpu_lanes, on_result=on_result,
+                 window_s=duration_s + 60)
+    rng = np.random.default_rng(seed)
+    start = time.monotonic() + 0.1
+    heap = [(start + rng.uniform(0, taskset.tasks[t].period_ms / 1e3), t, 0) for t in plan]
+    heapq.heapify(heap)
+    rt.start()
+    end = start + duration_s
+    while heap:
+        when, task, k = heapq.heappop(heap)
+        if when >= end:
+            continue
+        delay = when - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        rt.submit(task, inputs[task][k % len(inputs[task])])
+        heapq.heappush(heap, (when + taskset.tasks[task].period_ms / 1e3, task, k + 1))
+    time.sleep(max(t.deadline_ms for t in taskset.tasks.values()) / 1e3 + 0.2)   # let the last jobs end
+    util = rt.utilisation()
+    rt.stop()
+    for t in plan:
+        st = rt.stats(t)
+        runs[t].jobs, runs[t].missed = st.total_jobs, st.total_missed
+    return runs, util
+
+
+# --------------------------------------------------------------------------- the evaluation
+
+def fallback_plan(taskset: TaskSet) -> dict[str, Assignment]:
+    """When no plan meets the bounds: fastest variants, deadline-monotonic."""
+    return {n: Assignment(min(taskset.tasks[n].variants, key=lambda v, n=n: taskset.tasks[n].variants[v].mean_total_ms),
+                          prio) for prio, n in enumerate(deadline_monotonic(taskset))}
+
+
+def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES, duration_s: float = 60.0,
+             profile_samples: int = 40, backend_name: str = 'onnxruntime', device: str = 'cpu',
+             zoo_dir: str | None = None, time_limit_s: float = 20.0, seed: int = 0, progress=None) -> dict:
+    from .backends import create
+    from .models.jobs import warm_up
+    from .models.profile import measure, read_config
+    from .nodes.resources import zoo_variants
+    base = read_config(config)
+    backend = create(backend_name, device, zoo_dir)
+    labels = {t: zoo_variants(t, zoo_dir)[1] for t in base['tasks']}
+    inputs = {t: payloads(t, 30, seed + i) for i, t in enumerate(base['tasks'])}
+    lanes = int(base.get('platform', {}).get('gpu_lanes', 1))
+    for t in base['tasks']:
+        warm_up(t, backend, labels[t], sorted(zoo_variants(t, zoo_dir)[0]), lanes)
+    results = {'config': os.path.abspath(config), 'duration_s': duration_s, 'loads': list(loads),
+               'policies': list(policies), 'backend': backend_name, 'device': device, 'cpus': os.cpu_count(),
+               'runs': []}
+    for load in loads:
+        with BackgroundLoad(load):
+            prof = measure(base['tasks'], backend, profile_samples, 5, zoo_dir, lanes=max(1, lanes))
+            prof.pop('probe')
+            taskset = taskset_from_dict(_deep_merge(prof, base), source=config)
+            for policy in policies:
+                res = plan_with(taskset, policy, time_limit_s=time_limit_s)
+                plan, note = res.plan, ''
+                if plan is None:
+                    plan, note = fallback_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
+                runs, util = run_plan(taskset, plan, backend, labels, inputs, duration_s, seed)
+                bounds = analyze(taskset, plan)
+                sim = simulate(taskset, plan, duration_s, seed=seed).to_json()['tasks']
+                results['runs'].append(_record(taskset, policy, load, plan, note, runs, util, bounds, sim))
+                if progress is not None:
+                    progress(load, policy, results['runs'][-1])
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
+        json.dump(results, f, indent=1)
+    from .report import write_report
+    write_report(results, out_dir)
+    return results
+
+
+def _pct(values, q):
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+def _record(taskset, policy, load, plan, note, runs, util, bounds, sim) -> dict:
+    tasks = {}
+    for t, a in plan.items():
+        task = taskset.tasks[t]
+        r = runs[t]
+        tasks[t] = {
+            'variant': a.variant, 'priority': a.priority, 'accuracy': task.variants[a.variant].accuracy,
+            'max_accuracy': task.max_accuracy, 'deadline_ms': task.deadline_ms, 'max_miss_rate': task.max_miss_rate,
+            'jobs': r.jobs, 'missed': r.missed, 'dmr': r.dmr,
+            'p50_ms': _pct(r.responses, 50), 'p99_ms': _pct(r.responses, 99),
+            'max_ms': max(r.responses) if r.responses else None,
+            'bound_ms': bounds[t].response_bound_ms if math.isfinite(bounds[t].response_bound_ms) else None,
+            'miss_rate_bound': bounds[t].miss_rate_bound,
+            'sim_dmr': sim[t]['miss_rate'], 'sim_p99_ms': sim[t]['p99_response_ms'], 'sim_max_ms': sim[t]['max_response_ms'],
+            'responses': [round(x, 3) for x in r.responses],
+        }
+    jobs = sum(v['jobs'] for v in tasks.values())
+    overheads = [o for r in runs.values() for o in r.overheads]
+    return {
+        'policy': policy, 'load': load, 'note': note, 'tasks': tasks,
+        'dmr': sum(v['missed'] for v in tasks.values()) / jobs if jobs else 0.0,
+        'mean_accuracy': float(np.mean([v['accuracy'] for v in tasks.values()])),
+        'mean_normalised_accuracy': float(np.mean([v['accuracy'] / v['max_accuracy'] for v in tasks.values()])),
+        'cpu_utilisation': util['cpu'], 'gpu_utilisation': util['gpu'],
+        'overhead_p50_ms': _pct(overheads, 50), 'overhead_p99_ms': _pct(overheads, 99),
+        'analysis_schedulable': all(b.meets_bound for b in bounds.values()),
+    }

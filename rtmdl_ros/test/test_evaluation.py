@@ -1,0 +1,54 @@
+"""`rtmdl evaluate`, short version (issue #5): the harness end to end on the
+real runtime, with its table, plots and JSON; numbers come from the run."""
+import json
+
+import pytest
+
+from rtmdl_ros.report import comparisons
+
+from test_cli import rtmdl
+
+
+@pytest.fixture(scope='module')
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('evaluation')
+    res = rtmdl('evaluate', '--out', out, '--loads', 0, 1, '--policies', 'rtmdl', 'dm-nmc', '--duration-s', 3,
+                '--profile-samples', 5, '--time-limit-s', 5, '--quiet')
+    assert res.returncode == 0, res.stderr
+    return out, res.stdout
+
+
+def test_writes_table_plots_and_results(short_run):
+    out, stdout = short_run
+    for name in ('table.md', 'results.json', 'dmr_per_policy.png', 'accuracy_vs_dmr.png', 'response_cdf.png'):
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / 'results.json').read_text())
+    assert {(r['load'], r['policy']) for r in results['runs']} == {(0.0, 'rtmdl'), (0.0, 'dm-nmc'),
+                                                                    (1.0, 'rtmdl'), (1.0, 'dm-nmc')}
+    assert 'DMR reduction' in (out / 'table.md').read_text()
+    assert 'rtmdl vs dm-nmc' in stdout
+
+
+def test_numbers_come_from_the_runs(short_run):
+    out, _ = short_run
+    results = json.loads((out / 'results.json').read_text())
+    for r in results['runs']:
+        jobs = sum(t['jobs'] for t in r['tasks'].values())
+        # 3 s of releases at 30, 15 and 4 Hz: about 150 jobs.
+        assert 100 <= jobs <= 170, jobs
+        assert r['dmr'] == pytest.approx(sum(t['missed'] for t in r['tasks'].values()) / jobs)
+        for t in r['tasks'].values():
+            assert len(t['responses']) <= t['jobs']
+            assert t['jobs'] - t['missed'] <= len(t['responses'])    # every met job has a response
+            if r['analysis_schedulable'] and t['bound_ms'] is not None and t['sim_max_ms'] is not None:
+                assert t['sim_max_ms'] <= t['bound_ms'] * 1.0001 or t['miss_rate_bound'] > 0
+        assert 0 < r['cpu_utilisation'] <= 1 and 0 < r['gpu_utilisation'] <= 1
+    dm = {r['load']: r for r in results['runs'] if r['policy'] == 'dm-nmc'}
+    assert all(t['variant'] == 'w100_d3' for t in dm[0.0]['tasks'].values())     # dm-nmc = largest variants
+    for c in comparisons(results):
+        assert c['baseline'] == 'dm-nmc'
+
+
+def test_bad_arguments_exit_2(tmp_path):
+    res = rtmdl('evaluate', '--out', tmp_path, '--loads', -1, '--quiet')
+    assert res.returncode == 2 and 'loads' in res.stderr
