@@ -1,7 +1,7 @@
 # Front door of rtmdl_ros. Every target does its own set-up (tools/setup.sh),
 # which is skipped in seconds when nothing changed.
 SHELL := /bin/bash
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench evaluate clean
 
 setup:
 	@bash tools/setup.sh
@@ -13,7 +13,11 @@ demo: setup
 	@source tools/env.sh && bash tools/demo.sh
 
 bench: setup
-	@source tools/env.sh && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py
+	@source tools/env.sh && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py \
+	  && python bench/bench_zoo.py && python bench/bench_runtime_overhead.py && python bench/bench_ros_path.py
+
+evaluate: setup
+	@source tools/env.sh && bash bench/evaluate.sh
 
 clean:
 	rm -rf .venv build install log .colcon-build.log

@@ -23,4 +23,9 @@ if [ "${ROS_DISTRO:-}" = humble ]; then
 else
   export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 fi
+# Fast DDS: shared-memory segments that hold a camera frame (see the XML).
+if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml"
+  export FASTRTPS_DEFAULT_PROFILES_FILE="$FASTDDS_DEFAULT_PROFILES_FILE"
+fi
 unset _rtmdl_root _d

@@ -14,7 +14,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -47,9 +47,19 @@ def _graph(context):
     return actions
 
 
+def _fastdds_profile():
+    """Large shared-memory segments, so 640x480 frames do not fall back to lossy UDP
+    (see config/fastdds_large_frames.xml); a profile the user set wins."""
+    if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE'):
+        return []
+    xml = os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'fastdds_large_frames.xml')
+    return [SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', xml),
+            SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', xml)]
+
+
 def generate_launch_description():
     config = os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'f1tenth.yaml')
-    return LaunchDescription([
+    return LaunchDescription(_fastdds_profile() + [
         DeclareLaunchArgument('plan_file', default_value='', description='plan from `rtmdl optimize` (empty: dm-nmc)'),
         DeclareLaunchArgument('use_sim_sensors', default_value='true', description='synthetic camera and microphone'),
         DeclareLaunchArgument('backend', default_value='onnxruntime', choices=['onnxruntime', 'torch']),

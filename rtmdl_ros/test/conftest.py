@@ -8,6 +8,9 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 PKG_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# As the launch file does: shared-memory segments large enough for camera frames.
+for _var in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+    os.environ.setdefault(_var, str(PKG_ROOT / 'config' / 'fastdds_large_frames.xml'))
 if str(PKG_ROOT) not in sys.path:
     sys.path.insert(0, str(PKG_ROOT))
 

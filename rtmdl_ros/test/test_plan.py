@@ -4,7 +4,7 @@ import os
 import pytest
 import yaml
 
-from rtmdl_ros.core import plan as plan_mod
+from rtmdl_ros.core import files as files_mod
 from rtmdl_ros.core.plan import Assignment, load_plan, plan_to_params, write_plan
 from rtmdl_ros.core.taskset import TasksetError, load_taskset
 
@@ -46,7 +46,7 @@ def test_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError(28, 'No space left on device')
 
-    monkeypatch.setattr(plan_mod.os, 'replace', boom)
+    monkeypatch.setattr(files_mod.os, 'replace', boom)
     with pytest.raises(OSError):
         write_plan(str(path), {**PLAN, 'sign': Assignment('w025_d2', 1)})
     assert path.read_text() == before

@@ -20,7 +20,7 @@ import yaml
 
 from ..backends import create
 from ..core.files import atomic_write
-from ..core.taskset import load_taskset, read_yaml, taskset_from_dict
+from ..core.taskset import _deep_merge, load_taskset, read_yaml, taskset_from_dict
 from ..data import lights, sounds
 from . import export, zoo
 from .families import FAMILIES, family
@@ -147,9 +147,11 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             progress=None) -> tuple[str, str]:
     """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
     base = read_config(config)
-    taskset_from_dict({**base, 'tasks': {t: {**spec, 'variants': {'probe': {
-        'accuracy': 0, 'storage_mb': 0, 'pre_ms': 0, 'infer_ms': 0, 'post_ms': 0}}} for t, spec in base['tasks'].items()}},
-        source=config)                      # a bad config fails now, not after minutes of profiling
+    from ..nodes.resources import zoo_variants
+    # A bad config fails now, not after minutes of profiling: check it with the
+    # zoo's variants (timing unknown yet).
+    taskset_from_dict(_deep_merge({'tasks': {t: {'variants': zoo_variants(t, zoo_dir)[0]} for t in base['tasks']}},
+                                  base), source=config)
     backend = create(backend_name, device, zoo_dir)
     prof = measure(base['tasks'], backend, samples, warmup, zoo_dir, lanes, progress)
     probe = prof.pop('probe')

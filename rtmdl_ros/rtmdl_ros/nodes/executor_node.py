@@ -13,6 +13,8 @@ Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes (rea
 """
 from __future__ import annotations
 
+import sys
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
@@ -48,6 +50,9 @@ def _ms_to_time(ms: float):
 class ExecutorNode(Node):
     def __init__(self, **kwargs):
         super().__init__('rtmdl_executor', **kwargs)
+        # Python threads hand the GIL over every 5 ms by default: an urgent worker
+        # could wait that long behind a callback decoding a frame. 0.5 ms bounds it.
+        sys.setswitchinterval(0.0005)
         ro = ParameterDescriptor(read_only=True)
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         zoo_dir = self.declare_parameter('zoo_dir', '', ro).value or None

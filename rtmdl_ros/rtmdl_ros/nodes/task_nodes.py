@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rtmdl_interfaces.msg import AudioChunk
@@ -31,6 +32,7 @@ class TaskNode(Node):
     task = ''
     msg_type = Image
     default_input = 'image_raw'
+    raw_input = False              # True: relay serialized messages without decoding them
 
     def __init__(self, **kwargs):
         super().__init__(f'{self.task}_node', **kwargs)
@@ -46,10 +48,13 @@ class TaskNode(Node):
                 from_value=1.0, to_value=60000.0, step=0.0)])).value
         topic = self.declare_parameter('input_topic', self.default_input, ro).value
         self.pub = self.create_publisher(self.msg_type, job_topic(self.task), JOB_QOS)
-        self.create_subscription(self.msg_type, topic, self.on_input, qos_profile_sensor_data)
+        self.create_subscription(self.msg_type, topic, self.on_input, qos_profile_sensor_data, raw=self.raw_input)
         self.released = 0
         self.idle_periods = 0          # periods with no new input
-        self.timer = self.create_timer(self.period_ms / 1e3, self.release)
+        # Own callback group: a sensor flooding the subscription cannot hold the
+        # release timer back (under a multi-threaded executor).
+        self.timer_group = MutuallyExclusiveCallbackGroup()
+        self.timer = self.create_timer(self.period_ms / 1e3, self.release, callback_group=self.timer_group)
         self.add_on_set_parameters_callback(self._on_set)
         self.get_logger().info(f'{self.task}: releasing every {self.period_ms:g} ms from {topic}')
 
@@ -59,7 +64,7 @@ class TaskNode(Node):
                 self.period_ms = float(p.value)
                 self.timer.cancel()
                 self.destroy_timer(self.timer)
-                self.timer = self.create_timer(self.period_ms / 1e3, self.release)
+                self.timer = self.create_timer(self.period_ms / 1e3, self.release, callback_group=self.timer_group)
         return SetParametersResult(successful=True)
 
     def on_input(self, msg) -> None:
@@ -79,12 +84,17 @@ class TaskNode(Node):
 
 
 class CameraTaskNode(TaskNode):
+    # Frames are relayed as serialized bytes: a 640x480 frame costs a copy here,
+    # not a decode, whatever the camera rate; the executor decodes (and
+    # validates) only the frames released as jobs.
+    raw_input = True
+
     def __init__(self, **kwargs):
         self._newest = None
         super().__init__(**kwargs)
 
-    def on_input(self, msg: Image) -> None:
-        self._newest = msg                     # validated by the executor's pre-processing
+    def on_input(self, msg: bytes) -> None:
+        self._newest = msg
 
     def take(self):
         msg, self._newest = self._newest, None  # never the same frame twice
