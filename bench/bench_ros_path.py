@@ -44,7 +44,7 @@ def main() -> None:
     sent, received, exec_ms = {}, {}, {}
     probe.create_subscription(DetectionArray, 'detections/traffic_light',
                               lambda m: received.setdefault(m.header.frame_id, time.perf_counter()), 50)
-    ex.result_listeners.append(lambda r: exec_ms.setdefault(r.payload.header.frame_id, r.exec_ms))
+    ex.result_listeners.append(lambda r: exec_ms.setdefault(r.result.meta.frame_id, r.exec_ms))
     spinner = MultiThreadedExecutor(num_threads=3)
     spinner.add_node(ex)
     spinner.add_node(probe)

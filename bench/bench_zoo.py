@@ -102,7 +102,8 @@ def write_docs(rows: list[dict], columns: list[str], samples: int) -> None:
         'Made by `python bench/bench_zoo.py --samples %d --write-docs` (after `source tools/env.sh`). Metric: on' % samples,
         'the held-out synthetic test split, stored in the checkpoint by training and re-checked by',
         '`test/test_zoo.py`. Latency: batch 1, one thread per lane, median / p99 over the samples.',
-        'Pre/post: the CPU sub-tasks (onnxruntime run), medians. Size: the variant\'s ONNX file.',
+        'Pre/post: the CPU sub-tasks (onnxruntime run), medians. Size: the variant\'s ONNX file.'
+        + ('' if any('cuda' in c for c in columns) else ' No GPU on this machine: no CUDA columns.'),
         '',
         '| task | variant | metric | size KiB | ' + ' | '.join(f'{c} ms' for c in columns) + ' | pre ms | post ms |',
         '|---|---|---|---|' + '---|' * len(columns) + '---|---|',

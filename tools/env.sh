@@ -24,8 +24,11 @@ else
   export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 fi
 # Fast DDS: shared-memory segments that hold a camera frame (see the XML).
+# Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_*, Fast DDS 3 (Kilted on) FASTDDS_*.
 if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
-  export FASTDDS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml"
-  export FASTRTPS_DEFAULT_PROFILES_FILE="$FASTDDS_DEFAULT_PROFILES_FILE"
+  case "${ROS_DISTRO:-}" in
+    humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
+    *) export FASTDDS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
+  esac
 fi
 unset _rtmdl_root _d

@@ -53,8 +53,10 @@ def _fastdds_profile():
     if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE'):
         return []
     xml = os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'fastdds_large_frames.xml')
-    return [SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', xml),
-            SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', xml)]
+    # Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_*, Fast DDS 3 (Kilted on) FASTDDS_*.
+    name = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') in ('humble', 'iron', 'jazzy')
+            else 'FASTDDS_DEFAULT_PROFILES_FILE')
+    return [SetEnvironmentVariable(name, xml)]
 
 
 def generate_launch_description():

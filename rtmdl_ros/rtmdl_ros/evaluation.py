@@ -101,7 +101,7 @@ def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dic
              duration_s: float, seed: int = 0) -> tuple[dict[str, TaskRun], dict]:
     """Release every task at its period for duration_s on the real runtime."""
     from .models.jobs import make_segments
-    segments = {t: make_segments(t, backend, labels[t], decode=lambda x: x) for t in plan}
+    segments = {t: make_segments(t, backend, labels[t], decode=lambda x: (x, None)) for t in plan}
     runs = {t: TaskRun() for t in plan}
     lock = threading.Lock()
 

@@ -9,8 +9,10 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 PKG_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # As the launch file does: shared-memory segments large enough for camera frames.
-for _var in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
-    os.environ.setdefault(_var, str(PKG_ROOT / 'config' / 'fastdds_large_frames.xml'))
+if not (os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')):
+    _var = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') in ('humble', 'iron', 'jazzy')
+            else 'FASTDDS_DEFAULT_PROFILES_FILE')
+    os.environ[_var] = str(PKG_ROOT / 'config' / 'fastdds_large_frames.xml')
 if str(PKG_ROOT) not in sys.path:
     sys.path.insert(0, str(PKG_ROOT))
 

@@ -1,9 +1,11 @@
 """How one job of each F1/10 task runs: the three segments the runtime schedules.
 
-A job's payload is the decoded sensor input: a bgr frame (camera tasks) or
-(mono samples, sample rate) for audio. Decoding a ROS message into it is
-done by the caller's `decode`, inside the pre-processing segment, so a
-malformed message fails as that job's pre-processing and is counted there.
+A job's payload is whatever the caller's `decode` turns into (data, meta):
+data is a bgr frame (camera tasks) or (mono samples, sample rate) for audio,
+meta travels with the job to its Result (the ROS shell keeps the source
+header there). Decoding runs inside the pre-processing segment, at the job's
+priority, so a malformed message fails as that job's pre-processing and is
+counted there.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class Result:
     kind: str                          # 'classify' or 'detect'
     labels: list                       # classify: [(label, class_id, score)], best first
     detections: list                   # detect: [(label, class_id, score, (x0, y0, x1, y1))]
+    meta: Any = None                   # from decode (e.g. the source message header)
 
 
 def make_segments(task: str, backend, labels: tuple[str, ...], decode: Callable[[Any], Any],
@@ -30,26 +33,26 @@ def make_segments(task: str, backend, labels: tuple[str, ...], decode: Callable[
     index = {label: i for i, label in enumerate(labels)}
 
     def pre(message, variant: str):
-        data = decode(message)
+        data, meta = decode(message)
         if task == 'audio':
             samples, rate = data
-            return fam.preprocess(samples, rate), None
+            return fam.preprocess(samples, rate), None, meta
         if task == 'sign':
-            return fam.preprocess(data, options().get('roi', (0.0, 0.0, 1.0, 1.0))), None
-        return fam.preprocess(data), data.shape[:2]
+            return fam.preprocess(data, options().get('roi', (0.0, 0.0, 1.0, 1.0))), None, meta
+        return fam.preprocess(data), data.shape[:2], meta
 
     def infer(variant: str, lane: int, prepared):
-        x, frame_hw = prepared
-        return backend.runner(task, variant, lane)(x), frame_hw
+        x, frame_hw, meta = prepared
+        return backend.runner(task, variant, lane)(x), frame_hw, meta
 
     def post(inferred, message, variant: str) -> Result:
-        y, frame_hw = inferred
+        y, frame_hw, meta = inferred
         if fam.kind == 'classify':
             ranked = fam.postprocess(y, labels, top_k=min(5, len(labels)))
-            return Result('classify', [(label, index[label], score) for label, score in ranked], [])
+            return Result('classify', [(label, index[label], score) for label, score in ranked], [], meta)
         h, w = frame_hw
         dets = fam.postprocess(y, w, h, score_threshold=options().get('score_threshold', 0.3))
-        return Result('detect', [], [(label, index[label], score, box) for label, score, box in dets])
+        return Result('detect', [], [(label, index[label], score, box) for label, score, box in dets], meta)
 
     return Segments(pre, infer, post)
 

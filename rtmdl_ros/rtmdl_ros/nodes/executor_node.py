@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from rtmdl_interfaces.msg import (AudioChunk, Classification, Detection, DetectionArray, LabelScore,
                                   SchedulerStatus, TaskStatus)
 from sensor_msgs.msg import Image
@@ -101,7 +102,7 @@ class ExecutorNode(Node):
         self._preload()
         segments = {}
         for name in self.settings:
-            decode = self._decode_audio if name == 'audio' else image_to_bgr
+            decode = self._decode_audio if name == 'audio' else self._decode_image
             segments[name] = make_segments(name, self.backend, self.labels[name], decode,
                                            options=(lambda: {'roi': tuple(self.roi)}))
         self.runtime = Runtime({n: self._params(n) for n in self.settings}, segments, self.cpu_workers,
@@ -114,7 +115,8 @@ class ExecutorNode(Node):
             self.result_pubs[name] = self.create_publisher(
                 DetectionArray if kind == 'detect' else Classification, result_topic(name, kind), 10)
             msg_type = AudioChunk if name == 'audio' else Image
-            self.create_subscription(msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS)
+            self.create_subscription(msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS,
+                                     raw=True)
         self.status_pub = self.create_publisher(SchedulerStatus, STATUS_TOPIC, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -136,9 +138,18 @@ class ExecutorNode(Node):
         for name in self.settings:
             warm_up(name, self.backend, self.labels[name], sorted(self.variants[name]), self.gpu_lanes)
 
+    # Job topics are taken as serialized bytes; decoding them is the first step
+    # of pre-processing, so it runs at the job's priority on a CPU worker instead
+    # of in the ROS callback thread, and a malformed message fails that job only.
     @staticmethod
-    def _decode_audio(msg):
-        return audio_to_mono(msg)
+    def _decode_audio(raw: bytes):
+        msg = deserialize_message(raw, AudioChunk)
+        return audio_to_mono(msg), msg.header
+
+    @staticmethod
+    def _decode_image(raw: bytes):
+        msg = deserialize_message(raw, Image)
+        return image_to_bgr(msg), msg.header
 
     # -- jobs ------------------------------------------------------------------
     def _on_job(self, task: str, msg) -> None:
@@ -151,7 +162,7 @@ class ExecutorNode(Node):
         self.malformed_log[task] = reason
 
     def _publish_result(self, r: JobReport) -> None:
-        header = r.payload.header
+        header = r.result.meta
         if r.result.kind == 'detect':
             msg = DetectionArray(header=header, task=r.task, variant=r.variant, deadline_met=r.deadline_met)
             msg.detections = [Detection(label=label, class_id=cid, score=float(score), x_min=float(b[0]),
