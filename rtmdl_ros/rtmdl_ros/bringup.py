@@ -30,7 +30,7 @@ def _table(status) -> str:
     return '\n'.join(rows)
 
 
-def build_graph(taskset_file: str, plan_file: str | None, backend: str, device: str, namespace: str,
+def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
                 sim_sensors: bool, zoo_dir: str | None = None):
     """The graph's nodes (rclpy must be initialised, with the plan file as --params-file)."""
     from rclpy.parameter import Parameter
@@ -65,7 +65,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     args = ['--ros-args', '--params-file', plan_file] if plan_file else []
     rclpy.init(args=args)
     try:
-        executor_node, nodes = build_graph(taskset_file, plan_file, backend, device, namespace, sim_sensors, zoo_dir)
+        executor_node, nodes = build_graph(taskset_file, backend, device, namespace, sim_sensors, zoo_dir)
     except BaseException:
         rclpy.try_shutdown()
         raise

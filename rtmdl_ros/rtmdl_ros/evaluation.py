@@ -154,11 +154,12 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
     from .nodes.resources import zoo_variants
     base = read_config(config)
     backend = create(backend_name, device, zoo_dir)
-    labels = {t: zoo_variants(t, zoo_dir)[1] for t in base['tasks']}
+    from_zoo = {t: zoo_variants(t, zoo_dir) for t in base['tasks']}
+    labels = {t: labels for t, (_, labels) in from_zoo.items()}
     inputs = {t: payloads(t, 30, seed + i) for i, t in enumerate(base['tasks'])}
     lanes = int(base.get('platform', {}).get('gpu_lanes', 1))
     for t in base['tasks']:
-        warm_up(t, backend, labels[t], sorted(zoo_variants(t, zoo_dir)[0]), lanes)
+        warm_up(t, backend, labels[t], sorted(from_zoo[t][0]), lanes)
     results = {'config': os.path.abspath(config), 'duration_s': duration_s, 'loads': list(loads),
                'policies': list(policies), 'backend': backend_name, 'device': device, 'cpus': os.cpu_count(),
                'runs': []}

@@ -94,7 +94,7 @@ def call(probe, client, request):
 @pytest.fixture(scope='module')
 def graph():
     rclpy.init()
-    executor_node, nodes = build_graph(default_taskset_file(), None, 'onnxruntime', 'cpu', '', sim_sensors=False)
+    executor_node, nodes = build_graph(default_taskset_file(), 'onnxruntime', 'cpu', '', sim_sensors=False)
     probe = Probe()
     spinner = MultiThreadedExecutor(num_threads=4)
     for n in nodes + [probe]:

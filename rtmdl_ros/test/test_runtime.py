@@ -1,5 +1,6 @@
 """The runtime scheduler on real threads (issue #4): the same rules as the
 simulator, asserted through the order and outcome of jobs, not through timing."""
+import contextlib
 import threading
 import time
 
@@ -43,6 +44,15 @@ class Recorder:
         return Segments(pre, infer, post)
 
 
+@contextlib.contextmanager
+def running(rt):
+    rt.start()
+    try:
+        yield rt
+    finally:
+        rt.stop()
+
+
 def wait_for(cond, timeout=10.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -67,13 +77,10 @@ def reports():
 def test_jobs_complete_with_results_and_response_accounting(reports):
     rec = Recorder(0.002, 0.003, 0.001)
     rt = Runtime({'a': TaskParams(0, 1000.0, 'v1')}, {'a': rec.segments('a')}, 2, 1, on_result=reports)
-    rt.start()
-    try:
+    with running(rt):
         for k in range(5):
             assert rt.submit('a', k)
             assert wait_for(lambda: len(reports.items) == k + 1)
-    finally:
-        rt.stop()
     assert [r.payload for r in reports.items] == list(range(5))
     assert all(r.result == ('result', r.payload) and r.deadline_met for r in reports.items)
     for r in reports.items:
@@ -86,15 +93,12 @@ def test_most_urgent_ready_segment_runs_first(reports):
     rec = Recorder(0.03, 0.001, 0.001)
     tasks = {'low': TaskParams(2, 5000.0, 'v'), 'mid': TaskParams(1, 5000.0, 'v'), 'high': TaskParams(0, 5000.0, 'v')}
     rt = Runtime(tasks, {t: rec.segments(t) for t in tasks}, 1, 1, on_result=reports)
-    rt.start()
-    try:
+    with running(rt):
         rt.submit('low', 'first')                       # occupies the only CPU worker
         assert wait_for(lambda: ('low', 'pre', 'first') in rec.started)
         rt.submit('mid', 'm')
         rt.submit('high', 'h')
         assert wait_for(lambda: len(reports.items) >= 3)
-    finally:
-        rt.stop()
     pres = [e[6] for e in rec.log if e[1] == 'pre']
     # The running job finishes its segment (non-preemptive), then high before mid.
     assert pres[0] == 'first'
@@ -105,13 +109,10 @@ def test_cpu_and_gpu_segments_of_different_jobs_overlap():
     rec = Recorder(0.02, 0.05, 0.02)
     tasks = {'a': TaskParams(0, 5000.0, 'v'), 'b': TaskParams(1, 5000.0, 'v')}
     rt = Runtime(tasks, {t: rec.segments(t) for t in tasks}, 1, 1)
-    rt.start()
-    try:
+    with running(rt):
         rt.submit('a', 1)
         rt.submit('b', 2)
         assert wait_for(lambda: sum(e[1] == 'post' for e in rec.log) == 2)
-    finally:
-        rt.stop()
     infer_a = next(e for e in rec.log if e[0] == 'a' and e[1] == 'infer')
     pre_b = next(e for e in rec.log if e[0] == 'b' and e[1] == 'pre')
     assert pre_b[4] < infer_a[5] and infer_a[4] < pre_b[5]      # intervals intersect
@@ -120,16 +121,13 @@ def test_cpu_and_gpu_segments_of_different_jobs_overlap():
 def test_variant_and_priority_changes_apply_from_the_next_job(reports):
     rec = Recorder(0.03, 0.001, 0.001)
     rt = Runtime({'a': TaskParams(0, 5000.0, 'small')}, {'a': rec.segments('a')}, 1, 1, on_result=reports)
-    rt.start()
-    try:
+    with running(rt):
         rt.submit('a', 1)
         assert wait_for(lambda: ('a', 'pre', 1) in rec.started)
         rt.configure('a', TaskParams(3, 5000.0, 'large'))   # job 1 is in flight
         assert wait_for(lambda: len(reports.items) == 1)
         rt.submit('a', 2)
         assert wait_for(lambda: len(reports.items) == 2)
-    finally:
-        rt.stop()
     assert [(r.variant, r.priority) for r in reports.items] == [('small', 0), ('large', 3)]
     assert {e[2] for e in rec.log if e[6] == 1} == {'small'}
 
@@ -139,14 +137,11 @@ def test_a_failing_segment_is_counted_and_the_workers_keep_going(reports):
     rec = Recorder(0.001, 0.001, 0.001, fail_on=lambda p: p == 'bad')
     rt = Runtime({'a': TaskParams(0, 5000.0, 'v')}, {'a': rec.segments('a')}, 1, 1, on_result=reports,
                  on_error=lambda task, seg, exc: errors.append((task, seg, str(exc))))
-    rt.start()
-    try:
+    with running(rt):
         rt.submit('a', 'bad')
         assert wait_for(lambda: errors)
         rt.submit('a', 'good')
         assert wait_for(lambda: reports.items)
-    finally:
-        rt.stop()
     assert errors == [('a', 'pre', "bad payload 'bad'")]
     assert [r.payload for r in reports.items] == ['good']
     s = rt.stats('a')
@@ -156,13 +151,10 @@ def test_a_failing_segment_is_counted_and_the_workers_keep_going(reports):
 def test_late_jobs_are_dropped_at_the_next_segment_boundary(reports):
     rec = Recorder(0.05, 0.001, 0.001)
     rt = Runtime({'a': TaskParams(0, 20.0, 'v')}, {'a': rec.segments('a')}, 1, 1, on_result=reports)
-    rt.start()
-    try:
+    with running(rt):
         rt.submit('a', 1)
         assert wait_for(lambda: rt.stats('a').jobs == 1)
         time.sleep(0.05)
-    finally:
-        rt.stop()
     assert reports.items == []                          # no result for a dropped job
     assert [e[1] for e in rec.log] == ['pre']           # inference never started
     assert rt.stats('a').dropped == 1
@@ -172,15 +164,12 @@ def test_replace_policy_supersedes_a_pending_job(reports):
     rec = Recorder(0.05, 0.001, 0.001)
     tasks = {'a': TaskParams(0, 5000.0, 'v'), 'b': TaskParams(1, 5000.0, 'v', on_overrun='replace')}
     rt = Runtime(tasks, {t: rec.segments(t) for t in tasks}, 1, 1, on_result=reports)
-    rt.start()
-    try:
+    with running(rt):
         rt.submit('a', 'busy')
         assert wait_for(lambda: ('a', 'pre', 'busy') in rec.started)
         rt.submit('b', 'old')
         rt.submit('b', 'new')                           # 'old' is still queued behind 'busy'
         assert wait_for(lambda: len(reports.items) == 2)
-    finally:
-        rt.stop()
     assert sorted(r.payload for r in reports.items) == ['busy', 'new']
     assert rt.stats('b').dropped == 1
 

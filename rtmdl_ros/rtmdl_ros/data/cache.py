@@ -26,6 +26,22 @@ def save_npz_atomic(path: str, **arrays: np.ndarray) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
+def balanced_labels(n: int, classes: int, rng: np.random.Generator) -> np.ndarray:
+    """n labels, every class equally often (up to one), in random order."""
+    labels = np.arange(n) % classes
+    rng.shuffle(labels)
+    return labels.astype(np.int64)
+
+
+def cached_split(kind: str, splits: dict, split: str, seed: int, size: int | None, seed_base: int,
+                 generate: Callable[[int, int], dict]) -> dict[str, np.ndarray]:
+    """A split of a synthetic set: splits[split] = (default size, seed offset)."""
+    n, offset = splits[split]
+    n = n if size is None else size
+    return cached(kind, {'split': split, 'seed': seed, 'n': n, 'v': 1},
+                  lambda: generate(n, seed * 1000 + seed_base + offset))
+
+
 def cached(kind: str, params: dict, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Arrays from the cache for (kind, params), building and storing them once."""
     key = hashlib.sha256(json.dumps({'kind': kind, **params}, sort_keys=True).encode()).hexdigest()[:16]

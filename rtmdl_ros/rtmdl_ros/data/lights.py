@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .cache import cached
+from .cache import cached_split
 from .render import finish
 
 STATES = ('red', 'yellow', 'green', 'off')
@@ -135,7 +135,4 @@ def generate(n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def load_split(split: str, seed: int = 0, size: int | None = None) -> dict[str, np.ndarray]:
-    n, offset = SPLITS[split]
-    n = n if size is None else size
-    return cached('lights', {'split': split, 'seed': seed, 'n': n, 'v': 1},
-                  lambda: generate(n, seed * 1000 + 29 + offset))
+    return cached_split('lights', SPLITS, split, seed, size, 29, generate)

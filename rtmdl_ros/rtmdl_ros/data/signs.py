@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .cache import cached
+from .cache import balanced_labels, cached_split
 from .render import clutter, composite, finish
 
 SIZE = 32
@@ -136,15 +136,11 @@ def render(cls: int, rng: np.random.Generator) -> np.ndarray:
 def generate(n: int, seed: int) -> dict[str, np.ndarray]:
     """n crops with balanced classes (images N x SIZE x SIZE x 3 bgr8, labels N)."""
     rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(CLASSES)
-    rng.shuffle(labels)
+    labels = balanced_labels(n, len(CLASSES), rng)
     images = np.stack([render(int(c), rng) for c in labels]) if n else np.zeros((0, SIZE, SIZE, 3), np.uint8)
-    return {'images': images, 'labels': labels.astype(np.int64)}
+    return {'images': images, 'labels': labels}
 
 
 def load_split(split: str, seed: int = 0, size: int | None = None) -> dict[str, np.ndarray]:
     """A cached split of the synthetic sign set ('train', 'val' or 'test')."""
-    n, offset = SPLITS[split]
-    n = n if size is None else size
-    return cached('signs', {'split': split, 'seed': seed, 'n': n, 'v': 1},
-                  lambda: generate(n, seed * 1000 + 17 + offset))
+    return cached_split('signs', SPLITS, split, seed, size, 17, generate)

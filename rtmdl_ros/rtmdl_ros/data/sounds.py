@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cache import cached
+from .cache import balanced_labels, cached_split
 
 CLASSES = ('air_conditioner', 'car_horn', 'children_playing', 'dog_bark', 'drilling', 'engine_idling',
            'gun_shot', 'jackhammer', 'siren', 'street_music')
@@ -180,14 +180,10 @@ def clip(cls: int, rng: np.random.Generator) -> np.ndarray:
 
 def generate(n: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(CLASSES)
-    rng.shuffle(labels)
+    labels = balanced_labels(n, len(CLASSES), rng)
     audio = np.stack([clip(int(c), rng) for c in labels]) if n else np.zeros((0, int(CLIP_S * SAMPLE_RATE)), np.float32)
-    return {'audio': audio, 'labels': labels.astype(np.int64)}
+    return {'audio': audio, 'labels': labels}
 
 
 def load_split(split: str, seed: int = 0, size: int | None = None) -> dict[str, np.ndarray]:
-    n, offset = SPLITS[split]
-    n = n if size is None else size
-    return cached('sounds', {'split': split, 'seed': seed, 'n': n, 'v': 1},
-                  lambda: generate(n, seed * 1000 + 41 + offset))
+    return cached_split('sounds', SPLITS, split, seed, size, 41, generate)

@@ -134,6 +134,14 @@ def _default_out() -> str:
     return os.path.join(ros_home, 'rtmdl_ros', 'f1tenth_taskset.yaml')
 
 
+def _add_machine_args(p) -> None:
+    """Where the models run and which zoo they come from (profile, evaluate)."""
+    p.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
+    p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    p.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
 def add_parsers(sub) -> None:
     t = sub.add_parser('train', help='train a task\'s supernet (all variants) into the zoo')
     t.add_argument('task', choices=[*TASKS, 'all'])
@@ -156,12 +164,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser('profile', help='measure every variant here; write a task set for rtmdl optimize')
     p.add_argument('--config', default=_default_config(), help='periods, deadlines and bounds (default: %(default)s)')
     p.add_argument('--out', default=_default_out(), help='task set to write (default: %(default)s)')
-    p.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
-    p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--samples', type=int, default=200, help='timed jobs per variant')
     p.add_argument('--warmup', type=int, default=20)
-    p.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
-    p.add_argument('--quiet', action='store_true')
+    _add_machine_args(p)
     p.set_defaults(func=cmd_profile)
 
     v = sub.add_parser('evaluate', help='compare rtmdl with the baselines on the real runtime, here')
@@ -173,10 +178,7 @@ def add_parsers(sub) -> None:
                    default=['rtmdl', 'dm-nmc', 'dm-mc', 'um-nmc'])
     v.add_argument('--duration-s', type=float, default=60.0, help='run time per policy and load')
     v.add_argument('--profile-samples', type=int, default=40, help='profiling samples per variant and load')
-    v.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
-    v.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     v.add_argument('--time-limit-s', type=float, default=20.0, help='rtmdl optimizer time limit')
     v.add_argument('--seed', type=int, default=0)
-    v.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
-    v.add_argument('--quiet', action='store_true')
+    _add_machine_args(v)
     v.set_defaults(func=cmd_evaluate)

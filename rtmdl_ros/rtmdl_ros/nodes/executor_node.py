@@ -14,6 +14,7 @@ Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes (rea
 from __future__ import annotations
 
 import sys
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
@@ -180,7 +181,6 @@ class ExecutorNode(Node):
 
     def _clock_to_ros(self, monotonic_s: float):
         """A runtime (monotonic) instant as ROS time, via the current offset between the clocks."""
-        import time
         offset_ns = self.get_clock().now().nanoseconds - time.monotonic_ns()
         return _ms_to_time((monotonic_s * 1e9 + offset_ns) / 1e6)
 

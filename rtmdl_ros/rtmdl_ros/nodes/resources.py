@@ -39,17 +39,23 @@ def zoo_variants(task: str, zoo_dir: str | None) -> tuple[dict, tuple[str, ...]]
     return variants, labels
 
 
+def read_task_requirements(path: str, what: str = 'task set') -> dict:
+    """The raw task set / config (periods, deadlines, bounds), its tasks checked against the zoo."""
+    from ..models.families import FAMILIES
+    raw = read_yaml(path, what)
+    if not isinstance(raw, dict) or not isinstance(raw.get('tasks'), dict) or not raw['tasks']:
+        raise TasksetError(f'{what} {path}: needs a non-empty tasks mapping')
+    unknown = [t for t in raw['tasks'] if t not in FAMILIES]
+    if unknown:
+        raise TasksetError(f'{what} {path}: no model family for tasks {unknown}; the zoo has {sorted(FAMILIES)}')
+    return raw
+
+
 def load_runtime_taskset(path: str, zoo_dir: str | None) -> tuple[TaskSet, dict, dict, dict]:
     """The task set as the executor needs it: (task set, variants per task, accuracy per
     variant, labels per task). Variants come from the zoo; a task set that lists
     them (e.g. a profiled one) must name only variants the zoo has."""
-    from ..models.families import FAMILIES
-    raw = read_yaml(path, 'task set')
-    if not isinstance(raw, dict) or not isinstance(raw.get('tasks'), dict) or not raw['tasks']:
-        raise TasksetError(f'task set {path}: needs a non-empty tasks mapping')
-    unknown = [t for t in raw['tasks'] if t not in FAMILIES]
-    if unknown:
-        raise TasksetError(f'task set {path}: no model family for tasks {unknown}; the zoo has {sorted(FAMILIES)}')
+    raw = read_task_requirements(path)
     from_zoo = {t: zoo_variants(t, zoo_dir) for t in raw['tasks']}
     if raw.get('profiles') or any(isinstance(s, dict) and s.get('variants') for s in raw['tasks'].values()):
         taskset = load_taskset(path)
