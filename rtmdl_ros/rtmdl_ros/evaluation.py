@@ -1,18 +1,23 @@
 """`rtmdl evaluate`: RT-mDL against DM-NMC, DM-MC and UM-NMC on this machine.
 
 For each load level: start the background load, profile every zoo variant
-under it (so plans see the machine as it is), plan the F1/10 task set under
-each policy, then run each plan on the real runtime (core/runtime.py with real
+under it (so plans see the machine as it is), plan the task set under each
+policy, then run each plan on the real runtime (core/runtime.py with real
 pre-processing, inference and post-processing, released at the task periods
 with synthetic camera frames and audio) for `duration_s`, and predict the same
 plan with the analysis and the simulator.
 
-Load levels are background work on the CPU, in cores: a level of 0.5 keeps
-half of one core busy with other software of the car (say, localisation), 1.5
-one and a half cores. Periods and deadlines stay those of the config file.
+A load level has two parts, both stated before the run and neither touching
+the periods or deadlines of the config file:
+- background CPU work, in cores: other software of the car (localisation,
+  planning) keeping 0.5, 1, ... cores busy in separate processes;
+- extra cameras: n more 30 fps cameras (side and rear) whose frames run the
+  traffic-light detector, each a deep-learning task with traffic_light's
+  period, deadline and miss-rate bound, planned and scheduled with the rest.
 """
 from __future__ import annotations
 
+import copy
 import heapq
 import json
 import math
@@ -25,12 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .core.analysis import analyze, deadline_monotonic
+from .core.optimizer import storage_mb
 from .core.plan import Assignment
 from .core.policies import POLICIES, plan_with
 from .core.runtime import Runtime
 from .core.scheduling import TaskParams
 from .core.simulator import simulate
-from .core.taskset import TaskSet, _deep_merge, taskset_from_dict
+from .core.taskset import TaskSet, _deep_merge, platform_for_device, taskset_from_dict
 
 
 # --------------------------------------------------------------------------- background load
@@ -98,10 +104,12 @@ def payloads(task: str, n: int, seed: int) -> list:
 
 
 def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dict, inputs: dict,
-             duration_s: float, seed: int = 0) -> tuple[dict[str, TaskRun], dict]:
-    """Release every task at its period for duration_s on the real runtime."""
+             duration_s: float, seed: int = 0, models: dict | None = None) -> tuple[dict[str, TaskRun], dict]:
+    """Release every task at its period for duration_s on the real runtime.
+    models maps a task to the zoo model it runs (default: the task's own name)."""
     from .models.jobs import make_segments
-    segments = {t: make_segments(t, backend, labels[t], decode=lambda x: (x, None)) for t in plan}
+    models = models or {t: t for t in plan}
+    segments = {t: make_segments(models[t], backend, labels[models[t]], decode=lambda x: (x, None)) for t in plan}
     runs = {t: TaskRun() for t in plan}
     lock = threading.Lock()
 
@@ -145,40 +153,76 @@ def fallback_plan(taskset: TaskSet) -> dict[str, Assignment]:
                           prio) for prio, n in enumerate(deadline_monotonic(taskset))}
 
 
+EXTRA_CAMERA_MODEL = 'traffic_light'
+
+
+def extra_camera_names(n: int) -> list[str]:
+    return [f'{EXTRA_CAMERA_MODEL}_cam{k + 2}' for k in range(n)]
+
+
+def with_extra_cameras(config: dict, n: int) -> tuple[dict, dict[str, str]]:
+    """`config` plus n more cameras running the traffic-light detector, each a task
+    with traffic_light's requirements; and the zoo model of every task."""
+    if n and EXTRA_CAMERA_MODEL not in config['tasks']:
+        raise ValueError(f'extra cameras run the {EXTRA_CAMERA_MODEL} detector, which the config does not have')
+    out = copy.deepcopy(config)
+    models = {t: t for t in config['tasks']}
+    for name in extra_camera_names(n):
+        out['tasks'][name] = copy.deepcopy(config['tasks'][EXTRA_CAMERA_MODEL])
+        models[name] = EXTRA_CAMERA_MODEL
+    return out, models
+
+
 def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES, duration_s: float = 60.0,
              profile_samples: int = 40, backend_name: str = 'onnxruntime', device: str = 'cpu',
-             zoo_dir: str | None = None, time_limit_s: float = 20.0, seed: int = 0, progress=None) -> dict:
+             zoo_dir: str | None = None, time_limit_s: float = 20.0, seed: int = 0, progress=None,
+             cameras=(0,)) -> dict:
+    """Every policy at every (background load, extra cameras) level; results.json, table.md and plots."""
     from .backends import create
-    from .models.jobs import warm_up
+    from .models.jobs import limit_library_threads, warm_up
     from .models.profile import measure, read_config
     from .nodes.resources import zoo_variants
+    limit_library_threads()
     base = read_config(config)
+    base['platform'], platform_note = platform_for_device(base.get('platform', {}), device)
     backend = create(backend_name, device, zoo_dir)
     from_zoo = {t: zoo_variants(t, zoo_dir) for t in base['tasks']}
     labels = {t: labels for t, (_, labels) in from_zoo.items()}
-    inputs = {t: payloads(t, 30, seed + i) for i, t in enumerate(base['tasks'])}
-    lanes = int(base.get('platform', {}).get('gpu_lanes', 1))
+    _, models = with_extra_cameras(base, max(cameras))
+    inputs = {t: payloads(models[t], 30, seed + i) for i, t in enumerate(models)}
+    lanes = int(base['platform'].get('gpu_lanes', 1))
     for t in base['tasks']:
         warm_up(t, backend, labels[t], sorted(from_zoo[t][0]), lanes)
     results = {'config': os.path.abspath(config), 'duration_s': duration_s, 'loads': list(loads),
-               'policies': list(policies), 'backend': backend_name, 'device': device, 'cpus': os.cpu_count(),
-               'runs': []}
+               'cameras': list(cameras), 'policies': list(policies), 'backend': backend_name, 'device': device,
+               'cpus': os.cpu_count(), 'platform': base['platform'], 'platform_note': platform_note, 'runs': []}
     for load in loads:
         with BackgroundLoad(load):
             prof = measure(base['tasks'], backend, profile_samples, 5, zoo_dir, lanes=max(1, lanes))
             prof.pop('probe')
-            taskset = taskset_from_dict(_deep_merge(prof, base), source=config)
-            for policy in policies:
-                res = plan_with(taskset, policy, time_limit_s=time_limit_s)
-                plan, note = res.plan, ''
-                if plan is None:
-                    plan, note = fallback_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
-                runs, util = run_plan(taskset, plan, backend, labels, inputs, duration_s, seed)
-                bounds = analyze(taskset, plan)
-                sim = simulate(taskset, plan, duration_s, seed=seed).to_json()['tasks']
-                results['runs'].append(_record(taskset, policy, load, plan, note, runs, util, bounds, sim))
-                if progress is not None:
-                    progress(load, policy, results['runs'][-1])
+            for n in cameras:
+                cfg, models = with_extra_cameras(base, n)
+                for name in extra_camera_names(n):
+                    prof['tasks'][name] = prof['tasks'][EXTRA_CAMERA_MODEL]    # the same detector, measured once
+                taskset = taskset_from_dict(_deep_merge({**prof, 'tasks': {t: prof['tasks'][t] for t in cfg['tasks']}},
+                                                        cfg), source=config)
+                for policy in policies:
+                    res = plan_with(taskset, policy, time_limit_s=time_limit_s)
+                    plan, note = res.plan, ''
+                    if plan is None:
+                        plan, note = fallback_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
+                    runs, util = run_plan(taskset, plan, backend, labels, inputs, duration_s, seed, models)
+                    bounds = analyze(taskset, plan)
+                    sim = simulate(taskset, plan, duration_s, seed=seed).to_json()['tasks']
+                    record = _record(taskset, policy, load, plan, note, runs, util, bounds, sim)
+                    record.update(cameras=n, storage_mb=storage_mb(taskset, {t: a.variant for t, a in plan.items()}),
+                                  storage_budget_mb=taskset.platform.storage_budget_mb,
+                                  search_optimal=res.search.optimal if res.search is not None else None)
+                    for t in record['tasks']:
+                        record['tasks'][t]['model'] = models[t]
+                    results['runs'].append(record)
+                    if progress is not None:
+                        progress(load, n, policy, record)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
         json.dump(results, f, indent=1)

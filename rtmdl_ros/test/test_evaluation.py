@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rtmdl_ros.evaluation import with_extra_cameras
 from rtmdl_ros.report import comparisons
 
 from test_cli import rtmdl
@@ -12,8 +13,8 @@ from test_cli import rtmdl
 @pytest.fixture(scope='module')
 def short_run(tmp_path_factory):
     out = tmp_path_factory.mktemp('evaluation')
-    res = rtmdl('evaluate', '--out', out, '--loads', 0, 1, '--policies', 'rtmdl', 'dm-nmc', '--duration-s', 3,
-                '--profile-samples', 5, '--time-limit-s', 5, '--quiet')
+    res = rtmdl('evaluate', '--out', out, '--loads', 0, 1, '--cameras', 0, 2, '--policies', 'rtmdl', 'dm-nmc',
+                '--duration-s', 3, '--profile-samples', 5, '--time-limit-s', 5, '--quiet')
     assert res.returncode == 0, res.stderr
     return out, res.stdout
 
@@ -23,8 +24,8 @@ def test_writes_table_plots_and_results(short_run):
     for name in ('table.md', 'results.json', 'dmr_per_policy.png', 'accuracy_vs_dmr.png', 'response_cdf.png'):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / 'results.json').read_text())
-    assert {(r['load'], r['policy']) for r in results['runs']} == {(0.0, 'rtmdl'), (0.0, 'dm-nmc'),
-                                                                    (1.0, 'rtmdl'), (1.0, 'dm-nmc')}
+    assert sorted((r['load'], r['cameras'], r['policy']) for r in results['runs']) == sorted(
+        (load, cams, policy) for load in (0.0, 1.0) for cams in (0, 2) for policy in ('rtmdl', 'dm-nmc'))
     assert 'DMR reduction' in (out / 'table.md').read_text()
     assert 'rtmdl vs dm-nmc' in stdout
 
@@ -34,8 +35,10 @@ def test_numbers_come_from_the_runs(short_run):
     results = json.loads((out / 'results.json').read_text())
     for r in results['runs']:
         jobs = sum(t['jobs'] for t in r['tasks'].values())
-        # 3 s of releases at 30, 15 and 4 Hz: about 150 jobs.
-        assert 100 <= jobs <= 170, jobs
+        # 3 s of releases at 30, 15 and 4 Hz: about 150 jobs, and 90 per extra camera.
+        assert 100 + 90 * r['cameras'] <= jobs <= 170 + 90 * r['cameras'], jobs
+        assert len(r['tasks']) == 3 + r['cameras']
+        assert sum(t['model'] == 'traffic_light' for t in r['tasks'].values()) == 1 + r['cameras']
         assert r['dmr'] == pytest.approx(sum(t['missed'] for t in r['tasks'].values()) / jobs)
         for t in r['tasks'].values():
             assert len(t['responses']) <= t['jobs']
@@ -43,8 +46,10 @@ def test_numbers_come_from_the_runs(short_run):
             if r['analysis_schedulable'] and t['bound_ms'] is not None and t['sim_max_ms'] is not None:
                 assert t['sim_max_ms'] <= t['bound_ms'] * 1.0001 or t['miss_rate_bound'] > 0
         assert 0 < r['cpu_utilisation'] <= 1 and 0 < r['gpu_utilisation'] <= 1
-    dm = {r['load']: r for r in results['runs'] if r['policy'] == 'dm-nmc'}
-    assert all(t['variant'] == 'w100_d3' for t in dm[0.0]['tasks'].values())     # dm-nmc = largest variants
+    dm = {(r['load'], r['cameras']): r for r in results['runs'] if r['policy'] == 'dm-nmc'}
+    assert all(t['variant'] == 'w100_d3' for t in dm[0.0, 2]['tasks'].values())  # dm-nmc = largest variants
+    if results['cpus'] < 3:      # no GPU and 2 cores: one CPU worker beside the lane
+        assert results['platform']['cpu_workers'] == 1 and 'no GPU' in results['platform_note']
     for c in comparisons(results):
         assert c['baseline'] == 'dm-nmc'
 
@@ -52,3 +57,19 @@ def test_numbers_come_from_the_runs(short_run):
 def test_bad_arguments_exit_2(tmp_path):
     res = rtmdl('evaluate', '--out', tmp_path, '--loads', -1, '--quiet')
     assert res.returncode == 2 and 'loads' in res.stderr
+    res = rtmdl('evaluate', '--out', tmp_path, '--cameras', -2, '--quiet')
+    assert res.returncode == 2 and 'cameras' in res.stderr
+
+
+def test_extra_cameras_copy_the_traffic_light_requirements():
+    base = {'tasks': {'traffic_light': {'period_ms': 33.3, 'deadline_ms': 33.3, 'max_miss_rate': 0.05},
+                      'audio': {'period_ms': 250.0}}}
+    cfg, models = with_extra_cameras(base, 2)
+    assert list(cfg['tasks']) == ['traffic_light', 'audio', 'traffic_light_cam2', 'traffic_light_cam3']
+    assert cfg['tasks']['traffic_light_cam3'] == base['tasks']['traffic_light']
+    assert models == {'traffic_light': 'traffic_light', 'audio': 'audio',
+                      'traffic_light_cam2': 'traffic_light', 'traffic_light_cam3': 'traffic_light'}
+    cfg['tasks']['traffic_light_cam2']['period_ms'] = 1.0
+    assert base['tasks']['traffic_light']['period_ms'] == 33.3          # copies, not aliases
+    with pytest.raises(ValueError, match='traffic_light'):
+        with_extra_cameras({'tasks': {'audio': {}}}, 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtmdl_ros.core.analysis import Analyzer, analyze
-from rtmdl_ros.core.optimizer import objective, optimize, storage_mb
+from rtmdl_ros.core.optimizer import _Search, objective, optimize, storage_mb
 from rtmdl_ros.core.policies import baseline_plan, compressed_variant, plan_with, utilisation_monotonic
 from rtmdl_ros.core.synthetic import random_taskset, random_taskset_dict
 from rtmdl_ros.core.taskset import taskset_from_dict
@@ -115,3 +115,20 @@ def test_compressed_variant_can_be_chosen_per_task():
     ts = taskset_from_dict(raw)
     assert baseline_plan(ts, 'dm-mc')['t0'].variant == 'v00'
     assert math.isfinite(objective(ts, {'t0': 'v00', 't1': 'v01'}))
+
+
+def test_warm_start_looks_past_a_slower_next_variant():
+    # In loss order the next variant of each task is slower (deeper but
+    # narrower), the one after it fast: a greedy that only steps to the next
+    # variant stalls with no plan; the warm start must find one on its own.
+    def task():
+        variants = {'big': (1.00, 12.0), 'deep': (0.99, 13.0), 'small': (0.98, 4.0)}
+        return {'period_ms': 20.0, 'deadline_ms': 20.0, 'max_miss_rate': 0.0,
+                'variants': {v: {'accuracy': acc, 'storage_mb': 1.0, 'pre_ms': 0.0, 'infer_ms': c, 'post_ms': 0.0}
+                             for v, (acc, c) in variants.items()}}
+    ts = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1}, 'tasks': {'a': task(), 'b': task()}})
+    search = _Search(ts, time_limit_s=5.0)
+    search.greedy()
+    assert search.best_order is not None
+    assert sorted(v for _, v in search.best_order) == ['big', 'small']
+    assert optimize(ts).objective == pytest.approx(search.best_obj)

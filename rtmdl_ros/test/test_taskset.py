@@ -4,7 +4,7 @@ import copy
 import pytest
 import yaml
 
-from rtmdl_ros.core.taskset import ExecTime, TasksetError, load_taskset, taskset_from_dict
+from rtmdl_ros.core.taskset import ExecTime, TasksetError, load_taskset, platform_for_device, taskset_from_dict
 
 GOOD = {
     'platform': {'cpu_workers': 2, 'gpu_lanes': 2, 'storage_budget_mb': 64, 'gpu_slowdown': {2: 1.4}},
@@ -97,3 +97,13 @@ def test_quantile_is_a_sample_at_or_above_the_percentile():
         q = t.quantile(p)
         assert sum(1 for x in t.samples if x > q) <= len(t.samples) * (1 - p / 100) + 1e-9
         assert sum(1 for x in t.samples if x > q - 1) > len(t.samples) * (1 - p / 100) - 1e-9
+
+
+def test_cpu_only_platform_counts_lanes_against_cores():
+    jetson = {'cpu_workers': 2, 'gpu_lanes': 1, 'storage_budget_mb': 3.0}
+    assert platform_for_device(jetson, 'cuda', cpus=2) == (jetson, '')
+    assert platform_for_device(jetson, 'cpu', cpus=8) == (jetson, '')
+    fitted, note = platform_for_device(jetson, 'cpu', cpus=2)
+    assert fitted == {**jetson, 'cpu_workers': 1} and 'cpu_workers 2 -> 1' in note
+    assert platform_for_device({'cpu_workers': 4, 'gpu_lanes': 2}, 'cpu', cpus=2)[0]['cpu_workers'] == 1
+    assert jetson['cpu_workers'] == 2                     # the caller's dict is left alone

@@ -212,22 +212,26 @@ class _Search:
                 if all(r.meets_bound for r in results):
                     return order
             # Any task can be the culprit: higher ones interfere, lower ones block.
+            # Step each task to whichever less accurate variant frees the most time
+            # and storage per point of loss: the next one in loss order may be
+            # slower (a deeper but narrower net), so look past it.
             best, best_score = None, math.inf
             for n in names:
-                if level[n] + 1 >= len(self.variants[n]):
-                    continue
                 task = self.ts.tasks[n]
-                cur, nxt = (task.variants[self.variants[n][level[n] + k]] for k in (0, 1))
-                freed = (cur.mean_total_ms - nxt.mean_total_ms) / task.period_ms
-                if math.isfinite(budget):
-                    freed += (cur.storage_mb - nxt.storage_mb) / budget
-                cost = self.loss[n][nxt.name] - self.loss[n][cur.name]
-                score = (cost + 1e-6) / freed if freed > 0 else math.inf
-                if score < best_score:
-                    best, best_score = n, score
+                cur = task.variants[self.variants[n][level[n]]]
+                for k in range(level[n] + 1, len(self.variants[n])):
+                    nxt = task.variants[self.variants[n][k]]
+                    freed = (cur.mean_total_ms - nxt.mean_total_ms) / task.period_ms
+                    if math.isfinite(budget):
+                        freed += (cur.storage_mb - nxt.storage_mb) / budget
+                    if freed <= 0:
+                        continue
+                    score = (self.loss[n][nxt.name] - self.loss[n][cur.name] + 1e-6) / freed
+                    if score < best_score:
+                        best, best_score = (n, k), score
             if best is None:
                 return None
-            level[best] += 1
+            level[best[0]] = best[1]
         return None
 
     def _feasible(self, order) -> bool:

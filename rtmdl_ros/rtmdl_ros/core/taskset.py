@@ -273,6 +273,23 @@ def _parse_platform(raw: Any) -> Platform:
     return Platform(cpu_workers=cpu, gpu_lanes=lanes, storage_budget_mb=budget, gpu_slowdown=slowdown)
 
 
+def platform_for_device(platform: dict, device: str, cpus: int | None = None) -> tuple[dict, str]:
+    """The platform section as this machine can honour it, and a note when it changed.
+
+    Without a GPU the inference lanes are CPU threads: they and the CPU workers
+    share the cores, so the analysis's independent CPU and GPU resources only
+    hold if workers + lanes <= cores. Keep the lanes and cut the workers to fit.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    workers, lanes = int(platform.get('cpu_workers', 1)), int(platform.get('gpu_lanes', 1))
+    if device != 'cpu' or workers + lanes <= cpus:
+        return dict(platform), ''
+    fit = max(1, cpus - lanes)
+    note = (f'no GPU: the {lanes} inference lane(s) run on the CPU, so cpu_workers {workers} -> {fit} '
+            f'to keep workers + lanes within the {cpus} cores')
+    return {**platform, 'cpu_workers': fit}, note
+
+
 def _deep_merge(base: Mapping, over: Mapping) -> dict:
     out = dict(base)
     for k, v in over.items():

@@ -91,24 +91,29 @@ def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
     from ..evaluation import evaluate
-    from ..report import comparisons
+    from ..report import comparisons, level_label
     if not (args.duration_s > 0):
         raise ValueError(f'--duration-s must be positive, got {args.duration_s}')
     if any(not 0 <= load <= 64 for load in args.loads):
         raise ValueError(f'--loads are background cores in 0..64, got {args.loads}')
-    total = len(args.loads) * len(args.policies)
+    if any(not 0 <= n <= 32 for n in args.cameras):
+        raise ValueError(f'--cameras are extra camera streams in 0..32, got {args.cameras}')
+    total = len(args.loads) * len(args.cameras) * len(args.policies)
     with tqdm(total=total, desc='evaluate', disable=args.quiet) as bar:
-        def step(load, policy, run):
-            bar.set_postfix_str(f'load {load:g} {policy}: DMR {run["dmr"]:.3f}')
+        def step(load, cameras, policy, run):
+            bar.set_postfix_str(f'{level_label(load, cameras)} {policy}: DMR {run["dmr"]:.3f}')
             bar.update(1)
         results = evaluate(args.config, args.out, args.loads, args.policies, args.duration_s, args.profile_samples,
-                           args.backend, args.device, args.zoo, args.time_limit_s, args.seed, progress=step)
+                           args.backend, args.device, args.zoo, args.time_limit_s, args.seed, progress=step,
+                           cameras=args.cameras)
+    if results['platform_note']:
+        print(f'platform: {results["platform_note"]}')
     for r in results['runs']:
-        print(f'load {r["load"]:g} {r["policy"]:<7} DMR {r["dmr"]:.3f}  mean accuracy {100 * r["mean_accuracy"]:.1f}%'
-              + (f'  ({r["note"]})' if r['note'] else ''))
+        print(f'{level_label(r["load"], r["cameras"])} {r["policy"]:<7} DMR {r["dmr"]:.3f}  '
+              f'mean accuracy {100 * r["mean_accuracy"]:.1f}%' + (f'  ({r["note"]})' if r['note'] else ''))
     for c in comparisons(results):
         red = f'{100 * c["dmr_reduction"]:.1f}%' if c['dmr_reduction'] is not None else 'n/a'
-        print(f'load {c["load"]:g}: rtmdl vs {c["baseline"]}: DMR reduction {red}, '
+        print(f'{c["level"]}: rtmdl vs {c["baseline"]}: DMR reduction {red}, '
               f'accuracy loss {c["accuracy_loss_points"]:+.2f} points')
     print(f'wrote {args.out}/table.md, results.json and plots')
     return 0
@@ -174,9 +179,12 @@ def add_parsers(sub) -> None:
     v.add_argument('--out', default='results/evaluation', help='results folder (default: %(default)s)')
     v.add_argument('--loads', type=float, nargs='+', default=[0.0, 0.5, 1.0],
                    help='background CPU load levels, in cores (default: 0 0.5 1)')
+    v.add_argument('--cameras', type=int, nargs='+', default=[0],
+                   help='extra 30 fps cameras running the traffic-light detector, per level (default: 0); '
+                        'every --loads x --cameras pair is a level')
     v.add_argument('--policies', nargs='+', choices=('rtmdl', 'dm-nmc', 'dm-mc', 'um-nmc'),
                    default=['rtmdl', 'dm-nmc', 'dm-mc', 'um-nmc'])
-    v.add_argument('--duration-s', type=float, default=60.0, help='run time per policy and load')
+    v.add_argument('--duration-s', type=float, default=60.0, help='run time per policy and level')
     v.add_argument('--profile-samples', type=int, default=40, help='profiling samples per variant and load')
     v.add_argument('--time-limit-s', type=float, default=20.0, help='rtmdl optimizer time limit')
     v.add_argument('--seed', type=int, default=0)

@@ -57,6 +57,20 @@ def make_segments(task: str, backend, labels: tuple[str, ...], decode: Callable[
     return Segments(pre, infer, post)
 
 
+def limit_library_threads() -> None:
+    """One thread per OpenCV call and per BLAS call, process-wide.
+
+    The scheduler decides what runs in parallel: a resize or a mel-filter
+    product that fans out over every core would steal the cores of the other
+    workers and lanes, and run slower together than it was profiled alone.
+    Called by everything that profiles or runs jobs (profile, executor, evaluate).
+    """
+    import cv2
+    from threadpoolctl import threadpool_limits
+    cv2.setNumThreads(1)
+    threadpool_limits(limits=1)
+
+
 def warm_up(task: str, backend, labels: tuple[str, ...], variants, lanes: int) -> None:
     """Run every segment once per variant and lane on a blank input, so that no
     real job pays for session creation, lazy imports or JIT compilation (the

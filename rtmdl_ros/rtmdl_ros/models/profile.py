@@ -20,7 +20,7 @@ import yaml
 
 from ..backends import create
 from ..core.files import atomic_write
-from ..core.taskset import _deep_merge, load_taskset, taskset_from_dict
+from ..core.taskset import _deep_merge, load_taskset, platform_for_device, taskset_from_dict
 from ..data import lights, sounds
 from . import export, zoo
 from .families import family
@@ -147,6 +147,8 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
     # zoo's variants (timing unknown yet).
     taskset_from_dict(_deep_merge({'tasks': {t: {'variants': zoo_variants(t, zoo_dir)[0]} for t in base['tasks']}},
                                   base), source=config)
+    from .jobs import limit_library_threads
+    limit_library_threads()                 # time the segments as the runtime runs them
     backend = create(backend_name, device, zoo_dir)
     prof = measure(base['tasks'], backend, samples, warmup, zoo_dir, lanes, progress)
     probe = prof.pop('probe')
@@ -158,9 +160,11 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
               f'warm-up jobs; packing slowdown measured on {probe}. storage_mb = ONNX file size / 2^20.')
     _write_yaml_atomic(prof_path, prof, header)
     taskset = dict(base)
+    taskset['platform'], platform_note = platform_for_device(base.get('platform', {}), device)
     taskset['profiles'] = os.path.relpath(prof_path, os.path.dirname(os.path.abspath(out)))
     _write_yaml_atomic(out, taskset, f'Task set for this machine: {config} + the profiles it references.\n'
                                      f'Made by: rtmdl profile --config {config} --backend {backend_name} '
-                                     f'--device {device} --samples {samples}')
+                                     f'--device {device} --samples {samples}'
+                                     + (f'\nplatform: {platform_note}' if platform_note else ''))
     load_taskset(out)                       # what we wrote must be a valid task set
     return out, prof_path

@@ -29,11 +29,11 @@ from ..backends import BACKENDS, DEVICES, create
 from ..core.runtime import JobReport, Runtime
 from ..core.scheduling import TaskParams
 from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, apply_change, initial_settings
-from ..core.taskset import TasksetError
+from ..core.taskset import TasksetError, platform_for_device
 from ..data.drive import SIGN_ROI
 from ..models import zoo
 from ..models.families import family
-from ..models.jobs import make_segments, warm_up
+from ..models.jobs import limit_library_threads, make_segments, warm_up
 from .conversions import audio_to_mono, image_to_bgr
 from .resources import default_taskset_file, load_runtime_taskset
 from .spin import run_node
@@ -55,6 +55,7 @@ class ExecutorNode(Node):
         # Python threads hand the GIL over every 5 ms by default: an urgent worker
         # could wait that long behind a callback decoding a frame. 0.5 ms bounds it.
         sys.setswitchinterval(0.0005)
+        limit_library_threads()
         ro = ParameterDescriptor(read_only=True)
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         zoo_dir = self.declare_parameter('zoo_dir', '', ro).value or None
@@ -64,7 +65,11 @@ class ExecutorNode(Node):
             'backend', 'onnxruntime', ParameterDescriptor(read_only=True, description=f'one of {BACKENDS}')).value
         self.device = self.declare_parameter(
             'device', 'cpu', ParameterDescriptor(read_only=True, description=f'one of {DEVICES}')).value
-        self.cpu_workers = self.declare_parameter('cpu_workers', platform.cpu_workers, ParameterDescriptor(
+        # On a CPU-only machine the lanes take cores too (a task set from `rtmdl
+        # profile` already says so; a hand-written one may not).
+        fitted, platform_note = platform_for_device(
+            {'cpu_workers': platform.cpu_workers, 'gpu_lanes': platform.gpu_lanes}, self.device)
+        self.cpu_workers = self.declare_parameter('cpu_workers', fitted['cpu_workers'], ParameterDescriptor(
             read_only=True, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])).value
         self.gpu_lanes = self.declare_parameter('gpu_lanes', platform.gpu_lanes, ParameterDescriptor(
             read_only=True, integer_range=[IntegerRange(from_value=1, to_value=8, step=1)])).value
@@ -123,6 +128,8 @@ class ExecutorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(status_period, self._publish_status)
         self.runtime.start()
+        if platform_note and self.cpu_workers == fitted['cpu_workers']:
+            self.get_logger().info(platform_note)
         self.get_logger().info(
             f'executor up: {len(self.settings)} tasks, backend {self.backend_name}/{self.device}, '
             f'{self.cpu_workers} CPU workers, {self.gpu_lanes} lanes; plan '
