@@ -10,7 +10,9 @@ def _fmt(x, spec='.3f', none='-'):
     return none if x is None else format(x, spec)
 
 
-def level_label(load: float, cameras: int = 0) -> str:
+def level_label(load: float, cameras: int = 0, short: bool = False) -> str:
+    if short:                                           # for crowded plots: "1c+6"
+        return f'{load:g}c' + (f'+{cameras}' if cameras else '')
     return f'{load:g} cores' + (f' + {cameras} cams' if cameras else '')
 
 
@@ -121,14 +123,16 @@ def plots(results: dict, out_dir: str) -> list[str]:
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for p in policies:
         rs = [r for r in results['runs'] if r['policy'] == p]
         ax.scatter([r['dmr'] for r in rs], [100 * r['mean_accuracy'] for r in rs], label=p)
         for r in rs:
-            ax.annotate(level_label(r['load'], r.get('cameras', 0)), (r['dmr'], 100 * r['mean_accuracy']), fontsize=7)
+            ax.annotate(level_label(r['load'], r.get('cameras', 0), short=True), (r['dmr'], 100 * r['mean_accuracy']),
+                        fontsize=6, xytext=(3, 2), textcoords='offset points')
     ax.set_xlabel('overall deadline-miss rate')
     ax.set_ylabel('mean accuracy of the variants used (%)')
+    ax.set_title('labels: background cores (c) + extra cameras', fontsize=8)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -29,6 +29,8 @@ from rtmdl_ros.nodes.conversions import bgr_to_image  # noqa: E402
 from rtmdl_ros.nodes.resources import default_taskset_file  # noqa: E402
 from rtmdl_ros.nodes.spin import float32_array  # noqa: E402
 
+import waiting  # noqa: E402
+
 
 class Probe(Node):
     """Publishes sensor data and records what the graph publishes."""
@@ -66,12 +68,8 @@ class Probe(Node):
 
 
 def wait_for(cond, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
+    """DDS round trips take longer than thread hand-overs: a longer default."""
+    return waiting.wait_for(cond, timeout, poll_s=0.02)
 
 
 def param(name, value):

@@ -9,6 +9,8 @@ import pytest
 from rtmdl_ros.core.runtime import Runtime, Segments
 from rtmdl_ros.core.scheduling import TaskParams
 
+from waiting import wait_for
+
 
 class Recorder:
     """Segments that sleep a given time and log (task, segment, variant, lane, start, end)."""
@@ -51,15 +53,6 @@ def running(rt):
         yield rt
     finally:
         rt.stop()
-
-
-def wait_for(cond, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 @pytest.fixture
