@@ -23,6 +23,7 @@ bound at the worst observed sample (see miss_rate_bound).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -78,7 +79,8 @@ def blocking(candidates: Iterable[float], servers: int) -> tuple[tuple[float, ..
     return top, len(top)
 
 
-def _wait(servers: int, block: Sequence[float], hp: Sequence[tuple[float, float, float]],
+@functools.lru_cache(maxsize=1 << 16)
+def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, float], ...],
           limit: float) -> tuple[float, int]:
     """Latest start delay of a segment, and the segment executions it accounts for.
 
@@ -87,7 +89,8 @@ def _wait(servers: int, block: Sequence[float], hp: Sequence[tuple[float, float,
     wait of t needs  M*t <= g(t) = sum_blocking min(b, t)
                                  + sum_hp n(t) * min(c, t),   n(t) = floor((t + span)/T) + 1.
     The wait is at most the first t where M*t exceeds g(t); g is piecewise linear,
-    so a sweep over its breakpoints finds that t exactly.
+    so a sweep over its breakpoints finds that t exactly. Memoised: the optimizer
+    asks the same question for every plan that differs only elsewhere.
     """
     if not hp:
         # Closed form: a server frees when the shortest of the M blocking segments ends.
@@ -144,7 +147,7 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     for k, seg in enumerate(SEGMENTS):
         r = RESOURCE_OF[seg]
         b_segments, _ = block[r]
-        wait, counted = _wait(platform.servers(r), b_segments, hp[r], limit) if math.isfinite(ready) else (math.inf, 0)
+        wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit) if math.isfinite(ready) else (math.inf, 0)
         start = ready + wait
         # A job still waiting at its deadline is dropped, so no segment starts later.
         starts.append(min(start, task.deadline_ms))

@@ -23,6 +23,7 @@ keys are kept out of the way so that tools can add their own.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class ExecTime:
     def worst(self) -> float:
         return float(self.samples[-1])
 
-    @property
+    @functools.cached_property               # the optimizer asks often; samples are read-only
     def mean(self) -> float:
         return float(self.samples.mean())
 
@@ -102,7 +103,7 @@ class Variant:
     def time(self, segment: str) -> ExecTime:
         return self.times[segment]
 
-    @property
+    @functools.cached_property
     def mean_total_ms(self) -> float:
         return sum(self.times[s].mean for s in SEGMENTS)
 
