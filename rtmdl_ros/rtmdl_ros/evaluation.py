@@ -156,10 +156,6 @@ def fallback_plan(taskset: TaskSet) -> dict[str, Assignment]:
 EXTRA_CAMERA_MODEL = 'traffic_light'
 
 
-def extra_camera_names(n: int) -> list[str]:
-    return [f'{EXTRA_CAMERA_MODEL}_cam{k + 2}' for k in range(n)]
-
-
 def with_extra_cameras(config: dict, n: int) -> tuple[dict, dict[str, str]]:
     """`config` plus n more cameras running the traffic-light detector, each a task
     with traffic_light's requirements; and the zoo model of every task."""
@@ -167,7 +163,7 @@ def with_extra_cameras(config: dict, n: int) -> tuple[dict, dict[str, str]]:
         raise ValueError(f'extra cameras run the {EXTRA_CAMERA_MODEL} detector, which the config does not have')
     out = copy.deepcopy(config)
     models = {t: t for t in config['tasks']}
-    for name in extra_camera_names(n):
+    for name in (f'{EXTRA_CAMERA_MODEL}_cam{k + 2}' for k in range(n)):
         out['tasks'][name] = copy.deepcopy(config['tasks'][EXTRA_CAMERA_MODEL])
         models[name] = EXTRA_CAMERA_MODEL
     return out, models
@@ -202,10 +198,9 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
             prof.pop('probe')
             for n in cameras:
                 cfg, models = with_extra_cameras(base, n)
-                for name in extra_camera_names(n):
-                    prof['tasks'][name] = prof['tasks'][EXTRA_CAMERA_MODEL]    # the same detector, measured once
-                taskset = taskset_from_dict(_deep_merge({**prof, 'tasks': {t: prof['tasks'][t] for t in cfg['tasks']}},
-                                                        cfg), source=config)
+                # Each task takes the profile of the model it runs: the detector is measured once.
+                measured = {**prof, 'tasks': {t: prof['tasks'][models[t]] for t in cfg['tasks']}}
+                taskset = taskset_from_dict(_deep_merge(measured, cfg), source=config)
                 for policy in policies:
                     res = plan_with(taskset, policy, time_limit_s=time_limit_s)
                     plan, note = res.plan, ''

@@ -65,14 +65,14 @@ class ExecutorNode(Node):
             'backend', 'onnxruntime', ParameterDescriptor(read_only=True, description=f'one of {BACKENDS}')).value
         self.device = self.declare_parameter(
             'device', 'cpu', ParameterDescriptor(read_only=True, description=f'one of {DEVICES}')).value
+        self.gpu_lanes = self.declare_parameter('gpu_lanes', platform.gpu_lanes, ParameterDescriptor(
+            read_only=True, integer_range=[IntegerRange(from_value=1, to_value=8, step=1)])).value
         # On a CPU-only machine the lanes take cores too (a task set from `rtmdl
         # profile` already says so; a hand-written one may not).
         fitted, platform_note = platform_for_device(
-            {'cpu_workers': platform.cpu_workers, 'gpu_lanes': platform.gpu_lanes}, self.device)
+            {'cpu_workers': platform.cpu_workers, 'gpu_lanes': self.gpu_lanes}, self.device)
         self.cpu_workers = self.declare_parameter('cpu_workers', fitted['cpu_workers'], ParameterDescriptor(
             read_only=True, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])).value
-        self.gpu_lanes = self.declare_parameter('gpu_lanes', platform.gpu_lanes, ParameterDescriptor(
-            read_only=True, integer_range=[IntegerRange(from_value=1, to_value=8, step=1)])).value
         self.window_s = self.declare_parameter('window_s', 10.0, ParameterDescriptor(
             floating_point_range=[FloatingPointRange(from_value=0.5, to_value=600.0, step=0.0)])).value
         status_period = self.declare_parameter('status_period_s', 1.0, ParameterDescriptor(
