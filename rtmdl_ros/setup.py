@@ -32,6 +32,8 @@ setup(
             'traffic_light_node = rtmdl_ros.nodes.task_nodes:traffic_light_main',
             'sign_node = rtmdl_ros.nodes.task_nodes:sign_main',
             'audio_node = rtmdl_ros.nodes.task_nodes:audio_main',
+            'camera_task_node = rtmdl_ros.nodes.task_nodes:camera_task_main',
+            'audio_task_node = rtmdl_ros.nodes.task_nodes:audio_task_main',
             'camera_source = rtmdl_ros.nodes.sources:camera_main',
             'microphone_source = rtmdl_ros.nodes.sources:microphone_main',
         ],

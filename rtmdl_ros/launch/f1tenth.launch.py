@@ -1,4 +1,4 @@
-"""The F1/10 RT-mDL graph: executor, three task nodes and (optionally) simulated sensors.
+"""The F1/10 RT-mDL graph: executor, a task node per task and (optionally) simulated sensors.
 
     ros2 launch rtmdl_ros f1tenth.launch.py plan_file:=/path/plan.yaml
     ros2 launch rtmdl_ros f1tenth.launch.py use_sim_sensors:=false namespace:=car1
@@ -6,9 +6,11 @@
 Arguments: plan_file (ROS parameters file from `rtmdl optimize`; empty = largest
 variants, deadline-monotonic), use_sim_sensors (synthetic camera + microphone),
 backend (onnxruntime | torch), device (cpu | cuda), namespace, taskset_file
-(default: this package's config/f1tenth.yaml), camera_topic, audio_topic.
-`rtmdl bringup f1tenth` starts the same graph in one process where launch_ros
-is not installed.
+(default: this package's config/f1tenth.yaml), camera_topic, audio_topic,
+autostart (the executor configures and activates itself; false: drive it with
+`ros2 lifecycle set /rtmdl_executor configure|activate`).
+The nodes come from rtmdl_ros.nodes.graph, which `rtmdl bringup f1tenth` uses
+too, so both start the same graph in the same process layout.
 """
 import os
 
@@ -18,32 +20,23 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-TASK_NODES = (('traffic_light', 'traffic_light_node', 'camera_topic'),
-              ('sign', 'sign_node', 'camera_topic'),
-              ('audio', 'audio_node', 'audio_topic'))
-
 
 def _graph(context):
+    from rtmdl_ros.nodes.graph import graph_specs
     arg = {name: LaunchConfiguration(name).perform(context) for name in (
         'plan_file', 'use_sim_sensors', 'backend', 'device', 'namespace', 'taskset_file',
-        'camera_topic', 'audio_topic')}
+        'camera_topic', 'audio_topic', 'autostart')}
     if arg['plan_file'] and not os.path.isfile(arg['plan_file']):
         raise RuntimeError(f"plan_file {arg['plan_file']}: no such file (make one with `rtmdl optimize`)")
-    common = {'taskset_file': arg['taskset_file']}
-    executor_params = [{**common, 'backend': arg['backend'], 'device': arg['device']}]
-    if arg['plan_file']:
-        executor_params.append(arg['plan_file'])       # rtmdl_executor: ros__parameters: tasks: ...
-    ns = arg['namespace']
-    actions = [Node(package='rtmdl_ros', executable='rtmdl_executor', name='rtmdl_executor', namespace=ns,
-                    parameters=executor_params, output='screen', emulate_tty=True)]
-    for task, executable, topic_arg in TASK_NODES:
-        actions.append(Node(package='rtmdl_ros', executable=executable, name=f'{task}_node', namespace=ns,
-                            parameters=[{**common, 'input_topic': arg[topic_arg]}], output='screen'))
-    if arg['use_sim_sensors'].lower() in ('true', '1', 'yes'):
-        actions.append(Node(package='rtmdl_ros', executable='camera_source', name='camera_source', namespace=ns,
-                            remappings=[('image_raw', arg['camera_topic'])], output='screen'))
-        actions.append(Node(package='rtmdl_ros', executable='microphone_source', name='microphone_source',
-                            namespace=ns, remappings=[('audio', arg['audio_topic'])], output='screen'))
+    specs = graph_specs(arg['taskset_file'], arg['plan_file'] or None, arg['backend'], arg['device'],
+                        arg['use_sim_sensors'].lower() in ('true', '1', 'yes'), arg['camera_topic'],
+                        arg['audio_topic'], {'autostart': arg['autostart'].lower() in ('true', '1', 'yes')})
+    actions = []
+    for spec in specs:
+        params = [spec.params] + ([spec.params_file] if spec.params_file else [])
+        actions.append(Node(package='rtmdl_ros', executable=spec.executable, name=spec.name,
+                            namespace=arg['namespace'], parameters=params, remappings=list(spec.remaps),
+                            output='screen', emulate_tty=spec.role == 'executor'))
     return actions
 
 
@@ -70,5 +63,6 @@ def generate_launch_description():
         DeclareLaunchArgument('taskset_file', default_value=config, description='task set (config schema)'),
         DeclareLaunchArgument('camera_topic', default_value='image_raw'),
         DeclareLaunchArgument('audio_topic', default_value='audio'),
+        DeclareLaunchArgument('autostart', default_value='true', description='executor configures + activates itself'),
         OpaqueFunction(function=_graph),
     ])

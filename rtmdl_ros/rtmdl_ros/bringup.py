@@ -1,97 +1,252 @@
-"""`rtmdl bringup f1tenth`: the launch file's graph in one process, without launch_ros.
+"""`rtmdl bringup f1tenth`: the launch file's graph without launch_ros.
 
-Starts the same nodes from the same files as launch/f1tenth.launch.py: the
-executor (config/f1tenth.yaml + the plan parameters file), the three task
-nodes, and the synthetic camera and microphone (unless --no-sim-sensors), and
-prints a live per-task table until Ctrl-C or --duration-s.
+Starts the nodes of nodes/graph.py, one process each as the launch file does
+(executor with the plan file, a task node per task, the simulated camera and
+microphone unless --no-sim-sensors), and prints a live per-task table from
+the executor's `status` until Ctrl-C, SIGTERM or --duration-s. Then it stops
+the sensors, the task nodes and last the executor, each with SIGINT, and
+prints the whole run: counted from the executor's activation, before which
+no job is released.
 """
 from __future__ import annotations
 
 import math
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
 
 GRAPHS = ('f1tenth',)
+_STOP_ORDER = ('sensor', 'task', 'executor')
 
 
-def _table(status) -> str:
-    rows = [f'{"task":<14}{"variant":<10}{"prio":>5}{"acc":>7}{"jobs":>7}{"missed":>8}{"DMR":>8}'
-            f'{"bound":>7}{"p50 ms":>8}{"p99 ms":>8}{"bad in":>7}']
+def _ms(x: float) -> str:
+    return f'{x:.1f}' if not math.isnan(x) else '-'
+
+
+def _table(status, whole_run: bool = False) -> str:
+    """Per task: plan, jobs, misses, DMR (window and whole run), measured p99 vs the analysed bound."""
+    rows = [f'{"task":<14}{"variant":<10}{"prio":>5}{"acc":>7}{"jobs":>7}{"missed":>8}{"DMR":>8}{"run DMR":>9}'
+            f'{"bound":>7}{"p50 ms":>8}{"p99 ms":>8}{"run p99":>9}{"analysed":>9}{"bad in":>7}']
     for t in sorted(status.tasks, key=lambda t: t.priority):
-        p50 = f'{t.response_p50_ms:.1f}' if not math.isnan(t.response_p50_ms) else '-'
-        p99 = f'{t.response_p99_ms:.1f}' if not math.isnan(t.response_p99_ms) else '-'
+        ok = t.run_miss_rate <= t.max_miss_rate + 1e-9 and not (t.run_response_p99_ms > t.response_bound_ms + 1e-6)
         rows.append(f'{t.task:<14}{t.variant:<10}{t.priority:>5}{t.accuracy:>7.3f}{t.jobs:>7}{t.missed:>8}'
-                    f'{t.miss_rate:>8.3f}{t.max_miss_rate:>7g}{p50:>8}{p99:>8}{t.malformed:>7}')
-    rows.append(f'{status.backend}/{status.device}: {status.cpu_workers} CPU workers {status.cpu_utilisation:.0%} busy, '
-                f'{status.gpu_lanes} lanes {status.gpu_utilisation:.0%} busy; DMR over the last '
-                f'{status.tasks[0].window_s:g} s' if status.tasks else '')
+                    f'{t.miss_rate:>8.3f}{t.run_miss_rate:>9.3f}{t.max_miss_rate:>7g}{_ms(t.response_p50_ms):>8}'
+                    f'{_ms(t.response_p99_ms):>8}{_ms(t.run_response_p99_ms):>9}{_ms(t.response_bound_ms):>9}'
+                    f'{t.malformed:>7}' + ('' if ok or not whole_run else '  <- over its bound'))
+    if not status.tasks:
+        return '\n'.join(rows)
+    rt = ('SCHED_FIFO' if status.realtime else 'normal scheduling') + \
+        (f' ({status.realtime_note})' if status.realtime_note else '')
+    rows.append(f'{status.backend}/{status.device}: {status.cpu_workers} CPU workers {status.cpu_utilisation:.0%} '
+                f'busy, {status.gpu_lanes} lanes {status.gpu_utilisation:.0%} busy; {rt}')
+    rows.append(f'responses from the {status.tasks[0].deadline_from} to the published result; DMR over the last '
+                f'{status.tasks[0].window_s:g} s, run DMR / run p99 since activation ({status.active_s:.0f} s ago; '
+                f'start-up: {status.configure_s:.1f} s loading and warming every variant)')
+    return '\n'.join(rows)
+
+
+def stage_table(status) -> str:
+    """p50/p99 of each stage of each task's jobs over the window (ms)."""
+    if not status.tasks or not status.tasks[0].stages:
+        return ''
+    stages = list(status.tasks[0].stages)
+    head = f'{"stage p50/p99":<14}' + ''.join(f'{s:>12}' for s in stages)
+    rows = [head]
+    for t in sorted(status.tasks, key=lambda t: t.priority):
+        rows.append(f'{t.task:<14}' + ''.join(f'{_ms(a) + "/" + _ms(b):>12}'
+                                               for a, b in zip(t.stage_p50_ms, t.stage_p99_ms)))
     return '\n'.join(rows)
 
 
 def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
-                sim_sensors: bool, zoo_dir: str | None = None):
-    """The graph's nodes (rclpy must be initialised, with the plan file as --params-file)."""
+                sim_sensors: bool, zoo_dir: str | None = None, executor_params: dict | None = None):
+    """The graph's nodes in this process (tests; rclpy initialised with the plan as
+    --params-file). The executor is configured and activated."""
     from rclpy.parameter import Parameter
 
     from .nodes.executor_node import ExecutorNode
+    from .nodes.graph import task_inputs
     from .nodes.sources import CameraSource, MicrophoneSource
-    from .nodes.task_nodes import AudioNode, SignNode, TrafficLightNode
-    common = [Parameter('taskset_file', value=taskset_file)]
-    executor_params = common + [Parameter('backend', value=backend), Parameter('device', value=device)]
+    from .nodes.task_nodes import AudioTaskNode, CameraTaskNode
+    params = [Parameter('taskset_file', value=taskset_file), Parameter('backend', value=backend),
+              Parameter('device', value=device)]
+    params += [Parameter(k, value=v) for k, v in (executor_params or {}).items()]
     if zoo_dir:
-        executor_params.append(Parameter('zoo_dir', value=zoo_dir))
-    executor = ExecutorNode(namespace=namespace, parameter_overrides=executor_params)
-    nodes = [executor] + [cls(namespace=namespace, parameter_overrides=common)
-                          for cls in (TrafficLightNode, SignNode, AudioNode) if cls.task in executor.settings]
+        params.append(Parameter('zoo_dir', value=zoo_dir))
+    executor = ExecutorNode(namespace=namespace, parameter_overrides=params)
+    if not executor.start():
+        executor.destroy_node()
+        raise RuntimeError('rtmdl_executor: configure/activate failed (see the log)')
+    nodes = [executor]
+    for task, kind in task_inputs(taskset_file).items():
+        cls = AudioTaskNode if kind == 'audio' else CameraTaskNode
+        nodes.append(cls(task, namespace=namespace, parameter_overrides=[
+            Parameter('taskset_file', value=taskset_file)]))
     if sim_sensors:
         nodes += [CameraSource(namespace=namespace), MicrophoneSource(namespace=namespace)]
     return executor, nodes
 
 
+class _Stop:
+    """Set by SIGINT / SIGTERM (systemd and docker stop send SIGTERM)."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.signal = None
+
+    def __call__(self, signum, frame):
+        self.signal = signum
+        self.event.set()
+
+
+def _spawn(spec, namespace: str, log_dir: str) -> subprocess.Popen:
+    from .nodes.graph import ENTRY_POINTS
+    module, func = ENTRY_POINTS[spec.executable].split(':')
+    code = f'import sys; from {module} import {func}; sys.exit({func}())'
+    log = open(os.path.join(log_dir, f'{spec.name}.log'), 'w')
+    # Own process group: a Ctrl-C in the terminal reaches bringup only, which stops the nodes in order.
+    return subprocess.Popen([sys.executable, '-c', code] + spec.ros_args(namespace), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors='replace') as f:
+            return ''.join(f.readlines()[-lines:])
+    except OSError:
+        return ''
+
+
 def bringup(graph: str, plan_file: str | None, backend: str, device: str, namespace: str, sim_sensors: bool,
             duration_s: float | None, taskset_file: str | None = None, quiet: bool = False,
-            zoo_dir: str | None = None) -> int:
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
-
+            zoo_dir: str | None = None, log_dir: str | None = None, executor_params: dict | None = None,
+            status_out: list | None = None, traces_out: list | None = None) -> int:
+    """Run the graph; the final status goes to status_out and, if given, every
+    job's trace (core.trace.JobTrace) to traces_out."""
+    from .nodes.graph import graph_specs
     from .nodes.resources import config_dir
     if graph not in GRAPHS:
         raise ValueError(f'unknown graph {graph!r}; known: {GRAPHS}')
-    taskset_file = taskset_file or os.path.join(config_dir(), f'{graph}.yaml')
+    taskset_file = os.path.abspath(taskset_file or os.path.join(config_dir(), f'{graph}.yaml'))
     if plan_file and not os.path.isfile(plan_file):
         raise ValueError(f'plan file {plan_file}: no such file')
-    args = ['--ros-args', '--params-file', plan_file] if plan_file else []
-    rclpy.init(args=args)
-    try:
-        executor_node, nodes = build_graph(taskset_file, backend, device, namespace, sim_sensors, zoo_dir)
-    except BaseException:
-        rclpy.try_shutdown()
-        raise
-    spinner = MultiThreadedExecutor(num_threads=4)
-    for n in nodes:
-        spinner.add_node(n)
-    thread = threading.Thread(target=spinner.spin, daemon=True)
+    params = dict(executor_params or {})
+    if zoo_dir:
+        params['zoo_dir'] = zoo_dir
+    specs = graph_specs(taskset_file, os.path.abspath(plan_file) if plan_file else None, backend, device,
+                        sim_sensors, executor_params=params)
+    log_dir = log_dir or os.path.join(os.environ.get('ROS_LOG_DIR') or os.path.expanduser('~/.ros/log'),
+                                      time.strftime('rtmdl_bringup_%Y%m%d_%H%M%S'))
+    os.makedirs(log_dir, exist_ok=True)
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rtmdl_interfaces.msg import JobTraceArray, SchedulerStatus
+
+    from .core.trace import JobTrace
+    from .nodes.topics import STATUS_TOPIC, TRACE_TOPIC
+    stop = _Stop()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=['--ros-args', '-r', '__node:=rtmdl_bringup'], signal_handler_options=_no_signals())
+    node = rclpy.create_node('rtmdl_bringup', namespace=namespace)
+    latest: list = []                        # the newest status of the executor
+
+    def on_status(msg) -> None:
+        latest[:] = [msg]
+    node.create_subscription(SchedulerStatus, STATUS_TOPIC, on_status, 10)
+    if traces_out is not None:
+        def on_traces(msg) -> None:
+            traces_out.extend(JobTrace(j.task, j.seq, j.variant, j.outcome, j.stamp.sec + j.stamp.nanosec * 1e-9,
+                                       tuple(float(x) for x in j.stages_ms)) for j in msg.jobs)
+        node.create_subscription(JobTraceArray, TRACE_TOPIC, on_traces, 50)
+    spinner = SingleThreadedExecutor()
+    spinner.add_node(node)
+
+    def spin():
+        try:
+            spinner.spin()
+        except (ExternalShutdownException, Exception):
+            pass
+    thread = threading.Thread(target=spin, daemon=True)
     thread.start()
-    tty = sys.stdout.isatty()
-    start = time.monotonic()
+
+    procs = []
+    t0 = time.monotonic()
+    failed = ''
     try:
-        every = 1.0 if tty else 5.0            # a log file gets a table every 5 s, a terminal a live one
-        while duration_s is None or time.monotonic() - start < duration_s:
-            time.sleep(every if duration_s is None else min(every, max(0.0, duration_s - (time.monotonic() - start))))
-            if not quiet:
-                table = _table(executor_node.status_message())
-                print(('\x1b[2J\x1b[H' if tty else '') + f'rtmdl bringup {graph}  t={time.monotonic() - start:.0f} s'
-                      + ('  (Ctrl-C stops)' if duration_s is None else '') + '\n' + table, flush=True)
-    except KeyboardInterrupt:
-        pass
+        for spec in specs:                   # the executor first: it loads while the others start
+            procs.append((spec, _spawn(spec, namespace, log_dir)))
+        tty = sys.stdout.isatty()
+        every = 1.0 if tty else 5.0          # a log file gets a table every 5 s, a terminal a live one
+        active_at = None
+        while not stop.event.is_set():
+            dead = [(s, p) for s, p in procs if p.poll() is not None]
+            if dead:
+                s, p = dead[0]
+                failed = (f'{s.name} exited with status {p.returncode}; its log ({log_dir}/{s.name}.log) ends:\n'
+                          + _tail(os.path.join(log_dir, f'{s.name}.log')))
+                break
+            if latest and active_at is None:
+                active_at = time.monotonic() - t0
+                # Run time counts from activation: start-up is reported apart.
+            if duration_s is not None and active_at is not None and \
+                    time.monotonic() - t0 - active_at >= duration_s:
+                break
+            stop.event.wait(every if active_at is not None else 0.2)
+            if not quiet and latest:
+                status = latest[-1]
+                print(('\x1b[2J\x1b[H' if tty else '') + f'rtmdl bringup {graph}  t={status.active_s:.0f} s'
+                      + ('  (Ctrl-C stops)' if duration_s is None else '') + '\n' + _table(status) + '\n'
+                      + stage_table(status), flush=True)
+            elif not quiet and active_at is None and int((time.monotonic() - t0) * 5) % 10 == 0:
+                print(f'rtmdl bringup {graph}: waiting for the executor to configure '
+                      f'({time.monotonic() - t0:.0f} s)', flush=True)
     finally:
-        final = _table(executor_node.status_message())
+        final = latest[-1] if latest else None
+        codes = _stop_all(procs)
         spinner.shutdown()
-        for n in nodes:
-            n.destroy_node()
+        node.destroy_node()
         rclpy.try_shutdown()
-        thread.join(5.0)
-    print('final:\n' + final, flush=True)
+        thread.join(2.0)
+        for s, h in old.items():
+            signal.signal(s, h)
+    if final is not None:
+        if status_out is not None:
+            status_out.append(final)
+        print(f'final (whole run, {final.active_s:.0f} s since activation; start-up {active_at or 0:.1f} s):\n'
+              + _table(final, whole_run=True) + '\n' + stage_table(final), flush=True)
+    if failed:
+        print(f'rtmdl bringup: {failed}', file=sys.stderr, flush=True)
+        return 1
+    bad = {s.name: c for (s, _), c in zip(procs, codes) if c not in (0, None)}
+    if bad:
+        print(f'rtmdl bringup: nodes did not exit cleanly: {bad} (logs in {log_dir})', file=sys.stderr, flush=True)
+        return 1
+    print(f'node logs: {log_dir}', flush=True)
     return 0
+
+
+def _no_signals():
+    """rclpy must not install its own SIGINT handler here: bringup's decides the order of shutdown."""
+    from rclpy.signals import SignalHandlerOptions
+    return SignalHandlerOptions.NO
+
+
+def _stop_all(procs, timeout_s: float = 10.0) -> list:
+    """SIGINT to the sensors, then the task nodes, then the executor; kill what hangs."""
+    codes = {}
+    for role in _STOP_ORDER:
+        group = [(s, p) for s, p in procs if s.role == role]
+        for s, p in group:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for s, p in group:
+            try:
+                codes[s.name] = p.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[s.name] = p.wait()
+    return [codes.get(s.name) for s, _ in procs]

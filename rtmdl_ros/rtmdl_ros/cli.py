@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 from .core.analysis import analyze, default_plan
@@ -113,6 +114,35 @@ def cmd_bringup(args) -> int:
                                              not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo))(args)
 
 
+def cmd_trace(args) -> int:
+    if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
+        raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
+    from .models.commands import one_line_errors
+    from .trace_report import record, table
+
+    def run(a) -> int:
+        rc, traces, summary = record(a.out, a.plan, a.taskset, a.duration_s, a.backend, a.device, a.zoo, a.quiet)
+        print(table(summary))
+        print(f'wrote {os.path.join(a.out, "traces.csv")} ({len(traces)} jobs) and {os.path.join(a.out, "stages.png")}')
+        return rc
+    return one_line_errors(run)(args)
+
+
+def cmd_calibrate(args) -> int:
+    if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
+        raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
+    from .calibrate import calibrate
+    from .models.commands import one_line_errors
+
+    def run(a) -> int:
+        prof, ratios, jobs = calibrate(a.taskset, a.duration_s, a.backend, a.device, a.zoo, quiet=a.quiet)
+        for task, rs in ratios.items():
+            print(f'{task}: graph / profile p99 ' + ', '.join(f'{s} {r:.2f}' for s, r in rs.items()))
+        print(f'wrote {prof} ({jobs} jobs traced: release paths measured, slower segments stretched)')
+        return 0
+    return one_line_errors(run)(args)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, like every other bad input
         raise CliError(message)
@@ -157,6 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
     b.add_argument('--quiet', action='store_true', help='only the final table')
     b.set_defaults(func=cmd_bringup)
+
+    def graph_args(q, duration: float) -> None:
+        q.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
+        q.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+        q.add_argument('--duration-s', type=float, default=duration)
+        q.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
+        q.add_argument('--quiet', action='store_true', help='no live table')
+
+    t = sub.add_parser('trace', help='run the graph and record where every job\'s time goes (csv + plot)')
+    t.add_argument('--plan', help='plan parameters file (default: dm-nmc)')
+    t.add_argument('--taskset', help='task set file (default: the package config/f1tenth.yaml)')
+    t.add_argument('--out', default='results/trace', help='folder for traces.csv and stages.png')
+    graph_args(t, 30.0)
+    t.set_defaults(func=cmd_trace)
+
+    c = sub.add_parser('calibrate', help='measure release paths and graph slow-down into a profiled task set')
+    c.add_argument('taskset', help='task set from rtmdl profile')
+    graph_args(c, 20.0)
+    c.set_defaults(func=cmd_calibrate)
     return p
 
 

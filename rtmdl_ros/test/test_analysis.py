@@ -74,3 +74,61 @@ def test_plan_priorities_not_the_default_order_are_respected():
     swapped = analyze(ts, {'A': Assignment('v', 1), 'B': Assignment('v', 0)})
     assert swapped['B'].priority == 0
     assert swapped['B'].response_bound_ms < 20.0 < swapped['A'].response_bound_ms + 5
+
+
+def _with_path(spec, path, origin='stamp', gap=None):
+    spec = dict(spec, release_path_ms=path, deadline_from=origin)
+    if gap is not None:
+        spec['min_interarrival_ms'] = gap
+    return spec
+
+
+def test_release_path_offsets_the_response_and_its_spread_is_jitter():
+    from rtmdl_ros.core.analysis import Analyzer
+    from rtmdl_ros.core.taskset import taskset_from_dict
+    # A alone above B on one worker + one lane; B's segments of 1 ms block each of A's once.
+    tasks = {'A': _with_path(task(20, 1, 2, 1), [0.0, 4.0]), 'B': task(50, 1, 1, 1)}
+    b = bounds(tasks)
+    # path 4, then pre 4+1 (blocked) .. 6, infer 7 .. 9, post 10 .. 11: from the stamp.
+    assert b['A'].response_bound_ms == pytest.approx(11.0)
+    ts = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1}, 'tasks': tasks})
+    an = Analyzer(ts)
+    bound = an._bounds([('A', 'v'), ('B', 'v')], 100.0, frozenset())['A']
+    # Latest starts 5, 7, 10 from the stamp; earliest 0, 1, 3 (best path 0): jitter 5, 6, 7.
+    assert bound.interference(an.times('A', 'v', 100.0), 20.0) == [
+        ('cpu', 1.0, 6.0, 20.0), ('gpu', 2.0, 8.0, 20.0), ('cpu', 1.0, 8.0, 20.0)]
+    # A constant path shifts both latest and earliest starts: no extra jitter.
+    tasks_c = {'A': _with_path(task(20, 1, 2, 1), 4.0), 'B': task(50, 1, 1, 1)}
+    ts_c = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1}, 'tasks': tasks_c})
+    an_c = Analyzer(ts_c)
+    bound_c = an_c._bounds([('A', 'v'), ('B', 'v')], 100.0, frozenset())['A']
+    assert bound_c.interference(an_c.times('A', 'v', 100.0), 20.0) == [
+        ('cpu', 1.0, 2.0, 20.0), ('gpu', 2.0, 4.0, 20.0), ('cpu', 1.0, 4.0, 20.0)]
+
+
+def test_deadline_from_release_leaves_the_path_out_of_the_response():
+    tasks = {'A': _with_path(task(20, 1, 2, 1), [0.0, 4.0], origin='release'), 'B': task(50, 1, 1, 1)}
+    assert bounds(tasks)['A'].response_bound_ms == pytest.approx(7.0)
+
+
+def test_effective_deadline_is_the_next_possible_release():
+    from rtmdl_ros.core.taskset import taskset_from_dict
+    ts = taskset_from_dict({'tasks': {
+        'cam': _with_path(task(33.3, 1, 1, 1), [2.0, 5.0], gap=30.0),
+        'rel': _with_path(task(33.3, 1, 1, 1), [2.0, 5.0], origin='release', gap=30.0),
+        'slow': _with_path(task(66.7, 1, 1, 1, deadline=50.0), [2.0, 5.0], gap=60.0)}})
+    # The next stamp may come 30 ms later and reach the scheduler 2 ms after it.
+    assert ts.tasks['cam'].effective_deadline_ms == pytest.approx(32.0)
+    # From the release: the next one may come 30 - (5 - 2) ms after this one.
+    assert ts.tasks['rel'].effective_deadline_ms == pytest.approx(27.0)
+    assert ts.tasks['slow'].effective_deadline_ms == pytest.approx(50.0)
+
+
+def test_min_interarrival_replaces_the_period_in_the_interference():
+    # One worker. A's 3 ms pre may be blocked by B's 4 ms pre: latest start 4, span 3 + 4 = 7.
+    a, b = task(10, 3, 0, 0), task(100, 4, 0, 0)
+    # Period 10: in a wait window t, A releases floor((t + 7) / 10) + 1 pres: at t = 3 that
+    # is 2 (6 ms of work), so a B segment waits 6. B's pre: 6 + 4; its (empty) post waits 6 again.
+    assert bounds({'A': a, 'B': b})['B'].response_bound_ms == pytest.approx(16.0)
+    # Stamps 5 ms apart: floor((t + 7) / 5) + 1 -> 4 pres (12 ms) before the window closes at t = 12.
+    assert bounds({'A': dict(a, min_interarrival_ms=5.0), 'B': b})['B'].response_bound_ms == pytest.approx(28.0)

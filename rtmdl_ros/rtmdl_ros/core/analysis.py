@@ -18,6 +18,15 @@ segment starts) minus earliest (sum of best-case earlier segments). With k > 1
 GPU lanes, inference lengths are stretched by the measured slowdown of the most
 lanes busy, which bounds every packed inference.
 
+The release model: a job arrives with its source stamp; it reaches the
+scheduler after its release path (transport, task node), a measured time
+between best P- and worst P+. Offsets are taken from the stamp: the first
+segment becomes ready at P (the percentile or worst path), best-case starts
+count from P-, so the path's spread P+ - P- becomes every segment's release
+jitter, and stamps of one task are at least its min_interarrival_ms T apart
+(T replaces the period in the interference). A task whose deadline counts from
+the release has its response measured from there instead.
+
 The miss-rate bound combines the bound at the task set's percentile p with the
 bound at the worst observed sample (see miss_rate_bound).
 """
@@ -41,6 +50,8 @@ class SegmentTimes:
 
     c: tuple[float, float, float]       # pre, infer (stretched by GPU packing), post
     best: tuple[float, float, float]    # best-case lengths (shortest sample, unstretched)
+    path: float = 0.0                   # source stamp -> release, at the percentile
+    path_best: float = 0.0              # the quickest release path
 
     def longest_on(self, resource: str) -> float:
         return max((self.c[k] for k, s in enumerate(SEGMENTS) if RESOURCE_OF[s] == resource), default=0.0)
@@ -50,14 +61,14 @@ class SegmentTimes:
 class SegmentBound:
     """Analysis of one task at one percentile."""
 
-    response_ms: float            # bound on release -> end of post (inf: none found)
-    latest_start: tuple[float, float, float]   # latest start offset per segment (<= D)
+    response_ms: float            # bound on origin (stamp or release) -> end of post (inf: none found)
+    latest_start: tuple[float, float, float]   # latest start offset from the stamp per segment
     instances: int                # segment executions the bound accounts for
 
     def interference(self, times: SegmentTimes, period: float) -> list[tuple[str, float, float, float]]:
         """(resource, c, c + jitter, T) per segment: what this task imposes on lower priorities."""
         items = []
-        earliest = 0.0
+        earliest = times.path_best
         for k, seg in enumerate(SEGMENTS):
             jitter = max(0.0, self.latest_start[k] - earliest)
             items.append((RESOURCE_OF[seg], times.c[k], times.c[k] + jitter, period))
@@ -70,7 +81,7 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
     stretch = platform.slowdown(platform.gpu_lanes)
     c = tuple(v.time(s).quantile(percentile) * (stretch if s == 'infer' else 1.0) for s in SEGMENTS)
     best = tuple(v.time(s).best for s in SEGMENTS)
-    return SegmentTimes(c=c, best=best)
+    return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best)
 
 
 def blocking(candidates: Iterable[float], servers: int) -> tuple[tuple[float, ...], int]:
@@ -141,19 +152,22 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     """
     # Past this the bound is useless (the job would be dropped long before).
     limit = 10.0 * task.period_ms + 10.0 * task.deadline_ms
-    ready = 0.0
+    shift = 0.0 if task.origin_is_stamp else times.path     # stamp -> the deadline's origin
+    cap = task.deadline_ms + shift
+    ready = times.path
     starts = []
-    instances = len(SEGMENTS)
+    # A path that varies can exceed its percentile too: one more draw in the union bound.
+    instances = len(SEGMENTS) + (0 if task.path.is_constant else 1)
     for k, seg in enumerate(SEGMENTS):
         r = RESOURCE_OF[seg]
         b_segments, _ = block[r]
         wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit) if math.isfinite(ready) else (math.inf, 0)
         start = ready + wait
         # A job still waiting at its deadline is dropped, so no segment starts later.
-        starts.append(min(start, task.deadline_ms))
+        starts.append(min(start, cap))
         instances += counted
         ready = start + times.c[k]
-    return SegmentBound(response_ms=ready, latest_start=tuple(starts), instances=instances)
+    return SegmentBound(response_ms=ready - shift, latest_start=tuple(starts), instances=instances)
 
 
 def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: str,
@@ -196,10 +210,11 @@ class TaskAnalysis:
     variant: str
     priority: int
     deadline_ms: float
-    response_bound_ms: float       # at the task set's percentile
+    response_bound_ms: float       # at the task set's percentile, from the deadline's origin
     worst_response_bound_ms: float  # at the worst observed sample
     miss_rate_bound: float
     max_miss_rate: float
+    effective_deadline_ms: float = math.nan   # what the bound is checked against (<= deadline_ms)
 
     @property
     def meets_bound(self) -> bool:
@@ -237,7 +252,7 @@ class Analyzer:
             block = {r: blocking(cands[r], ts.platform.servers(r)) for r in RESOURCES}
             b = bound_task(task, times, ts.platform, hp, block)
             out[task.name] = b
-            for r, c, span, period in b.interference(times, task.period_ms):
+            for r, c, span, period in b.interference(times, task.interarrival_ms):
                 hp[r].append((c, span, period))
         return out
 
@@ -254,7 +269,8 @@ class Analyzer:
         overrunning: frozenset = frozenset()
         while True:
             at_max = self._bounds(order, 100.0, overrunning)
-            late = frozenset(n for n, b in at_max.items() if b.response_ms > ts.tasks[n].deadline_ms + _EPS)
+            late = frozenset(n for n, b in at_max.items()
+                             if b.response_ms > ts.tasks[n].effective_deadline_ms + _EPS)
             if late <= overrunning:
                 break
             overrunning = overrunning | late
@@ -271,8 +287,8 @@ class Analyzer:
             out.append(TaskAnalysis(
                 task=name, variant=variant, priority=prio, deadline_ms=task.deadline_ms,
                 response_bound_ms=bp.response_ms, worst_response_bound_ms=bmax.response_ms,
-                miss_rate_bound=miss_rate_bound(bp, bmax, task.deadline_ms, p),
-                max_miss_rate=task.max_miss_rate))
+                miss_rate_bound=miss_rate_bound(bp, bmax, task.effective_deadline_ms, p),
+                max_miss_rate=task.max_miss_rate, effective_deadline_ms=task.effective_deadline_ms))
         return out
 
 

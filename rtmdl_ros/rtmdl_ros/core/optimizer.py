@@ -98,12 +98,12 @@ class _Search:
         task = self.ts.tasks[name]
         p_lo, p_hi = self.pcts
         at_max = bound_task(task, self.an.times(name, variant, p_hi), self.ts.platform, hp[p_hi], block[p_hi])
-        if at_max.response_ms <= task.deadline_ms + _EPS:
+        if at_max.response_ms <= task.effective_deadline_ms + _EPS:
             return True                                 # no miss even at the worst sample
         if self.an.single_percentile:
             return task.max_miss_rate >= 1.0 - _EPS     # both bounds miss: rate bound 1
         at_p = bound_task(task, self.an.times(name, variant, p_lo), self.ts.platform, hp[p_lo], block[p_lo])
-        return miss_rate_bound(at_p, at_max, task.deadline_ms, p_lo) <= task.max_miss_rate + _EPS
+        return miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p_lo) <= task.max_miss_rate + _EPS
 
     def _blocking(self, below) -> dict:
         """Least blocking of any task above the placed ones, per percentile: one
@@ -121,8 +121,10 @@ class _Search:
         spans = self._span_cache.get(key)
         if spans is None:
             t = self.an.times(name, variant, pct)
-            deadline = self.ts.tasks[name].deadline_ms
-            spans, latest, best = [], 0.0, 0.0
+            task = self.ts.tasks[name]
+            # Offsets from the stamp, as in bound_task: the latest start is capped where the job is dropped.
+            deadline = task.deadline_ms + (0.0 if task.origin_is_stamp else t.path)
+            spans, latest, best = [], t.path, t.path_best
             for k, seg in enumerate(SEGMENTS):
                 r = RESOURCE_OF[seg]
                 # Least wait the blocking alone forces: the shortest of M running segments.
@@ -142,7 +144,7 @@ class _Search:
             items = {'cpu': [], 'gpu': []}
             for u in tasks:
                 spans = [self._spans(u, v, pct, block[pct]) for v in domains[u]]
-                period = self.ts.tasks[u].period_ms
+                period = self.ts.tasks[u].interarrival_ms
                 for k, seg in enumerate(SEGMENTS):
                     c = min(sp[k][0] for sp in spans)
                     if c > 0:
@@ -153,7 +155,7 @@ class _Search:
     def _add_exact(self, hp, name: str, variant: str, block) -> dict:
         """hp plus a placed task's segments (known lengths and blocking, least jitter)."""
         out = {}
-        period = self.ts.tasks[name].period_ms
+        period = self.ts.tasks[name].interarrival_ms
         for pct in self.pcts:
             items = {'cpu': list(hp[pct]['cpu']), 'gpu': list(hp[pct]['gpu'])}
             for (c, span), seg in zip(self._spans(name, variant, pct, block[pct]), SEGMENTS):

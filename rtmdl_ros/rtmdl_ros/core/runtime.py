@@ -6,6 +6,10 @@ pack work onto the GPU; without a GPU the lanes are CPU threads). Every thread
 takes the most urgent ready segment of its resource; segments are never
 interrupted. What a segment does is supplied per task by the caller, so this
 module imports neither ROS nor a DL framework.
+
+Every job carries its stage boundaries (core/trace.py) from the source stamp
+to the published result; the result callback runs inside the post segment, so
+a job's response and its deadline check end when the result is out.
 """
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .realtime import RealtimeConfig, Watchdog, enter_realtime
 from .scheduling import FAILED, LATE, MET, MISSED_OUTCOMES, Job, Scheduler, TaskParams
+from .trace import STAGES, JobTrace, stage_durations, stage_percentiles
 
 
 @dataclass(frozen=True)
@@ -32,27 +38,30 @@ class Segments:
 
 @dataclass(frozen=True)
 class JobReport:
-    """A finished job, handed to the result callback (met or late)."""
+    """A job whose post-processing just ended, handed to the result callback,
+    which publishes it (still inside the job's post segment)."""
     task: str
     seq: int
     variant: str
     priority: int
-    release_s: float          # clock seconds
-    finish_s: float
+    release_s: float          # clock seconds: the scheduler's release (executor receipt)
+    finish_s: float           # end of post-processing
     deadline_s: float
-    deadline_met: bool
+    deadline_met: bool        # finish_s <= deadline_s (the publish that follows is microseconds)
     exec_ms: float            # time in its own segments
     payload: Any
     result: Any
+    origin_s: float | None = None   # what the deadline counts from (source stamp or release)
 
     @property
     def response_ms(self) -> float:
-        return (self.finish_s - self.release_s) * 1e3
+        """Origin (stamp, or release) to the end of post-processing."""
+        return (self.finish_s - (self.release_s if self.origin_s is None else self.origin_s)) * 1e3
 
     @property
     def overhead_ms(self) -> float:
         """Release to result minus the job's own segment times: queueing and dispatch."""
-        return self.response_ms - self.exec_ms
+        return (self.finish_s - self.release_s) * 1e3 - self.exec_ms
 
 
 @dataclass(frozen=True)
@@ -68,24 +77,37 @@ class WindowStats:
     total_missed: int
     total_dropped: int
     total_failed: int
+    stage_p50_ms: tuple = ()  # per trace.STAGES over the window's published jobs
+    stage_p99_ms: tuple = ()
+    run_p99_ms: float | None = None   # over every published job since start
+
+    @property
+    def run_miss_rate(self) -> float:
+        return self.total_missed / self.total_jobs if self.total_jobs else 0.0
 
 
 class _TaskLog:
-    """Outcomes of one task: a sliding window and totals."""
+    """Outcomes of one task: a sliding window, totals and every response since start."""
+
+    MAX_RUN = 1 << 18           # responses kept for the whole-run percentile (about 2.4 h at 30 Hz)
 
     def __init__(self):
-        self.window: collections.deque = collections.deque()   # (time_s, outcome, response_ms | None)
+        self.window: collections.deque = collections.deque()   # (time_s, outcome, response_ms | None, trace)
         self.totals = collections.Counter()
+        self.run = collections.deque(maxlen=self.MAX_RUN)
 
-    def add(self, now_s: float, outcome: str, response_ms: float | None) -> None:
-        self.window.append((now_s, outcome, response_ms))
+    def add(self, now_s: float, outcome: str, response_ms: float | None, trace: JobTrace | None) -> None:
+        self.window.append((now_s, outcome, response_ms, trace))
         self.totals[outcome] += 1
+        if response_ms is not None:
+            self.run.append(response_ms)
 
     def stats(self, now_s: float, window_s: float) -> WindowStats:
         while self.window and self.window[0][0] < now_s - window_s:
             self.window.popleft()
-        outcomes = [o for _, o, _ in self.window]
-        responses = np.array([r for _, _, r in self.window if r is not None])
+        outcomes = [w[1] for w in self.window]
+        responses = np.array([w[2] for w in self.window if w[2] is not None])
+        published = [w[3] for w in self.window if w[2] is not None and w[3] is not None]
         missed = sum(o in MISSED_OUTCOMES for o in outcomes)
         t = self.totals
         return WindowStats(
@@ -94,7 +116,13 @@ class _TaskLog:
             p99_ms=float(np.percentile(responses, 99)) if responses.size else None,
             dropped=sum(o not in (MET, LATE, FAILED) for o in outcomes), failed=outcomes.count(FAILED),
             total_jobs=sum(t.values()), total_missed=sum(v for k, v in t.items() if k in MISSED_OUTCOMES),
-            total_dropped=sum(v for k, v in t.items() if k not in (MET, LATE, FAILED)), total_failed=t[FAILED])
+            total_dropped=sum(v for k, v in t.items() if k not in (MET, LATE, FAILED)), total_failed=t[FAILED],
+            stage_p50_ms=stage_percentiles(published, 50), stage_p99_ms=stage_percentiles(published, 99),
+            run_p99_ms=float(np.percentile(np.fromiter(self.run, float), 99)) if self.run else None)
+
+
+_PATH_MARKS = 3                 # stamp, task node receipt, task node release
+_NMARKS = len(STAGES) + 1       # stage boundaries
 
 
 class Runtime:
@@ -103,7 +131,8 @@ class Runtime:
     def __init__(self, tasks: Mapping[str, TaskParams], segments: Mapping[str, Segments], cpu_workers: int,
                  gpu_lanes: int, on_result: Callable[[JobReport], None] | None = None,
                  on_error: Callable[[str, str, BaseException], None] | None = None,
-                 window_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+                 window_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 realtime: RealtimeConfig | None = None, keep_traces: int = 0):
         if cpu_workers < 1 or gpu_lanes < 1:
             raise ValueError('cpu_workers and gpu_lanes must be >= 1')
         self._clock = clock
@@ -115,6 +144,11 @@ class Runtime:
         self._on_error = on_error or (lambda task, segment, exc: None)
         self.window_s = window_s
         self.cpu_workers, self.gpu_lanes = cpu_workers, gpu_lanes
+        self.realtime = realtime or RealtimeConfig()
+        self.watchdog = Watchdog(self.realtime, self._on_runaway, clock=clock)
+        # Finished jobs' traces for a recorder (drain_traces); 0 keeps none.
+        self._traces: collections.deque = collections.deque(maxlen=keep_traces or 1)
+        self._keep_traces = keep_traces > 0
         self._busy_s = {'cpu': 0.0, 'gpu': 0.0}
         self._started_s: float | None = None
         self._running = False
@@ -127,11 +161,16 @@ class Runtime:
                 return
             self._running = True
             self._started_s = self._clock()
+        self.watchdog.start()
+        ready = threading.Semaphore(0)
         for resource, count in (('cpu', self.cpu_workers), ('gpu', self.gpu_lanes)):
             for k in range(count):
-                t = threading.Thread(target=self._serve, args=(resource, k), name=f'rtmdl-{resource}{k}', daemon=True)
+                t = threading.Thread(target=self._serve, args=(resource, k, ready), name=f'rtmdl-{resource}{k}',
+                                     daemon=True)
                 t.start()
                 self._threads.append(t)
+        for _ in self._threads:        # each thread has applied (or been refused) its real-time settings
+            ready.acquire(timeout=2.0)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop taking segments; running ones finish (they cannot be interrupted)."""
@@ -141,14 +180,38 @@ class Runtime:
         for t in self._threads:
             t.join(timeout_s)
         self._threads = []
+        self.watchdog.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def started_s(self) -> float | None:
+        return self._started_s
 
     # -- jobs and parameters --------------------------------------------------
-    def submit(self, task: str, payload: Any) -> bool:
-        """Release a job of `task` now; False if the task's policy skipped it."""
+    def submit(self, task: str, payload: Any, origin_s: float | None = None,
+               path_marks: tuple | None = None) -> bool:
+        """Release a job of `task` now; False if the task's policy skipped it.
+
+        origin_s: what its deadline counts from (clock seconds; default now).
+        path_marks: [stamp, task node receipt, task node release] in clock
+        seconds, for the stage trace; kept by reference, so the caller may
+        fill in a None until the job ends (None: it came straight from its source).
+        """
         with self._cond:
             if task not in self._sched.params:
                 raise KeyError(f'unknown task {task!r}')
-            job = self._sched.release(task, self._now_ms(), payload=payload)
+            now = self._clock()
+            job = self._sched.release(task, now * 1e3, payload=payload,
+                                      origin=None if origin_s is None else origin_s * 1e3)
+            if job is not None:
+                marks = [None] * _NMARKS
+                marks[0] = marks[1] = marks[2] = origin_s if origin_s is not None else now
+                marks[_PATH_MARKS] = now
+                job.marks = marks
+                job.path = path_marks
             self._cond.notify_all()
             return job is not None
 
@@ -169,6 +232,13 @@ class Runtime:
             self._sched.expire(self._now_ms())
             return self._logs[task].stats(self._clock(), self.window_s)
 
+    def drain_traces(self) -> list[JobTrace]:
+        """Traces of the jobs that ended since the last call (needs keep_traces)."""
+        with self._cond:
+            out = list(self._traces) if self._keep_traces else []
+            self._traces.clear()
+            return out
+
     def utilisation(self) -> dict[str, float]:
         """Busy share of CPU workers and lanes since start."""
         with self._cond:
@@ -182,10 +252,30 @@ class Runtime:
 
     def _sink(self, task: str, outcome: str, job: Job | None, now_ms: float) -> None:
         # Called by the scheduler with the lock held.
-        response = (now_ms - job.release) if job is not None and outcome in (MET, LATE) else None
-        self._logs.setdefault(task, _TaskLog()).add(now_ms / 1e3, outcome, response)
+        published = outcome in (MET, LATE)
+        response = (now_ms - job.origin) if job is not None and published else None
+        trace = None
+        if job is not None and job.marks:
+            marks = list(job.marks)
+            if job.path:
+                stamp = job.path[0]
+                marks[0], marks[1], marks[2] = stamp, job.path[1] or stamp, job.path[2] or stamp
+            if published:
+                marks[-1] = now_ms / 1e3
+            trace = JobTrace(task, job.seq, job.variant, outcome, marks[0], stage_durations(marks))
+            if self._keep_traces:
+                self._traces.append(trace)
+        self._logs.setdefault(task, _TaskLog()).add(now_ms / 1e3, outcome, response, trace)
 
-    def _serve(self, resource: str, index: int) -> None:
+    def _on_runaway(self, what: str, ran_ms: float) -> None:
+        task, _, segment = what.partition('/')
+        self._on_error(task, segment, RuntimeError(
+            f'runaway segment: ran {ran_ms:.0f} ms at real-time priority, longer than its deadline; '
+            'demoted to normal scheduling until it ends'))
+
+    def _serve(self, resource: str, index: int, ready: threading.Semaphore) -> None:
+        enter_realtime(self.realtime)
+        ready.release()
         while True:
             with self._cond:
                 job = None
@@ -199,7 +289,10 @@ class Runtime:
                     return
                 segments = self._segments[job.task]
             segment = job.segment
+            mark = _PATH_MARKS + 1 + 2 * job.stage
+            self.watchdog.begin(max(0.05, (job.deadline - job.origin) / 1e3), f'{job.task}/{segment}')
             t0 = self._clock()
+            published_s = None
             try:
                 if segment == 'pre':
                     job.payload = (job.payload, segments.pre(job.payload, job.variant))
@@ -208,29 +301,35 @@ class Runtime:
                     job.payload = (raw, segments.infer(job.variant, index, x))
                 else:
                     raw, y = job.payload
-                    job.payload = (raw, segments.post(y, raw, job.variant))
+                    result = segments.post(y, raw, job.variant)
+                    t_post = self._clock()
+                    with self._cond:
+                        superseded = job.superseded
+                        job.marks[mark], job.marks[mark + 1] = t0, t_post
+                    if not superseded:
+                        self._on_result(JobReport(
+                            job.task, job.seq, job.variant, job.priority, job.release / 1e3, t_post,
+                            job.deadline / 1e3, t_post * 1e3 <= job.deadline + 1e-9,
+                            job.exec_ms + (t_post - t0) * 1e3, raw, result, job.origin / 1e3))
+                        published_s = self._clock()
                 error = None
-            except Exception as exc:           # bad input must not stop the worker
+            except Exception as exc:           # bad input (or a failing publish) must not stop the worker
                 error = exc
-            t1 = self._clock()
-            report = None
+            finally:
+                self.watchdog.end()
+            t1 = self._clock() if published_s is None else published_s
             with self._cond:
                 self._busy_s[resource] += t1 - t0
                 job.exec_ms += (t1 - t0) * 1e3
+                if segment != 'post' or error is not None:
+                    job.marks[mark], job.marks[mark + 1] = t0, t1
                 if error is not None:
                     self._sched.fail(job, t1 * 1e3)
                 else:
-                    state = self._sched.finish_segment(job, t1 * 1e3)
-                    if state == 'done':
-                        raw, result = job.payload
-                        report = JobReport(job.task, job.seq, job.variant, job.priority, job.release / 1e3, t1,
-                                           job.deadline / 1e3, t1 * 1e3 <= job.deadline + 1e-9, job.exec_ms, raw, result)
+                    self._sched.finish_segment(job, t1 * 1e3)
                 self._cond.notify_all()
-            try:
-                if error is not None:
+            if error is not None:
+                try:
                     self._on_error(job.task, segment, error)
-                elif report is not None:
-                    self._on_result(report)
-            except Exception as exc:           # a failing callback must not stop the worker either
-                if error is None:
-                    self._on_error(job.task, 'result', exc)
+                except Exception:              # a failing callback must not stop the worker either
+                    pass

@@ -11,7 +11,10 @@ The rules (also what the analysis assumes):
     new job ('skip') or supersedes the old one ('replace'): a queued old job is
     removed, a running one finishes its segment and is then discarded;
   * a task's priority, variant and deadline are read at release, so changing
-    them affects the next job and never one in flight.
+    them affects the next job and never one in flight;
+  * a job's deadline counts from its origin: the source stamp (the default) or
+    its release; a superseded or skipped job counts as missed, which the
+    analysis matches by checking each job against the task's next release too.
 
 This module holds no clock and no threads: the simulator drives it with event
 times, the runtime with the wall clock.
@@ -42,15 +45,16 @@ class TaskParams:
 
 
 class Job:
-    __slots__ = ('task', 'seq', 'release', 'deadline', 'priority', 'variant', 'stage', 'state',
-                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start', 'exec_ms')
+    __slots__ = ('task', 'seq', 'release', 'origin', 'deadline', 'priority', 'variant', 'stage', 'state',
+                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start', 'exec_ms', 'marks', 'path')
 
     def __init__(self, task: str, seq: int, release: float, params: TaskParams,
-                 durations: Sequence[float] | None, payload: Any):
+                 durations: Sequence[float] | None, payload: Any, origin: float | None = None):
         self.task = task
         self.seq = seq
         self.release = release
-        self.deadline = release + params.deadline_ms
+        self.origin = release if origin is None else origin   # what the deadline counts from
+        self.deadline = self.origin + params.deadline_ms
         self.priority = params.priority
         self.variant = params.variant
         self.stage = 0              # index into SEGMENTS of the current/next segment
@@ -62,6 +66,8 @@ class Job:
         self.queued_on: str | None = None
         self.segment_start: float | None = None
         self.exec_ms = 0.0          # runtime: time spent running its own segments
+        self.marks: list = []       # runtime: stage boundaries (core/trace.py)
+        self.path = None            # runtime: [stamp, node receipt, node release], filled in by the caller
 
     @property
     def segment(self) -> str:
@@ -103,8 +109,9 @@ class Scheduler:
 
     # -- events ------------------------------------------------------------
     def release(self, task: str, now: float, durations: Sequence[float] | None = None,
-                payload: Any = None) -> Job | None:
-        """Release a job of `task` at `now`; returns it, or None if skipped."""
+                payload: Any = None, origin: float | None = None) -> Job | None:
+        """Release a job of `task` at `now` (deadline from `origin`, default now);
+        returns it, or None if skipped."""
         params = self.params[task]
         prev = self._active.get(task)
         if prev is not None:
@@ -115,7 +122,7 @@ class Scheduler:
                 return None
             else:
                 self._supersede(prev, now)
-        job = Job(task, next(self._seq), now, params, durations, payload)
+        job = Job(task, next(self._seq), now, params, durations, payload, origin)
         self._active[task] = job
         self._enqueue(job)
         return job
@@ -181,7 +188,7 @@ class Scheduler:
     def _enqueue(self, job: Job) -> None:
         job.state = 'ready'
         job.queued_on = job.resource
-        heapq.heappush(self._queues[job.queued_on], (job.priority, job.release, job.seq, job))
+        heapq.heappush(self._queues[job.queued_on], (job.priority, job.origin, job.seq, job))
 
     def _supersede(self, job: Job, now: float) -> None:
         if job.state == 'ready':

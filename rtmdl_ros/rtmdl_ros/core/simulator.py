@@ -1,6 +1,9 @@
 """Discrete-event simulation of a plan under the rules of scheduling.py.
 
-Segment lengths are drawn from each variant's empirical samples. CPU workers
+Segment lengths are drawn from each variant's empirical samples. Each task's
+source stamps come every period_ms (random phase); a job is released one
+release-path sample after its stamp, and its deadline and response count from
+the stamp (or from the release, per task). CPU workers
 run one segment each. GPU lanes share the GPU: while k inferences run, each
 progresses at 1/slowdown[k] of its solo speed, so finish times are recomputed
 whenever a lane starts or ends work.
@@ -117,13 +120,15 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
         s = stats[task]
         s.outcomes[outcome] += 1
         if outcome in ('met', 'late'):
-            s.responses.append(job.finish - job.release)
+            s.responses.append(job.finish - job.origin)
 
     sched = Scheduler({name: TaskParams(priority=a.priority, deadline_ms=taskset.tasks[name].deadline_ms,
                                         variant=a.variant, on_overrun=taskset.tasks[name].on_overrun)
                        for name, a in plan.items()}, sink)
     samples = {name: [taskset.tasks[name].variants[a.variant].time(s).samples for s in SEGMENTS]
                for name, a in plan.items()}
+    paths = {name: taskset.tasks[name].path.samples for name in plan}
+    by_stamp = {name: taskset.tasks[name].origin_is_stamp for name in plan}
 
     events: list = []
     order = itertools.count()
@@ -137,9 +142,14 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
     names = list(taskset.tasks)
     phases = {n: (float(rng.uniform(0, taskset.tasks[n].period_ms)) if phase == 'random' else 0.0) for n in names}
     release_index = {n: 0 for n in names}
+
+    def push_release(name: str, stamp: float) -> None:
+        path = paths[name]
+        push(stamp + float(path[rng.integers(len(path))]), _RELEASE, (name, stamp))
+
     for n in names:
         if phases[n] < horizon:
-            push(phases[n], _RELEASE, n)
+            push_release(n, phases[n])
 
     cpu_free = platform.cpu_workers
     cpu_busy = 0.0
@@ -151,14 +161,14 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
         while events and events[0][0] == now:
             _, kind, _, payload = heapq.heappop(events)
             if kind == _RELEASE:
-                name = payload
+                name, stamp = payload
                 stats[name].jobs += 1
                 durations = [float(s[rng.integers(len(s))]) for s in samples[name]]
-                sched.release(name, now, durations=durations)
+                sched.release(name, now, durations=durations, origin=stamp if by_stamp[name] else None)
                 release_index[name] += 1
                 nxt = phases[name] + release_index[name] * taskset.tasks[name].period_ms
                 if nxt < horizon:
-                    push(nxt, _RELEASE, name)
+                    push_release(name, nxt)
             elif payload[0] == 'cpu':
                 cpu_free += 1
                 sched.finish_segment(payload[1], now)

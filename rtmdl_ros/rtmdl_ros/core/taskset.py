@@ -13,6 +13,9 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
         deadline_ms: 33.3          # <= period_ms
         max_miss_rate: 0.05
         on_overrun: replace        # or skip (default replace)
+        deadline_from: stamp       # or release: what a deadline counts from (default stamp)
+        min_interarrival_ms: 30.0  # releases at least this far apart, by source stamp (default period_ms)
+        release_path_ms: [1.9, 2.4]  # source stamp -> executor receipt (measured; default 0)
         compressed_variant: w050   # optional, used by the dm-mc baseline
         variants:
           VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: signs,
@@ -35,6 +38,7 @@ import yaml
 SEGMENTS = ('pre', 'infer', 'post')
 RESOURCE_OF = {'pre': 'cpu', 'infer': 'gpu', 'post': 'cpu'}
 OVERRUN_POLICIES = ('replace', 'skip')
+DEADLINE_ORIGINS = ('stamp', 'release')
 
 
 class TasksetError(ValueError):
@@ -92,6 +96,9 @@ class ExecTime:
         return self.samples[0] == self.samples[-1]
 
 
+_ZERO = ExecTime.of(0.0, 'release_path_ms')
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -117,6 +124,34 @@ class Task:
     variants: Mapping[str, Variant]
     on_overrun: str = 'replace'
     compressed_variant: str | None = None
+    # The release model (docs/analysis.md, "From the sensor's stamp"): jobs are
+    # released on input arrival, at least min_interarrival_ms apart by source
+    # stamp; release_path is stamp -> release (transport, task node); deadlines
+    # and responses count from the stamp unless deadline_from is 'release'.
+    min_interarrival_ms: float | None = None        # None: period_ms
+    deadline_from: str = 'stamp'
+    release_path: ExecTime | None = None            # None: 0 ms
+
+    @property
+    def interarrival_ms(self) -> float:
+        return self.period_ms if self.min_interarrival_ms is None else self.min_interarrival_ms
+
+    @property
+    def path(self) -> 'ExecTime':
+        return self.release_path if self.release_path is not None else _ZERO
+
+    @property
+    def origin_is_stamp(self) -> bool:
+        return self.deadline_from == 'stamp'
+
+    @property
+    def effective_deadline_ms(self) -> float:
+        """The deadline the analysis checks, from the deadline's origin: a job must
+        also end before the task's next release could supersede (or skip) it, and
+        that release comes min_interarrival_ms after the stamp plus the quickest path."""
+        p = self.path
+        next_release = self.interarrival_ms + (p.best if self.origin_is_stamp else p.best - p.worst)
+        return min(self.deadline_ms, next_release)
 
     @property
     def max_accuracy(self) -> float:
@@ -232,8 +267,17 @@ def _parse_task(name: str, raw: Any) -> Task:
     compressed = raw.get('compressed_variant')
     if compressed is not None and compressed not in variants:
         raise TasksetError(f'{where}.compressed_variant: {compressed!r} is not one of {sorted(variants)}')
+    origin = raw.get('deadline_from', 'stamp')
+    if origin not in DEADLINE_ORIGINS:
+        raise TasksetError(f'{where}.deadline_from: must be one of {DEADLINE_ORIGINS}, got {origin!r}')
+    gap = _number(raw, 'min_interarrival_ms', where, default=period)
+    if not 0 < gap <= period:
+        raise TasksetError(f'{where}.min_interarrival_ms: must be in (0, period_ms={period:g}], got {gap:g}')
+    path = ExecTime.of(raw['release_path_ms'], f'{where}.release_path_ms') if raw.get('release_path_ms') is not None \
+        else None
     return Task(name=str(name), period_ms=period, deadline_ms=deadline, max_miss_rate=miss,
-                variants=variants, on_overrun=overrun, compressed_variant=compressed)
+                variants=variants, on_overrun=overrun, compressed_variant=compressed,
+                min_interarrival_ms=None if gap == period else gap, deadline_from=origin, release_path=path)
 
 
 def _parse_platform(raw: Any) -> Platform:

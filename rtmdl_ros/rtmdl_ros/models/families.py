@@ -27,6 +27,7 @@ class Family:
     arch: dict                      # SuperNet keyword arguments (without outputs/head)
     preprocess: Callable[..., np.ndarray]
     postprocess: Callable[..., object]
+    input: str = 'image'            # what the task consumes: 'image' (camera) or 'audio' (microphone)
 
     @property
     def outputs(self) -> int:
@@ -122,7 +123,7 @@ FAMILIES: dict[str, Family] = {
     'audio': Family(
         task='audio', kind='classify', labels=sounds.CLASSES, input_shape=(1, N_MELS, AUDIO_FRAMES),
         arch=dict(in_channels=1, stem=16, stem_kernel=5, stem_stride=2, stages=[(24, 2), (48, 2), (64, 2)]),
-        preprocess=audio_pre, postprocess=classify_post),
+        preprocess=audio_pre, postprocess=classify_post, input='audio'),
 }
 
 

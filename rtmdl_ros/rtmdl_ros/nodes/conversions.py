@@ -82,3 +82,16 @@ def audio_to_mono(msg) -> tuple[np.ndarray, int]:
     if ch > 1:
         x = x.reshape(-1, ch).mean(axis=1)
     return x, rate
+
+
+def stamp_of_serialized(raw: bytes) -> tuple[int, int]:
+    """(sec, nanosec) of the header stamp of a serialized message whose first
+    field is a std_msgs/Header (Image, AudioChunk, Job), read without
+    deserializing the rest: CDR puts the stamp right after the 4-byte
+    encapsulation header, in the byte order that header names."""
+    if len(raw) < 12:
+        raise InputError(f'serialized message of {len(raw)} bytes is too short for a header')
+    order = '<' if raw[1] & 1 else '>'
+    import struct
+    sec, nanosec = struct.unpack_from(order + 'iI', raw, 4)
+    return sec, nanosec

@@ -1,43 +1,59 @@
-"""rtmdl_executor: hosts the variant pool and the RT-mDL scheduler.
+"""rtmdl_executor: hosts the variant pool and the RT-mDL scheduler (a lifecycle node).
 
-Subscribes:  jobs/<task>                 sensor_msgs/Image (camera tasks) or AudioChunk (audio)
+Subscribes:  jobs/<task>                 sensor_msgs/Image (camera tasks) or AudioChunk (audio), while active
+             jobs/<task>/timing          rtmdl_interfaces/JobTiming (task node times, for the trace)
 Publishes:   detections/<task>           rtmdl_interfaces/DetectionArray  (detector tasks)
              classifications/<task>      rtmdl_interfaces/Classification  (classifier tasks)
              status                      rtmdl_interfaces/SchedulerStatus
+             trace                       rtmdl_interfaces/JobTraceArray (every job's stages)
              /diagnostics                diagnostic_msgs/DiagnosticArray
-Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes (read-only),
-             window_s, status_period_s, and per task tasks.<name>.{variant, priority,
-             deadline_ms, period_ms} (+ tasks.sign.roi). A change is checked as a whole
-             (unknown variant, deadline > period, priority clash, out of range) and
-             either applied from the task's next job or rejected with the reason.
+Lifecycle:   configure loads and warms every variant on every lane; activate starts the
+             scheduler threads (SCHED_FIFO where allowed) and only then subscribes to the
+             job topics, so task nodes release nothing before; deactivate unsubscribes and
+             lets running segments end. autostart (default true) does configure + activate.
+Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes, realtime_priority,
+             reserve_cores, autostart (read-only), window_s, status_period_s, and per task
+             tasks.<name>.{variant, priority, deadline_ms, period_ms} (+ tasks.sign.roi). A change
+             is checked as a whole (unknown variant, deadline > period, priority clash, out of
+             range) and either applied from the task's next job or rejected with the reason.
 """
 from __future__ import annotations
 
+import collections
+import math
+from dataclasses import replace
+import os
 import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
-from rtmdl_interfaces.msg import (AudioChunk, Classification, Detection, DetectionArray, LabelScore,
-                                  SchedulerStatus, TaskStatus)
+from rtmdl_interfaces.msg import (AudioChunk, Classification, Detection, DetectionArray, JobTiming, JobTrace,
+                                  JobTraceArray, LabelScore, SchedulerStatus, TaskStatus)
 from sensor_msgs.msg import Image
 
 from ..backends import BACKENDS, DEVICES, create
+from ..core.analysis import analyze
+from ..core.plan import Assignment
+from ..core.realtime import RealtimeConfig, fifo_range, reserve_cores
+from ..core.release import ADMIT, ReleaseGate
 from ..core.runtime import JobReport, Runtime
 from ..core.scheduling import TaskParams
 from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, apply_change, initial_settings
-from ..core.taskset import TasksetError, platform_for_device
+from ..core.taskset import TasksetError, platform_for_device, with_task_changes
+from ..core.trace import STAGES
 from ..data.drive import SIGN_ROI
 from ..models import zoo
 from ..models.families import family
 from ..models.jobs import limit_library_threads, make_segments, warm_up
-from .conversions import audio_to_mono, image_to_bgr
+from ..models import InputError
+from .conversions import audio_to_mono, image_to_bgr, stamp_of_serialized
 from .resources import default_taskset_file, load_runtime_taskset
-from .spin import run_node
-from .topics import JOB_QOS, STATUS_TOPIC, job_topic, result_topic
+from .spin import spin_node, start_node
+from .topics import JOB_QOS, STATUS_TOPIC, TRACE_TOPIC, job_timing_topic, job_topic, result_topic
 
 FIELDS = ('variant', 'priority', 'deadline_ms', 'period_ms')
 DEFAULT_SIGN_ROI = list(SIGN_ROI)     # right-hand side of the frame, where the camera source puts signs
@@ -49,7 +65,11 @@ def _ms_to_time(ms: float):
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-class ExecutorNode(Node):
+def _ros_to_s(t) -> float:
+    return t.sec + t.nanosec * 1e-9
+
+
+class ExecutorNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__('rtmdl_executor', **kwargs)
         # Python threads hand the GIL over every 5 ms by default: an urgent worker
@@ -59,6 +79,7 @@ class ExecutorNode(Node):
         ro = ParameterDescriptor(read_only=True)
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         zoo_dir = self.declare_parameter('zoo_dir', '', ro).value or None
+        self.zoo_dir = zoo_dir
         self.taskset, self.variants, self.accuracy, self.labels = load_runtime_taskset(taskset_file, zoo_dir)
         platform = self.taskset.platform
         self.backend_name = self.declare_parameter(
@@ -75,8 +96,17 @@ class ExecutorNode(Node):
             read_only=True, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])).value
         self.window_s = self.declare_parameter('window_s', 10.0, ParameterDescriptor(
             floating_point_range=[FloatingPointRange(from_value=0.5, to_value=600.0, step=0.0)])).value
-        status_period = self.declare_parameter('status_period_s', 1.0, ParameterDescriptor(
+        self.status_period = self.declare_parameter('status_period_s', 1.0, ParameterDescriptor(
             read_only=True, floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0, step=0.0)])).value
+        lo, hi = fifo_range()
+        self.rt_priority = self.declare_parameter('realtime_priority', min(50, hi), ParameterDescriptor(
+            read_only=True, description='SCHED_FIFO priority of the scheduler threads (0: normal scheduling)',
+            integer_range=[IntegerRange(from_value=0, to_value=max(0, hi - 1), step=1)])).value
+        self.reserve = self.declare_parameter('reserve_cores', True, ParameterDescriptor(
+            read_only=True, description='keep cores for the scheduler threads alone where the machine has '
+                                        'more cores than scheduler threads')).value
+        self.autostart = self.declare_parameter('autostart', True, ParameterDescriptor(
+            read_only=True, description='configure and activate at start')).value
 
         # Per-task settings: task set + plan (from --params-file) + defaults.
         defaults = initial_settings(self.taskset, None)
@@ -102,43 +132,141 @@ class ExecutorNode(Node):
             description='sign crop [x0, y0, x1, y1] as fractions of the frame')).value) \
             if 'sign' in self.settings else DEFAULT_SIGN_ROI
         self.malformed_log: dict[str, str] = {}
-        self.result_listeners = []          # in-process observers of JobReports (benchmarks, bringup)
-
-        self.backend = create(self.backend_name, self.device, zoo_dir)
-        self._preload()
-        segments = {}
-        for name in self.settings:
-            decode = self._decode_audio if name == 'audio' else self._decode_image
-            segments[name] = make_segments(name, self.backend, self.labels[name], decode,
-                                           options=(lambda: {'roi': tuple(self.roi)}))
-        self.runtime = Runtime({n: self._params(n) for n in self.settings}, segments, self.cpu_workers,
-                               self.gpu_lanes, on_result=self._publish_result, on_error=self._on_error,
-                               window_s=self.window_s)
+        self.result_listeners = []          # in-process observers of JobReports (benchmarks, tests)
+        self.runtime: Runtime | None = None
+        self.backend = None
+        self.segments = {}
+        self.configure_s = math.nan
+        self.realtime_note = ''
+        self._active = False
+        self._subs, self._timers = [], []
+        self._platform_note = platform_note if self.cpu_workers == fitted['cpu_workers'] else ''
+        self._rejected = collections.Counter()        # inputs refused at receipt (not jobs)
+        self._rate_limited = collections.Counter()
+        self._gates = {n: self._gate(n) for n in self.settings}
+        self._timings = {n: collections.OrderedDict() for n in self.settings}   # JobTimings before their job
+        self._awaiting = {n: collections.OrderedDict() for n in self.settings}  # jobs before their JobTiming
+        self.bounds = self._analysed_bounds()
 
         self.result_pubs = {}
         for name in self.settings:
             kind = family(name).kind
             self.result_pubs[name] = self.create_publisher(
                 DetectionArray if kind == 'detect' else Classification, result_topic(name, kind), 10)
-            msg_type = AudioChunk if name == 'audio' else Image
-            self.create_subscription(msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS,
-                                     raw=True)
         self.status_pub = self.create_publisher(SchedulerStatus, STATUS_TOPIC, 10)
+        self.trace_pub = self.create_publisher(JobTraceArray, TRACE_TOPIC, 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(status_period, self._publish_status)
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> bool:
+        """configure + activate (what autostart does); False if either failed."""
+        ok = TransitionCallbackReturn.SUCCESS
+        return self.trigger_configure() == ok and self.trigger_activate() == ok
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from ..backends import BackendError
+        t0 = time.monotonic()
+        try:
+            self.backend = create(self.backend_name, self.device, self.zoo_dir)
+            self._preload()
+        except (BackendError, zoo.ZooError, TasksetError, OSError, ValueError) as e:
+            self.get_logger().error(f'configure failed: {e}')
+            self.backend = None
+            return TransitionCallbackReturn.FAILURE
+        for name in self.settings:
+            decode = self._decode_audio if family(name).input == 'audio' else self._decode_image
+            self.segments[name] = make_segments(name, self.backend, self.labels[name], decode,
+                                                options=(lambda: {'roi': tuple(self.roi)}))
+        self.configure_s = time.monotonic() - t0
+        self.get_logger().info(f'configured in {self.configure_s:.1f} s: every variant loaded and warmed')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        threads = self.cpu_workers + self.gpu_lanes
+        mine, others, core_note = reserve_cores(threads) if self.reserve else (frozenset(), frozenset(), '')
+        if mine and others:
+            os.sched_setaffinity(0, others)   # this thread, and the ROS threads it starts, off the scheduler's cores
+        cfg = RealtimeConfig(priority=self.rt_priority, cpus=mine)
+        self.runtime = Runtime({n: self._params(n) for n in self.settings}, self.segments, self.cpu_workers,
+                               self.gpu_lanes, on_result=self._publish_result, on_error=self._on_error,
+                               window_s=self.window_s, realtime=cfg, keep_traces=20000)
         self.runtime.start()
-        if platform_note and self.cpu_workers == fitted['cpu_workers']:
-            self.get_logger().info(platform_note)
+        self.realtime_note = '; '.join(cfg.problems + ([core_note] if core_note and self.reserve else []))
+        if cfg.problems:
+            self.get_logger().warning('real-time scheduling: ' + '; '.join(cfg.problems))
+        elif core_note:
+            self.get_logger().info(core_note)
+        self._gates = {n: self._gate(n) for n in self.settings}
+        self._active = True
+        for name in self.settings:
+            msg_type = AudioChunk if family(name).input == 'audio' else Image
+            self._subs.append(self.create_subscription(
+                msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS, raw=True))
+            self._subs.append(self.create_subscription(
+                JobTiming, job_timing_topic(name), lambda msg, n=name: self._on_timing(n, msg), JOB_QOS))
+        self._timers = [self.create_timer(self.status_period, self._publish_status),
+                        self.create_timer(0.25, self._publish_traces)]
+        if self._platform_note:
+            self.get_logger().info(self._platform_note)
         self.get_logger().info(
-            f'executor up: {len(self.settings)} tasks, backend {self.backend_name}/{self.device}, '
-            f'{self.cpu_workers} CPU workers, {self.gpu_lanes} lanes; plan '
+            f'executor active: {len(self.settings)} tasks, backend {self.backend_name}/{self.device}, '
+            f'{self.cpu_workers} CPU workers, {self.gpu_lanes} lanes'
+            + (f' at SCHED_FIFO {self.rt_priority}' if self.rt_priority and not cfg.problems else '')
+            + (f' on cores {sorted(mine)}' if mine else '') + '; plan '
             + ', '.join(f'{n}={s.variant}@{s.priority}' for n, s in self.settings.items()))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._stop_jobs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self.segments, self.backend = {}, None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._stop_jobs()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_jobs(self) -> None:
+        """Take no more jobs, let running segments end, stop publishing."""
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._subs, self._timers = [], []
+        if self.runtime is not None:
+            self.runtime.stop()
+        self._active = False
 
     # -- set-up helpers ------------------------------------------------------
     def _params(self, name: str) -> TaskParams:
         s = self.settings[name]
         return TaskParams(s.priority, s.deadline_ms, s.variant, self.taskset.tasks[name].on_overrun)
+
+    def _gate(self, name: str) -> ReleaseGate:
+        """The task's admission by stamp: min inter-arrival scaled with its live period."""
+        t = self.taskset.tasks[name]
+        return ReleaseGate(self.settings[name].period_ms * t.interarrival_ms / t.period_ms)
+
+    def _analysed_bounds(self) -> dict[str, float]:
+        """Response bound per task for the live plan, where the task set has measured times."""
+        ts = self.taskset
+        if not any(v.time('infer').worst > 0 for t in ts.tasks.values() for v in t.variants.values()):
+            return {}
+        try:
+            for name, s in self.settings.items():
+                t = ts.tasks[name]
+                if (s.period_ms, s.deadline_ms) != (t.period_ms, t.deadline_ms):
+                    ratio = t.interarrival_ms / t.period_ms
+                    ts = with_task_changes(ts, name, period_ms=s.period_ms, deadline_ms=s.deadline_ms)
+                    ts = replace(ts, tasks={**ts.tasks, name: replace(
+                        ts.tasks[name], min_interarrival_ms=s.period_ms * ratio)})
+            result = analyze(ts, {n: Assignment(s.variant, s.priority) for n, s in self.settings.items()})
+        except (TasksetError, ValueError):
+            return {}
+        return {n: r.response_bound_ms for n, r in result.items()}
 
     def _preload(self) -> None:
         """Open and run every variant on every lane now, so that neither the first
@@ -160,8 +288,52 @@ class ExecutorNode(Node):
         return image_to_bgr(msg), msg.header
 
     # -- jobs ------------------------------------------------------------------
-    def _on_job(self, task: str, msg) -> None:
-        self.runtime.submit(task, msg)
+    def _on_job(self, task: str, raw: bytes) -> None:
+        """Admit a serialized input: its stamp (read without decoding) must keep the
+        task's minimum inter-arrival; its deadline counts from that stamp."""
+        receipt = time.monotonic()
+        ros_now_s = self.get_clock().now().nanoseconds * 1e-9
+        try:
+            sec, nanosec = stamp_of_serialized(raw)
+        except InputError as e:
+            self._rejected[task] += 1
+            self._on_error(task, 'receipt', e)
+            return
+        stamp_s = sec + nanosec * 1e-9
+        if self._gates[task].check(stamp_s * 1e3) != ADMIT:
+            self._rate_limited[task] += 1
+            return
+        to_clock = receipt - ros_now_s           # ROS time -> the runtime's monotonic clock
+        stamp = min(receipt, stamp_s + to_clock)  # a stamp from the future (clock skew) counts as now
+        # The task node's JobTiming usually came first; if not, it fills the marks in when it comes.
+        marks = [stamp, None, None]
+        timing = self._timings[task].pop((sec, nanosec), None)
+        if timing is not None:
+            self._fill_marks(marks, timing, to_clock, receipt)
+        else:
+            self._awaiting[task][(sec, nanosec)] = (marks, to_clock, receipt)
+            self._trim(self._awaiting[task])
+        origin = stamp if self.taskset.tasks[task].origin_is_stamp else None
+        self.runtime.submit(task, raw, origin_s=origin, path_marks=marks)
+
+    def _on_timing(self, task: str, msg: JobTiming) -> None:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        waiting = self._awaiting[task].pop(key, None)
+        if waiting is not None:
+            self._fill_marks(waiting[0], msg, waiting[1], waiting[2])
+        else:
+            self._timings[task][key] = msg
+            self._trim(self._timings[task])
+
+    @staticmethod
+    def _fill_marks(marks: list, timing: JobTiming, to_clock: float, receipt: float) -> None:
+        marks[1] = min(receipt, max(marks[0], _ros_to_s(timing.received) + to_clock))
+        marks[2] = min(receipt, max(marks[1], _ros_to_s(timing.released) + to_clock))
+
+    @staticmethod
+    def _trim(pending: collections.OrderedDict) -> None:
+        while len(pending) > 16:                  # a timing whose job never came, or the reverse
+            pending.popitem(last=False)
 
     def _on_error(self, task: str, segment: str, exc: BaseException) -> None:
         reason = f'{type(exc).__name__}: {exc}'
@@ -170,6 +342,8 @@ class ExecutorNode(Node):
         self.malformed_log[task] = reason
 
     def _publish_result(self, r: JobReport) -> None:
+        if not self._active:
+            return                              # deactivating: the publishers may be gone
         header = r.result.meta
         if r.result.kind == 'detect':
             msg = DetectionArray(header=header, task=r.task, variant=r.variant, deadline_met=r.deadline_met)
@@ -215,35 +389,71 @@ class ExecutorNode(Node):
             return SetParametersResult(successful=False, reason=str(e))
         self.settings = new
         for task in {t for t, _ in changes}:
-            self.runtime.configure(task, self._params(task))
+            if self.runtime is not None:
+                self.runtime.configure(task, self._params(task))
+            if (task, 'period_ms') in changes:
+                self._gates[task] = self._gate(task)
+        if changes:
+            self.bounds = self._analysed_bounds()
         if roi is not None:
             self.roi = roi
         if window is not None:
-            self.runtime.window_s = window
+            self.window_s = window
+            if self.runtime is not None:
+                self.runtime.window_s = window
         if changes:
             self.get_logger().info('applied from the next job: ' + ', '.join(
                 f'tasks.{t}.{f}={v}' for (t, f), v in changes.items()))
         return SetParametersResult(successful=True)
 
     # -- status ----------------------------------------------------------------
-    def status_message(self) -> SchedulerStatus:
+    def status_message(self) -> SchedulerStatus | None:
+        """The scheduler's statistics, or None while not active."""
+        if self.runtime is None or self.runtime.started_s is None:
+            return None
         util = self.runtime.utilisation()
         msg = SchedulerStatus(backend=self.backend_name, device=self.device, cpu_workers=self.cpu_workers,
-                              gpu_lanes=self.gpu_lanes, cpu_utilisation=util['cpu'], gpu_utilisation=util['gpu'])
+                              gpu_lanes=self.gpu_lanes, cpu_utilisation=util['cpu'], gpu_utilisation=util['gpu'],
+                              realtime=bool(self.rt_priority) and not self.runtime.realtime.problems,
+                              realtime_note=self.realtime_note, configure_s=float(self.configure_s),
+                              active_s=float(time.monotonic() - self.runtime.started_s))
         msg.header.stamp = self.get_clock().now().to_msg()
+        nan = float('nan')
         for name, s in self.settings.items():
             st = self.runtime.stats(name)
+            task = self.taskset.tasks[name]
             msg.tasks.append(TaskStatus(
                 task=name, variant=s.variant, priority=s.priority, period_ms=s.period_ms, deadline_ms=s.deadline_ms,
-                max_miss_rate=self.taskset.tasks[name].max_miss_rate, accuracy=self.accuracy[name].get(s.variant, 0.0),
-                jobs=st.total_jobs, missed=st.total_missed, dropped_frames=st.total_dropped,
-                malformed=st.total_failed, window_s=self.runtime.window_s, miss_rate=st.miss_rate,
-                response_p50_ms=st.p50_ms if st.p50_ms is not None else float('nan'),
-                response_p99_ms=st.p99_ms if st.p99_ms is not None else float('nan')))
+                max_miss_rate=task.max_miss_rate, accuracy=self.accuracy[name].get(s.variant, 0.0),
+                deadline_from=task.deadline_from, jobs=st.total_jobs, missed=st.total_missed,
+                dropped_frames=st.total_dropped, malformed=st.total_failed + self._rejected[name],
+                rate_limited=self._rate_limited[name], window_s=self.runtime.window_s, miss_rate=st.miss_rate,
+                response_p50_ms=st.p50_ms if st.p50_ms is not None else nan,
+                response_p99_ms=st.p99_ms if st.p99_ms is not None else nan,
+                run_miss_rate=st.run_miss_rate, run_response_p99_ms=st.run_p99_ms if st.run_p99_ms is not None else nan,
+                response_bound_ms=self.bounds.get(name, nan), stages=list(STAGES),
+                stage_p50_ms=[float(x) for x in st.stage_p50_ms], stage_p99_ms=[float(x) for x in st.stage_p99_ms]))
         return msg
+
+    def _publish_traces(self) -> None:
+        traces = self.runtime.drain_traces()
+        if not traces or self.trace_pub.get_subscription_count() == 0:
+            return
+        out = JobTraceArray(stages=list(STAGES))
+        out.header.stamp = self.get_clock().now().to_msg()
+        to_ros = self.get_clock().now().nanoseconds * 1e-9 - time.monotonic()
+        for t in traces:
+            jt = JobTrace(task=t.task, seq=t.seq, variant=t.variant, outcome=t.outcome,
+                          stages_ms=[float(x) for x in t.stages_ms])
+            ns = int(round((t.stamp_s + to_ros) * 1e9))
+            jt.stamp.sec, jt.stamp.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+            out.jobs.append(jt)
+        self.trace_pub.publish(out)
 
     def _publish_status(self) -> None:
         status = self.status_message()
+        if status is None:
+            return
         self.status_pub.publish(status)
         diag = DiagnosticArray(header=status.header)
         for t in status.tasks:
@@ -256,15 +466,28 @@ class ExecutorNode(Node):
                 values=[KeyValue(key=k, value=str(v)) for k, v in (
                     ('variant', t.variant), ('priority', t.priority), ('jobs', t.jobs), ('missed', t.missed),
                     ('miss_rate', f'{t.miss_rate:.4f}'), ('p99_ms', f'{t.response_p99_ms:.2f}'),
-                    ('malformed', t.malformed), ('last_error', self.malformed_log.get(t.task, '')))]))
+                    ('response_bound_ms', f'{t.response_bound_ms:.2f}'), ('run_miss_rate', f'{t.run_miss_rate:.4f}'),
+                    ('malformed', t.malformed), ('rate_limited', t.rate_limited),
+                    ('last_error', self.malformed_log.get(t.task, '')))]
+                + [KeyValue(key=f'stage.{n}.p50_ms/p99_ms', value=f'{a:.2f}/{b:.2f}')
+                   for n, a, b in zip(t.stages, t.stage_p50_ms, t.stage_p99_ms)]))
         self.diag_pub.publish(diag)
 
     def destroy_node(self):
-        if hasattr(self, 'runtime'):
-            self.runtime.stop()
+        self._stop_jobs()
         return super().destroy_node()
 
 
 def main() -> int:
     from ..backends import BackendError
-    return run_node(ExecutorNode, 'rtmdl_executor', (TasksetError, zoo.ZooError, BackendError, ValueError), threads=2)
+    node = start_node(ExecutorNode, 'rtmdl_executor', (TasksetError, zoo.ZooError, BackendError, ValueError))
+    if node is None:
+        return 2
+    if node.autostart and not node.start():
+        print('rtmdl_executor: error: configure/activate failed (see the log above)', file=sys.stderr)
+        node.destroy_node()
+        import rclpy
+        rclpy.try_shutdown()
+        return 1
+    # One ROS thread: the callbacks only admit jobs and publish; the work runs on the scheduler's threads.
+    return spin_node(node, threads=1)

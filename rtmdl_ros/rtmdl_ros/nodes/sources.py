@@ -14,6 +14,7 @@ import os
 import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rtmdl_interfaces.msg import AudioChunk
@@ -85,6 +86,8 @@ class CameraSource(Node):
         frame = self.frames.next()
         img = frame.image if hasattr(frame, 'image') else frame
         msg = bgr_to_image(img, Image, encoding=self.encoding)
+        # Capture time = when the frame exists: rendering a new scene now and then takes
+        # ~100 ms, which a real camera would show as a late frame, not as an old one.
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.frame_id
         self.pub.publish(msg)
@@ -96,7 +99,7 @@ class MicrophoneSource(Node):
         super().__init__('microphone_source', **kwargs)
         ro = ParameterDescriptor(read_only=True)
         source = self.declare_parameter('source', 'synthetic', ro).value
-        self.chunk_s = self.declare_parameter('chunk_s', 0.1, ro).value
+        self.chunk_s = self.declare_parameter('chunk_s', 0.125, ro).value
         self.frame_id = self.declare_parameter('frame_id', 'microphone', ro).value
         seed = self.declare_parameter('seed', 0, ro).value
         self.rng = np.random.default_rng(seed)
@@ -124,7 +127,8 @@ class MicrophoneSource(Node):
             self.stream = np.concatenate([self.stream, more.astype(np.float32)])
         chunk, self.stream = self.stream[:n], self.stream[n:]
         msg = AudioChunk(sample_rate=int(self.rate), channels=1)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        # The chunk's first sample was heard chunk_s ago (AudioChunk: stamp = its capture time).
+        msg.header.stamp = (self.get_clock().now() - Duration(nanoseconds=int(self.chunk_s * 1e9))).to_msg()
         msg.header.frame_id = self.frame_id
         msg.samples = float32_array(chunk)
         self.pub.publish(msg)

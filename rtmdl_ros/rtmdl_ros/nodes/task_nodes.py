@@ -1,104 +1,109 @@
-"""Task nodes: release one job per period into the executor, with the newest input.
+"""Task nodes: release a job into the executor when an input arrives.
 
-traffic_light_node, sign_node: subscribe to a camera (sensor_msgs/Image,
-sensor-data QoS); every period_ms, if a frame newer than the last released one
-has arrived, publish it on jobs/<task>. A frame is never released twice; a
-period without a new frame releases nothing (counted).
-audio_node: subscribes to AudioChunk, keeps the last CLIP_S seconds, and every
-period publishes that window (the chunk header of its newest samples).
-Malformed audio chunks (NaN, bad rate) are counted, logged and left out.
+camera task nodes (traffic_light_node, sign_node, or camera_task_node with a
+`task` parameter) subscribe to a camera (sensor_msgs/Image, sensor-data QoS)
+and release a frame on jobs/<task> when its stamp is at least the task's
+min_interarrival_ms after the last released one (core/release.py): on
+arrival, so releases follow the camera's phase instead of beating against
+it, and decimated for a task slower than its camera. Frames are relayed as
+serialized bytes, unchanged.
+audio task nodes keep the last CLIP_S seconds of AudioChunks and release that
+window (with the header of its newest chunk) under the same rule. Malformed
+chunks (NaN, bad rate) are counted, logged and left out.
+
+Before each job a JobTiming on jobs/<task>/timing says when the input came
+and when the job left, for the job's stage trace. Nothing is released while
+no executor is active (it subscribes to the job topic only then), so start-up
+loses no job and counts none as missed.
 """
 from __future__ import annotations
 
-
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rtmdl_interfaces.msg import AudioChunk
+from rtmdl_interfaces.msg import AudioChunk, JobTiming
 from sensor_msgs.msg import Image
 
+from ..core.release import ADMIT, ReleaseGate
 from ..core.taskset import TasksetError, read_yaml
 from ..data.sounds import CLIP_S
 from ..models import InputError
-from .conversions import audio_to_mono
+from .conversions import audio_to_mono, stamp_of_serialized
 from .resources import default_taskset_file
 from .spin import float32_array, run_node
-from .topics import JOB_QOS, job_topic
+from .topics import JOB_QOS, job_timing_topic, job_topic
+
+
+def release_gap_ms(taskset_file: str, task: str) -> float:
+    """The task's minimum inter-arrival from the task set (default: its period)."""
+    raw = read_yaml(taskset_file, 'task set')
+    try:
+        spec = raw['tasks'][task]
+        return float(spec.get('min_interarrival_ms', spec['period_ms']))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise TasksetError(f'task set {taskset_file}: no tasks.{task}.period_ms') from None
 
 
 class TaskNode(Node):
-    task = ''
+    task = ''                      # default of the `task` parameter
     msg_type = Image
     default_input = 'image_raw'
     raw_input = False              # True: relay serialized messages without decoding them
 
-    def __init__(self, **kwargs):
-        super().__init__(f'{self.task}_node', **kwargs)
+    def __init__(self, task: str = '', **kwargs):
+        self.task = task or self.task
+        super().__init__(f'{self.task or "task"}_node', **kwargs)
         ro = ParameterDescriptor(read_only=True)
+        self.task = self.declare_parameter('task', self.task, ParameterDescriptor(
+            read_only=True, description='task name in the task set')).value
+        if not self.task:
+            raise TasksetError('parameter task: name the task this node releases jobs for')
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
-        raw = read_yaml(taskset_file, 'task set')
-        try:
-            default_period = float(raw['tasks'][self.task]['period_ms'])
-        except (KeyError, TypeError, ValueError):
-            raise TasksetError(f'task set {taskset_file}: no tasks.{self.task}.period_ms') from None
-        self.period_ms = self.declare_parameter('period_ms', default_period, ParameterDescriptor(
-            description='release period', floating_point_range=[FloatingPointRange(
-                from_value=1.0, to_value=60000.0, step=0.0)])).value
+        self.gate = ReleaseGate(release_gap_ms(taskset_file, self.task))
         topic = self.declare_parameter('input_topic', self.default_input, ro).value
         self.pub = self.create_publisher(self.msg_type, job_topic(self.task), JOB_QOS)
+        self.timing_pub = self.create_publisher(JobTiming, job_timing_topic(self.task), JOB_QOS)
         self.create_subscription(self.msg_type, topic, self.on_input, qos_profile_sensor_data, raw=self.raw_input)
         self.released = 0
-        self.idle_periods = 0          # periods with no new input
-        # Own callback group: a sensor flooding the subscription cannot hold the
-        # release timer back (under a multi-threaded executor).
-        self.timer_group = MutuallyExclusiveCallbackGroup()
-        self.timer = self.create_timer(self.period_ms / 1e3, self.release, callback_group=self.timer_group)
-        self.add_on_set_parameters_callback(self._on_set)
-        self.get_logger().info(f'{self.task}: releasing every {self.period_ms:g} ms from {topic}')
+        self.before_active = 0         # inputs that came while no executor was active
+        self.malformed = 0
+        self.get_logger().info(f'{self.task}: releasing on arrival from {topic}, at least '
+                               f'{self.gate.min_gap_ms:g} ms apart by stamp')
 
-    def _on_set(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name == 'period_ms':
-                self.period_ms = float(p.value)
-                self.timer.cancel()
-                self.destroy_timer(self.timer)
-                self.timer = self.create_timer(self.period_ms / 1e3, self.release, callback_group=self.timer_group)
-        return SetParametersResult(successful=True)
+    def executor_active(self) -> bool:
+        return self.pub.get_subscription_count() > 0
 
-    def on_input(self, msg) -> None:
-        raise NotImplementedError
-
-    def take(self):
-        """The job payload for this period, or None."""
-        raise NotImplementedError
-
-    def release(self) -> None:
-        msg = self.take()
-        if msg is None:
-            self.idle_periods += 1
-            return
-        self.pub.publish(msg)
+    def offer(self, sec: int, nanosec: int, received, job) -> bool:
+        """Release `job` (a message or serialized bytes) if the gate admits its stamp."""
+        if not self.executor_active():
+            self.before_active += 1
+            return False
+        if self.gate.check(sec * 1e3 + nanosec * 1e-6) != ADMIT:
+            return False
+        timing = JobTiming(received=received.to_msg())
+        timing.header.stamp.sec, timing.header.stamp.nanosec = sec, nanosec
+        timing.released = self.get_clock().now().to_msg()
+        self.timing_pub.publish(timing)
+        self.pub.publish(job)
         self.released += 1
+        return True
 
 
 class CameraTaskNode(TaskNode):
     # Frames are relayed as serialized bytes: a 640x480 frame costs a copy here,
-    # not a decode, whatever the camera rate; the executor decodes (and
-    # validates) only the frames released as jobs.
+    # not a decode; the executor decodes (and validates) only released frames.
     raw_input = True
 
-    def __init__(self, **kwargs):
-        self._newest = None
-        super().__init__(**kwargs)
-
     def on_input(self, msg: bytes) -> None:
-        self._newest = msg
-
-    def take(self):
-        msg, self._newest = self._newest, None  # never the same frame twice
-        return msg
+        received = self.get_clock().now()
+        try:
+            sec, nanosec = stamp_of_serialized(msg)
+        except InputError as e:
+            self.malformed += 1
+            self.get_logger().warning(f'frame rejected ({self.malformed} so far): {e}', throttle_duration_sec=5.0)
+            return
+        self.offer(sec, nanosec, received, msg)
 
 
 class TrafficLightNode(CameraTaskNode):
@@ -109,20 +114,17 @@ class SignNode(CameraTaskNode):
     task = 'sign'
 
 
-class AudioNode(TaskNode):
-    task = 'audio'
+class AudioTaskNode(TaskNode):
     msg_type = AudioChunk
     default_input = 'audio'
 
-    def __init__(self, **kwargs):
+    def __init__(self, task: str = '', **kwargs):
         self._buffer = np.zeros(0, np.float32)
         self._rate = 0
-        self._header = None
-        self._fresh = False
-        self.malformed = 0
-        super().__init__(**kwargs)
+        super().__init__(task, **kwargs)
 
     def on_input(self, msg: AudioChunk) -> None:
+        received = self.get_clock().now()
         try:
             samples, rate = audio_to_mono(msg)
         except InputError as e:
@@ -135,16 +137,13 @@ class AudioNode(TaskNode):
             self._rate = rate
         keep = int(CLIP_S * rate)
         self._buffer = np.concatenate([self._buffer, samples])[-keep:]
-        self._header = msg.header
-        self._fresh = True
-
-    def take(self):
-        if not self._fresh:
-            return None
-        self._fresh = False
-        out = AudioChunk(header=self._header, sample_rate=self._rate, channels=1)
+        out = AudioChunk(header=msg.header, sample_rate=self._rate, channels=1)
         out.samples = float32_array(self._buffer)
-        return out
+        self.offer(msg.header.stamp.sec, msg.header.stamp.nanosec, received, out)
+
+
+class AudioNode(AudioTaskNode):
+    task = 'audio'
 
 
 def traffic_light_main() -> int:
@@ -157,3 +156,11 @@ def sign_main() -> int:
 
 def audio_main() -> int:
     return run_node(AudioNode, 'audio_node', (TasksetError, ValueError))
+
+
+def camera_task_main() -> int:
+    return run_node(CameraTaskNode, 'camera_task_node', (TasksetError, ValueError))
+
+
+def audio_task_main() -> int:
+    return run_node(AudioTaskNode, 'audio_task_node', (TasksetError, ValueError))

@@ -9,8 +9,13 @@ def job_topic(task: str) -> str:
     return f'jobs/{task}'
 
 
+def job_timing_topic(task: str) -> str:
+    return f'jobs/{task}/timing'
+
+
 def result_topic(task: str, kind: str) -> str:
     return f'detections/{task}' if kind == 'detect' else f'classifications/{task}'
 
 
 STATUS_TOPIC = 'status'
+TRACE_TOPIC = 'trace'
