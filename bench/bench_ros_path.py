@@ -1,17 +1,27 @@
-"""ROS path overhead: task node publishes a 640x480 bgr8 frame -> executor publishes the result.
+"""ROS path: a camera frame's stamp -> the scheduler's release, against the bare rclpy floor.
 
-    python bench/bench_ros_path.py [--frames 300] [--rate-hz 20]
+    python bench/bench_ros_path.py [--seconds 20] [--fps 30] [--plan PLAN.yaml]
 
-A probe node plays the task node: it publishes frames on jobs/traffic_light
-(stamp = send time) to a real rtmdl_executor (smallest variant, CPU) over DDS
-in this process, and receives the DetectionArray. Per frame:
-    path overhead = (result received - frame sent) - the job's own segment times
-(pre-processing, inference, post-processing, measured by the runtime), i.e.
-serialisation, DDS transport both ways, message conversion and scheduling.
+Both runs use the same process layout and the same frames (640x480 bgr8,
+prebuilt, stamped at publish) from a camera process at `fps`:
+
+  ours   camera -> traffic_light_node / sign_node -> rtmdl_executor (`rtmdl
+         bringup` without its simulated sensors), the path read from the
+         executor's job traces: sensor + node + transport stages;
+  floor  camera -> a bare rclpy relay (raw subscription, publish the same bytes)
+         -> a bare rclpy subscriber, stamp -> receipt.
+
+It prints p50/p99 of both, the ratio, and the CPU the two runs and other
+processes used. The executor's scheduler threads run the plan meanwhile (our
+run carries that load; the floor does not), which is what a user's graph sees.
 """
 import argparse
+import json
 import os
-import threading
+import subprocess
+import sys
+import tempfile
+import textwrap
 import time
 
 import numpy as np
@@ -19,55 +29,125 @@ import numpy as np
 os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
-import rclpy  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rtmdl_interfaces.msg import DetectionArray  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+CAMERA = textwrap.dedent('''
+    import sys, time, rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from rtmdl_ros.data.drive import DriveSequence
+    from rtmdl_ros.nodes.conversions import bgr_to_image
+    rclpy.init()
+    node = rclpy.create_node('bench_camera')
+    pub = node.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
+    seq = DriveSequence(seed=1)
+    msgs = [bgr_to_image(seq.next().image, Image) for _ in range(30)]
+    time.sleep(float(sys.argv[1]))                       # wait for the rest of the graph
+    fps, end, k = float(sys.argv[2]), time.monotonic() + float(sys.argv[3]), 0
+    nxt = time.monotonic()
+    while time.monotonic() < end:
+        msg = msgs[k % len(msgs)]
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        k += 1
+        nxt += 1.0 / fps
+        time.sleep(max(0.0, nxt - time.monotonic()))
+    print(k)
+''')
+RELAY = textwrap.dedent('''
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from rtmdl_ros.nodes.topics import JOB_QOS
+    rclpy.init()
+    node = rclpy.create_node('bench_relay')
+    pub = node.create_publisher(Image, 'relay_out', JOB_QOS)
+    node.create_subscription(Image, 'image_raw', pub.publish, qos_profile_sensor_data, raw=True)
+    try:
+        rclpy.spin(node)
+    except Exception:
+        pass
+''')
+RECEIVER = textwrap.dedent('''
+    import json, signal, sys, rclpy
+    from sensor_msgs.msg import Image
+    from rtmdl_ros.nodes.conversions import stamp_of_serialized
+    from rtmdl_ros.nodes.topics import JOB_QOS
+    rclpy.init()
+    node = rclpy.create_node('bench_receiver')
+    lat = []
+    def on(raw):
+        sec, ns = stamp_of_serialized(raw)
+        lat.append(node.get_clock().now().nanoseconds * 1e-6 - (sec * 1e3 + ns * 1e-6))
+    node.create_subscription(Image, 'relay_out', on, JOB_QOS, raw=True)
+    try:
+        rclpy.spin(node)
+    except BaseException:
+        pass
+    json.dump(lat, open(sys.argv[1], 'w'))
+''')
 
-from rtmdl_ros.data.drive import DriveSequence  # noqa: E402
-from rtmdl_ros.nodes.conversions import bgr_to_image  # noqa: E402
-from rtmdl_ros.nodes.executor_node import ExecutorNode  # noqa: E402
-from rtmdl_ros.nodes.topics import JOB_QOS  # noqa: E402
+
+def _py(code, *args):
+    return subprocess.Popen([sys.executable, '-c', code, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _cpu_busy():
+    with open('/proc/stat') as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return time.monotonic(), sum(fields) - fields[3] - fields[4]
+
+
+def _cores(start, end):
+    return (end[1] - start[1]) / os.sysconf('SC_CLK_TCK') / (end[0] - start[0])
+
+
+def floor_run(seconds, fps):
+    out = tempfile.mktemp(suffix='.json')
+    receiver, relay = _py(RECEIVER, out), _py(RELAY)
+    t0 = _cpu_busy()
+    cam = _py(CAMERA, 3.0, fps, seconds)
+    cam.communicate(timeout=seconds + 60)
+    t1 = _cpu_busy()
+    time.sleep(0.5)
+    for p in (relay, receiver):
+        p.send_signal(2)
+        p.wait(10)
+    lat = np.array(json.load(open(out)))
+    os.unlink(out)
+    return lat, _cores(t0, t1)
+
+
+def ours_run(seconds, fps, plan, taskset):
+    from rtmdl_ros.bringup import bringup
+    traces = []
+    cam = _py(CAMERA, 9.0, fps, seconds)                  # starts publishing once the executor is active
+    t0 = _cpu_busy()
+    rc = bringup('f1tenth', plan, 'onnxruntime', 'cpu', '', False, seconds + 9.0, taskset, quiet=True,
+                 traces_out=traces)
+    t1 = _cpu_busy()
+    cam.communicate(timeout=60)
+    path = np.array([t.path_ms for t in traces if t.task == 'traffic_light'])
+    return rc, path, _cores(t0, t1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--frames', type=int, default=300)
-    ap.add_argument('--rate-hz', type=float, default=20.0)
-    ap.add_argument('--variant', default='w025_d1')
+    ap.add_argument('--seconds', type=float, default=20.0)
+    ap.add_argument('--fps', type=float, default=30.0)
+    ap.add_argument('--plan', help='plan for the executor (default: largest variants)')
+    ap.add_argument('--taskset', help='task set (default: config/f1tenth.yaml)')
     args = ap.parse_args()
-    rclpy.init()
-    ex = ExecutorNode(parameter_overrides=[Parameter('tasks.traffic_light.variant', value=args.variant)])
-    probe = rclpy.create_node('path_probe')
-    pub = probe.create_publisher(Image, 'jobs/traffic_light', JOB_QOS)
-    sent, received, exec_ms = {}, {}, {}
-    probe.create_subscription(DetectionArray, 'detections/traffic_light',
-                              lambda m: received.setdefault(m.header.frame_id, time.perf_counter()), 50)
-    ex.result_listeners.append(lambda r: exec_ms.setdefault(r.result.meta.frame_id, r.exec_ms))
-    spinner = MultiThreadedExecutor(num_threads=3)
-    spinner.add_node(ex)
-    spinner.add_node(probe)
-    threading.Thread(target=spinner.spin, daemon=True).start()
-    seq = DriveSequence(seed=1)
-    frames = [seq.next().image for _ in range(20)]
-    time.sleep(2.0)                                            # discovery
-    for k in range(args.frames):
-        msg = bgr_to_image(frames[k % len(frames)], Image)
-        msg.header.frame_id = str(k)
-        sent[str(k)] = time.perf_counter()
-        pub.publish(msg)
-        time.sleep(1.0 / args.rate_hz)
-    time.sleep(1.0)
-    over = np.array([(received[k] - sent[k]) * 1e3 - exec_ms[k] for k in sent if k in received and k in exec_ms])
-    own = np.array([exec_ms[k] for k in sent if k in exec_ms])
-    print(f'{len(over)}/{args.frames} frames answered; own segment times p50 {np.percentile(own, 50):.2f} ms; '
-          f'path overhead p50 {np.percentile(over, 50):.2f} ms, p90 {np.percentile(over, 90):.2f} ms, '
-          f'p99 {np.percentile(over, 99):.2f} ms')
-    spinner.shutdown()
-    ex.destroy_node()
-    probe.destroy_node()
-    rclpy.try_shutdown()
+    floor, floor_cpu = floor_run(args.seconds, args.fps)
+    rc, ours, ours_cpu = ours_run(args.seconds, args.fps, args.plan, args.taskset)
+    q = lambda a, p: float(np.percentile(a, p)) if len(a) else float('nan')   # noqa: E731
+    print(f'\nframes: floor {len(floor)}, ours {len(ours)} traffic_light jobs ({args.fps:g} fps, {args.seconds:g} s)')
+    print(f'{"path (ms)":<28}{"p50":>8}{"p90":>8}{"p99":>8}')
+    print(f'{"floor: camera->relay->sub":<28}{q(floor, 50):>8.2f}{q(floor, 90):>8.2f}{q(floor, 99):>8.2f}')
+    print(f'{"ours: camera->node->exec":<28}{q(ours, 50):>8.2f}{q(ours, 90):>8.2f}{q(ours, 99):>8.2f}')
+    print(f'ratio ours / floor: p50 {q(ours, 50) / q(floor, 50):.2f}x, p99 {q(ours, 99) / q(floor, 99):.2f}x')
+    print(f'machine CPU busy during the runs: floor {floor_cpu:.2f} cores, ours {ours_cpu:.2f} cores '
+          f'(all processes, of {os.cpu_count()})')
+    sys.exit(rc)
 
 
 if __name__ == '__main__':

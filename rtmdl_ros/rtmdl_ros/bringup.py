@@ -123,7 +123,7 @@ def _tail(path: str, lines: int = 15) -> str:
 def bringup(graph: str, plan_file: str | None, backend: str, device: str, namespace: str, sim_sensors: bool,
             duration_s: float | None, taskset_file: str | None = None, quiet: bool = False,
             zoo_dir: str | None = None, log_dir: str | None = None, executor_params: dict | None = None,
-            status_out: list | None = None, traces_out: list | None = None) -> int:
+            status_out: list | None = None, traces_out: list | None = None, judge: bool = True) -> int:
     """Run the graph; the final status goes to status_out and, if given, every
     job's trace (core.trace.JobTrace) to traces_out."""
     from .nodes.graph import graph_specs
@@ -176,6 +176,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     procs = []
     t0 = time.monotonic()
     failed = ''
+    meter = None
     try:
         for spec in specs:                   # the executor first: it loads while the others start
             procs.append((spec, _spawn(spec, namespace, log_dir)))
@@ -190,8 +191,9 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
                           + _tail(os.path.join(log_dir, f'{s.name}.log')))
                 break
             if latest and active_at is None:
-                active_at = time.monotonic() - t0
                 # Run time counts from activation: start-up is reported apart.
+                active_at = time.monotonic() - t0
+                meter = CpuMeter([os.getpid()] + [p.pid for _, p in procs])
             if duration_s is not None and active_at is not None and \
                     time.monotonic() - t0 - active_at >= duration_s:
                 break
@@ -206,6 +208,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
                       f'({time.monotonic() - t0:.0f} s)', flush=True)
     finally:
         final = latest[-1] if latest else None
+        cpu = meter.cores() if meter is not None else None
         codes = _stop_all(procs)
         spinner.shutdown()
         node.destroy_node()
@@ -217,7 +220,10 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         if status_out is not None:
             status_out.append(final)
         print(f'final (whole run, {final.active_s:.0f} s since activation; start-up {active_at or 0:.1f} s):\n'
-              + _table(final, whole_run=True) + '\n' + stage_table(final), flush=True)
+              + _table(final, whole_run=judge) + '\n' + stage_table(final), flush=True)
+        if cpu is not None:
+            print(f'CPU over the run: the graph used {cpu[0]:.2f} cores, other processes {cpu[1]:.2f} cores '
+                  f'(of {os.cpu_count()})', flush=True)
     if failed:
         print(f'rtmdl bringup: {failed}', file=sys.stderr, flush=True)
         return 1
@@ -227,6 +233,42 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         return 1
     print(f'node logs: {log_dir}', flush=True)
     return 0
+
+
+class CpuMeter:
+    """Cores used over an interval by the graph's processes and by everything else
+    (Linux /proc; the machine may be shared, and a timing run must say so)."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+        self.start = self._sample()
+
+    def _sample(self):
+        try:
+            with open('/proc/stat') as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+            busy_all = sum(fields) - fields[3] - fields[4]       # minus idle and iowait
+            ours = 0
+            for pid in self.pids:
+                try:
+                    with open(f'/proc/{pid}/stat') as f:
+                        parts = f.read().rsplit(')', 1)[1].split()
+                    ours += int(parts[11]) + int(parts[12])       # utime + stime
+                except (OSError, IndexError, ValueError):
+                    pass
+            return time.monotonic(), busy_all, ours
+        except (OSError, ValueError):
+            return None
+
+    def cores(self) -> tuple[float, float] | None:
+        """(cores used by the graph, cores used by other processes) since start."""
+        end = self._sample()
+        if self.start is None or end is None:
+            return None
+        hz = os.sysconf('SC_CLK_TCK')
+        elapsed = max(1e-6, end[0] - self.start[0])
+        ours = (end[2] - self.start[2]) / hz / elapsed
+        return ours, max(0.0, (end[1] - self.start[1]) / hz / elapsed - ours)
 
 
 def _no_signals():

@@ -90,7 +90,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     plan_file = os.path.join(out_dir, 'plan_largest.yaml')
     write_plan(plan_file, plan, header='rtmdl calibrate: largest variants, deadline-monotonic')
     rc, traces, _ = record(out_dir, plan_file, os.path.abspath(_with_profiles(taskset_file, raw, pristine)),
-                           duration_s, backend, device, zoo_dir, quiet)
+                           duration_s, backend, device, zoo_dir, quiet, judge=False)
     if rc != 0 or not traces:
         raise TasksetError(f'calibration run failed (exit {rc}, {len(traces)} jobs traced); logs above')
     ratios = graph_ratios(traces, base, {n: a.variant for n, a in plan.items()}, taskset.percentile)
