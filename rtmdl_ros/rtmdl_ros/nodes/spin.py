@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import signal
 import sys
 
 import numpy as np
@@ -36,10 +37,13 @@ def spin_node(node, threads: int = 1) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C in a terminal reaches every node of the process group and launch then
+        # sends its own SIGINT: the second one must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             node.destroy_node()
             rclpy.try_shutdown()
-        except KeyboardInterrupt:       # a second Ctrl-C (or launch's SIGINT) while cleaning up
+        except KeyboardInterrupt:       # arrived before the line above
             pass
     return 0
 
