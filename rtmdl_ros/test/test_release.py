@@ -113,3 +113,49 @@ def test_late_filled_path_marks_reach_the_trace():
         rt.stop()
     (trace,) = rt.drain_traces()
     assert trace.stages_ms[0] == pytest.approx(4.0, abs=0.01) and trace.stages_ms[1] == pytest.approx(2.0, abs=0.01)
+
+
+def _fifo_allowed() -> bool:
+    import os
+    import threading
+    result = []
+
+    def probe():
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+            result.append(True)
+        except (AttributeError, PermissionError, OSError):
+            result.append(False)
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return result[0]
+
+
+@pytest.mark.skipif(not _fifo_allowed(), reason='SCHED_FIFO needs CAP_SYS_NICE or an rtprio limit')
+def test_watchdog_demotes_a_runaway_segment_and_restores_the_thread():
+    import os
+    import threading
+
+    from rtmdl_ros.core.realtime import RealtimeConfig
+    errors, policies = [], []
+
+    def spin_pre(payload, variant):                 # a stuck model: 0.3 s of busy CPU
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            pass
+        policies.append(os.sched_getscheduler(threading.get_native_id()))
+        return payload
+    seg = Segments(pre=spin_pre, infer=lambda v, lane, x: x, post=lambda y, raw, v: y)
+    rt = Runtime({'a': TaskParams(0, 20.0, 'v')}, {'a': seg}, 1, 1, realtime=RealtimeConfig(priority=10),
+                 on_error=lambda task, segment, exc: errors.append((task, segment, str(exc))))
+    rt.start()
+    try:
+        rt.submit('a', 'x')
+        assert waiting.wait_for(lambda: rt.stats('a').total_jobs == 1, 5.0)
+        assert waiting.wait_for(lambda: rt.watchdog.demotions == 1, 1.0)
+    finally:
+        rt.stop()
+    assert errors and errors[0][:2] == ('a', 'pre') and 'runaway' in errors[0][2]
+    assert policies == [os.SCHED_OTHER]             # it finished its segment at normal priority
+    assert not rt.realtime.problems
