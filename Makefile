@@ -1,7 +1,7 @@
 # Front door of rtmdl_ros. Every target does its own set-up (tools/setup.sh),
 # which is skipped in seconds when nothing changed.
 SHELL := /bin/bash
-.PHONY: setup test demo bench evaluate clean
+.PHONY: setup test demo bench evaluate evaluate-graph clean
 
 setup:
 	@bash tools/setup.sh
@@ -18,6 +18,9 @@ bench: setup
 
 evaluate: setup
 	@source tools/env.sh && bash bench/evaluate.sh
+
+evaluate-graph: setup
+	@source tools/env.sh && bash bench/evaluate_graph.sh
 
 clean:
 	rm -rf .venv build install log .colcon-build.log

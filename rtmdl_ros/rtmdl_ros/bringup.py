@@ -81,10 +81,10 @@ def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
         executor.destroy_node()
         raise RuntimeError('rtmdl_executor: configure/activate failed (see the log)')
     nodes = [executor]
-    for task, kind in task_inputs(taskset_file).items():
+    for task, (kind, topic) in task_inputs(taskset_file).items():
         cls = AudioTaskNode if kind == 'audio' else CameraTaskNode
-        nodes.append(cls(task, namespace=namespace, parameter_overrides=[
-            Parameter('taskset_file', value=taskset_file)]))
+        nodes.append(cls(task, namespace=namespace, parameter_overrides=[Parameter('taskset_file', value=taskset_file)]
+                         + ([Parameter('input_topic', value=topic)] if topic else [])))
     if sim_sensors:
         nodes += [CameraSource(namespace=namespace), MicrophoneSource(namespace=namespace)]
     return executor, nodes
@@ -123,9 +123,11 @@ def _tail(path: str, lines: int = 15) -> str:
 def bringup(graph: str, plan_file: str | None, backend: str, device: str, namespace: str, sim_sensors: bool,
             duration_s: float | None, taskset_file: str | None = None, quiet: bool = False,
             zoo_dir: str | None = None, log_dir: str | None = None, executor_params: dict | None = None,
-            status_out: list | None = None, traces_out: list | None = None, judge: bool = True) -> int:
-    """Run the graph; the final status goes to status_out and, if given, every
-    job's trace (core.trace.JobTrace) to traces_out."""
+            camera_params: dict | None = None,
+            summary: dict | None = None, traces_out: list | None = None, judge: bool = True) -> int:
+    """Run the graph; summary (if given) gets the final status ('status'), the CPU
+    of the graph and of other processes ('cpu'), the start-up time ('startup_s');
+    traces_out every job's trace (core.trace.JobTrace)."""
     from .nodes.graph import graph_specs
     from .nodes.resources import config_dir
     if graph not in GRAPHS:
@@ -137,7 +139,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     if zoo_dir:
         params['zoo_dir'] = zoo_dir
     specs = graph_specs(taskset_file, os.path.abspath(plan_file) if plan_file else None, backend, device,
-                        sim_sensors, executor_params=params)
+                        sim_sensors, executor_params=params, camera_params=camera_params)
     log_dir = log_dir or os.path.join(os.environ.get('ROS_LOG_DIR') or os.path.expanduser('~/.ros/log'),
                                       time.strftime('rtmdl_bringup_%Y%m%d_%H%M%S'))
     os.makedirs(log_dir, exist_ok=True)
@@ -216,9 +218,9 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         thread.join(2.0)
         for s, h in old.items():
             signal.signal(s, h)
+    if summary is not None:
+        summary.update(status=final, cpu=cpu, startup_s=active_at)
     if final is not None:
-        if status_out is not None:
-            status_out.append(final)
         print(f'final (whole run, {final.active_s:.0f} s since activation; start-up {active_at or 0:.1f} s):\n'
               + _table(final, whole_run=judge) + '\n' + stage_table(final), flush=True)
         if cpu is not None:

@@ -64,7 +64,8 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], ratios: dict) -> d
 
 
 def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxruntime', device: str = 'cpu',
-              zoo_dir: str | None = None, out_dir: str | None = None, quiet: bool = True) -> tuple[str, dict, int]:
+              zoo_dir: str | None = None, out_dir: str | None = None, quiet: bool = True,
+              camera_params: dict | None = None) -> tuple[str, dict, int]:
     """Run the graph with the largest variants, then rewrite the profiles file. Returns
     (profiles file, ratios, jobs traced)."""
     from .trace_report import record
@@ -90,7 +91,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     plan_file = os.path.join(out_dir, 'plan_largest.yaml')
     write_plan(plan_file, plan, header='rtmdl calibrate: largest variants, deadline-monotonic')
     rc, traces, _ = record(out_dir, plan_file, os.path.abspath(_with_profiles(taskset_file, raw, pristine)),
-                           duration_s, backend, device, zoo_dir, quiet, judge=False)
+                           duration_s, backend, device, zoo_dir, quiet, judge=False, camera_params=camera_params)
     if rc != 0 or not traces:
         raise TasksetError(f'calibration run failed (exit {rc}, {len(traces)} jobs traced); logs above')
     ratios = graph_ratios(traces, base, {n: a.variant for n, a in plan.items()}, taskset.percentile)

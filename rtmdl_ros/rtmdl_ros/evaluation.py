@@ -163,8 +163,11 @@ def with_extra_cameras(config: dict, n: int) -> tuple[dict, dict[str, str]]:
         raise ValueError(f'extra cameras run the {EXTRA_CAMERA_MODEL} detector, which the config does not have')
     out = copy.deepcopy(config)
     models = {t: t for t in config['tasks']}
-    for name in (f'{EXTRA_CAMERA_MODEL}_cam{k + 2}' for k in range(n)):
-        out['tasks'][name] = copy.deepcopy(config['tasks'][EXTRA_CAMERA_MODEL])
+    for k in range(n):
+        name = f'{EXTRA_CAMERA_MODEL}_cam{k + 2}'
+        # In the ROS graph each extra camera is a sensor of its own, on cam<k>/image_raw.
+        out['tasks'][name] = {**copy.deepcopy(config['tasks'][EXTRA_CAMERA_MODEL]), 'model': EXTRA_CAMERA_MODEL,
+                              'input_topic': f'cam{k + 2}/image_raw'}
         models[name] = EXTRA_CAMERA_MODEL
     return out, models
 

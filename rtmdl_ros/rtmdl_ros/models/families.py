@@ -28,6 +28,7 @@ class Family:
     preprocess: Callable[..., np.ndarray]
     postprocess: Callable[..., object]
     input: str = 'image'            # what the task consumes: 'image' (camera) or 'audio' (microphone)
+    uses_roi: bool = False          # pre-processing crops a region of interest of the frame
 
     @property
     def outputs(self) -> int:
@@ -115,7 +116,7 @@ FAMILIES: dict[str, Family] = {
     'sign': Family(
         task='sign', kind='classify', labels=signs.CLASSES, input_shape=(3, signs.SIZE, signs.SIZE),
         arch=dict(in_channels=3, stem=16, stages=[(24, 2), (48, 2), (64, 2)]),
-        preprocess=sign_pre, postprocess=classify_post),
+        preprocess=sign_pre, postprocess=classify_post, uses_roi=True),
     'traffic_light': Family(
         task='traffic_light', kind='detect', labels=lights.STATES, input_shape=(3, lights.INPUT_H, lights.INPUT_W),
         arch=dict(in_channels=3, stem=16, stem_stride=2, stages=[(32, 2), (48, 2), (64, 1)]),

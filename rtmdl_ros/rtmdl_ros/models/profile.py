@@ -8,6 +8,8 @@ stretched by a factor that the engine's GPU model uses.
 """
 from __future__ import annotations
 
+import copy
+
 import datetime
 import os
 import platform as host
@@ -107,7 +109,7 @@ def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
 
 def read_config(config: str) -> dict:
     """The task-requirements file (periods, deadlines, bounds), checked against the zoo."""
-    from ..nodes.resources import read_task_requirements
+    from .catalog import read_task_requirements
     return read_task_requirements(config, 'config')
 
 
@@ -142,15 +144,19 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             progress=None) -> tuple[str, str]:
     """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
     base = read_config(config)
-    from ..nodes.resources import zoo_variants
+    from .catalog import task_models, zoo_variants
+    models = task_models(base)
     # A bad config fails now, not after minutes of profiling: check it with the
     # zoo's variants (timing unknown yet).
-    taskset_from_dict(_deep_merge({'tasks': {t: {'variants': zoo_variants(t, zoo_dir)[0]} for t in base['tasks']}},
+    taskset_from_dict(_deep_merge({'tasks': {t: {'variants': zoo_variants(m, zoo_dir)[0]} for t, m in models.items()}},
                                   base), source=config)
     from .jobs import limit_library_threads
     limit_library_threads()                 # time the segments as the runtime runs them
     backend = create(backend_name, device, zoo_dir)
-    prof = measure(base['tasks'], backend, samples, warmup, zoo_dir, lanes, progress)
+    # Each model is measured once; every task takes the profile of the model it runs.
+    prof = measure(sorted(set(models.values()), key=list(models.values()).index), backend, samples, warmup,
+                   zoo_dir, lanes, progress)
+    prof['tasks'] = {t: copy.deepcopy(prof['tasks'][m]) for t, m in models.items()}   # no YAML aliases
     probe = prof.pop('probe')
     machine = f'{socket.gethostname()}-{backend_name}-{device}'
     prof_path = os.path.join(os.path.dirname(os.path.abspath(out)), 'profiles', f'{machine}.yaml')

@@ -13,7 +13,8 @@ Lifecycle:   configure loads and warms every variant on every lane; activate sta
              lets running segments end. autostart (default true) does configure + activate.
 Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes, realtime_priority,
              reserve_cores, autostart (read-only), window_s, status_period_s, and per task
-             tasks.<name>.{variant, priority, deadline_ms, period_ms} (+ tasks.sign.roi). A change
+             tasks.<name>.{variant, priority, deadline_ms, period_ms} (+ tasks.<name>.roi for a
+             task whose model crops a region, e.g. the sign classifier). A change
              is checked as a whole (unknown variant, deadline > period, priority clash, out of
              range) and either applied from the task's next job or rejected with the reason.
 """
@@ -80,7 +81,8 @@ class ExecutorNode(LifecycleNode):
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         zoo_dir = self.declare_parameter('zoo_dir', '', ro).value or None
         self.zoo_dir = zoo_dir
-        self.taskset, self.variants, self.accuracy, self.labels = load_runtime_taskset(taskset_file, zoo_dir)
+        self.taskset, self.variants, self.accuracy, self.labels, self.models = \
+            load_runtime_taskset(taskset_file, zoo_dir)
         platform = self.taskset.platform
         self.backend_name = self.declare_parameter(
             'backend', 'onnxruntime', ParameterDescriptor(read_only=True, description=f'one of {BACKENDS}')).value
@@ -128,9 +130,10 @@ class ExecutorNode(LifecycleNode):
             }
             settings[name] = TaskSettings(**vals)
         self.settings = apply_change(settings, {}, self.variants)     # the start-up set must be valid too
-        self.roi = list(self.declare_parameter('tasks.sign.roi', DEFAULT_SIGN_ROI, ParameterDescriptor(
-            description='sign crop [x0, y0, x1, y1] as fractions of the frame')).value) \
-            if 'sign' in self.settings else DEFAULT_SIGN_ROI
+        # Tasks whose model crops a region of interest (the sign classifier) get tasks.<name>.roi.
+        self.roi = {name: list(self.declare_parameter(f'tasks.{name}.roi', DEFAULT_SIGN_ROI, ParameterDescriptor(
+            description='crop [x0, y0, x1, y1] as fractions of the frame')).value)
+            for name in self.settings if family(self.models[name]).uses_roi}
         self.malformed_log: dict[str, str] = {}
         self.result_listeners = []          # in-process observers of JobReports (benchmarks, tests)
         self.runtime: Runtime | None = None
@@ -150,7 +153,7 @@ class ExecutorNode(LifecycleNode):
 
         self.result_pubs = {}
         for name in self.settings:
-            kind = family(name).kind
+            kind = family(self.models[name]).kind
             self.result_pubs[name] = self.create_publisher(
                 DetectionArray if kind == 'detect' else Classification, result_topic(name, kind), 10)
         self.status_pub = self.create_publisher(SchedulerStatus, STATUS_TOPIC, 10)
@@ -175,9 +178,10 @@ class ExecutorNode(LifecycleNode):
             self.backend = None
             return TransitionCallbackReturn.FAILURE
         for name in self.settings:
-            decode = self._decode_audio if family(name).input == 'audio' else self._decode_image
-            self.segments[name] = make_segments(name, self.backend, self.labels[name], decode,
-                                                options=(lambda: {'roi': tuple(self.roi)}))
+            model = self.models[name]
+            decode = self._decode_audio if family(model).input == 'audio' else self._decode_image
+            self.segments[name] = make_segments(model, self.backend, self.labels[name], decode, options=(
+                lambda n=name: {'roi': tuple(self.roi[n])} if n in self.roi else {}))
         self.configure_s = time.monotonic() - t0
         self.get_logger().info(f'configured in {self.configure_s:.1f} s: every variant loaded and warmed')
         return TransitionCallbackReturn.SUCCESS
@@ -200,7 +204,7 @@ class ExecutorNode(LifecycleNode):
         self._gates = {n: self._gate(n) for n in self.settings}
         self._active = True
         for name in self.settings:
-            msg_type = AudioChunk if family(name).input == 'audio' else Image
+            msg_type = AudioChunk if family(self.models[name]).input == 'audio' else Image
             self._subs.append(self.create_subscription(
                 msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS, raw=True))
             self._subs.append(self.create_subscription(
@@ -271,8 +275,12 @@ class ExecutorNode(LifecycleNode):
     def _preload(self) -> None:
         """Open and run every variant on every lane now, so that neither the first
         job nor a variant switch pays for loading or compiling anything."""
+        warmed = set()
         for name in self.settings:
-            warm_up(name, self.backend, self.labels[name], sorted(self.variants[name]), self.gpu_lanes)
+            model = self.models[name]
+            if model not in warmed:                  # tasks running one model share its sessions
+                warm_up(model, self.backend, self.labels[name], sorted(self.variants[name]), self.gpu_lanes)
+                warmed.add(model)
 
     # Job topics are taken as serialized bytes; decoding them is the first step
     # of pre-processing, so it runs at the job's priority on a CPU worker instead
@@ -375,11 +383,12 @@ class ExecutorNode(LifecycleNode):
                 if parts[2] in ('deadline_ms', 'period_ms') and p.type_ == ParameterType.PARAMETER_INTEGER:
                     value = float(value)
                 changes[(parts[1], parts[2])] = value
-            elif p.name == 'tasks.sign.roi':
-                roi = list(p.value)
-                if len(roi) != 4 or not (0 <= roi[0] < roi[2] <= 1 and 0 <= roi[1] < roi[3] <= 1):
-                    return SetParametersResult(successful=False, reason='tasks.sign.roi: need 0 <= x0 < x1 <= 1 '
+            elif len(parts) == 3 and parts[0] == 'tasks' and parts[2] == 'roi' and parts[1] in self.roi:
+                value = list(p.value)
+                if len(value) != 4 or not (0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1):
+                    return SetParametersResult(successful=False, reason=f'{p.name}: need 0 <= x0 < x1 <= 1 '
                                                                         'and 0 <= y0 < y1 <= 1')
+                roi = (parts[1], value)
             elif p.name == 'window_s':
                 window = float(p.value)
         try:
@@ -396,7 +405,7 @@ class ExecutorNode(LifecycleNode):
         if changes:
             self.bounds = self._analysed_bounds()
         if roi is not None:
-            self.roi = roi
+            self.roi[roi[0]] = roi[1]
         if window is not None:
             self.window_s = window
             if self.runtime is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.taskset import TasksetError, read_yaml
+from ..core.taskset import TasksetError
 
 # executable -> 'module:function' (the console scripts of setup.py)
 ENTRY_POINTS = {
@@ -51,37 +51,47 @@ def _param_text(v) -> str:
     return str(v)
 
 
-def task_inputs(taskset_file: str) -> dict[str, str]:
-    """Task -> input kind ('image' or 'audio') for every task of the task set."""
+def task_inputs(taskset_file: str) -> dict[str, tuple[str, str | None]]:
+    """Task -> (input kind 'image' or 'audio', its `input_topic` or None) for every task."""
+    from ..models.catalog import read_task_requirements, task_models
     from ..models.families import FAMILIES
-    raw = read_yaml(taskset_file, 'task set')
-    tasks = raw.get('tasks') if isinstance(raw, dict) else None
-    if not isinstance(tasks, dict) or not tasks:
-        raise TasksetError(f'task set {taskset_file}: needs a non-empty tasks mapping')
-    unknown = [t for t in tasks if t not in FAMILIES]
-    if unknown:
-        raise TasksetError(f'task set {taskset_file}: no model family for tasks {unknown}; the zoo has {sorted(FAMILIES)}')
-    return {t: FAMILIES[t].input for t in tasks}
+    raw = read_task_requirements(taskset_file)
+    out = {}
+    for task, model in task_models(raw).items():
+        topic = raw['tasks'][task].get('input_topic')
+        if topic is not None and not (isinstance(topic, str) and topic):
+            raise TasksetError(f'task set {taskset_file}: tasks.{task}.input_topic: expected a topic name, got {topic!r}')
+        out[task] = (FAMILIES[model].input, topic)
+    return out
 
 
 def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 'onnxruntime', device: str = 'cpu',
                 sim_sensors: bool = True, camera_topic: str = 'image_raw', audio_topic: str = 'audio',
-                executor_params: dict | None = None) -> list[NodeSpec]:
-    """Executor, one task node per task (subscribed to its sensor), and the simulated sensors."""
+                executor_params: dict | None = None, camera_params: dict | None = None) -> list[NodeSpec]:
+    """Executor, one task node per task (subscribed to its sensor), and a simulated
+    sensor per input topic. A task's `input_topic` (task set) wins over the
+    camera_topic / audio_topic defaults; tasks on one topic share its sensor."""
     inputs = task_inputs(taskset_file)
-    topic = {'image': camera_topic, 'audio': audio_topic}
+    default = {'image': camera_topic, 'audio': audio_topic}
     specs = [NodeSpec('rtmdl_executor', 'rtmdl_executor', {
         'taskset_file': taskset_file, 'backend': backend, 'device': device, **(executor_params or {})},
         params_file=plan_file or None, role='executor')]
-    for task, kind in inputs.items():
+    topics: dict[str, str] = {}                   # topic -> kind, in order of first use
+    for task, (kind, topic) in inputs.items():
+        topic = topic or default[kind]
+        topics.setdefault(topic, kind)
         specs.append(NodeSpec(TASK_NODE_FOR_INPUT[kind], f'{task}_node', {
-            'task': task, 'taskset_file': taskset_file, 'input_topic': topic[kind]}))
+            'task': task, 'taskset_file': taskset_file, 'input_topic': topic}))
     if sim_sensors:
-        kinds = set(inputs.values())
-        if 'image' in kinds:
-            specs.append(NodeSpec('camera_source', 'camera_source', remaps=(('image_raw', camera_topic),),
-                                  role='sensor'))
-        if 'audio' in kinds:
-            specs.append(NodeSpec('microphone_source', 'microphone_source', remaps=(('audio', audio_topic),),
-                                  role='sensor'))
+        count = {'image': 0, 'audio': 0}
+        for topic, kind in topics.items():
+            k = count[kind]
+            count[kind] += 1
+            if kind == 'image':
+                specs.append(NodeSpec('camera_source', 'camera_source' + (f'_{k + 1}' if k else ''),
+                                      {**(camera_params or {}), **({'seed': k} if k else {})},
+                                      remaps=(('image_raw', topic),), role='sensor'))
+            else:
+                specs.append(NodeSpec('microphone_source', 'microphone_source' + (f'_{k + 1}' if k else ''),
+                                      {'seed': k} if k else {}, remaps=(('audio', topic),), role='sensor'))
     return specs

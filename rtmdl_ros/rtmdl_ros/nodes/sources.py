@@ -76,16 +76,21 @@ class CameraSource(Node):
         self.encoding = self.declare_parameter('encoding', 'bgr8', ro).value
         self.frame_id = self.declare_parameter('frame_id', 'camera', ro).value
         seed = self.declare_parameter('seed', 0, ro).value
+        # prerender > 0: make that many frames now and loop them, so a simulated camera costs
+        # a publish per frame, as a camera driver does (the evaluation runs several).
+        prerender = self.declare_parameter('prerender', 0, ro).value
         self.frames = DriveSequence(width, height, fps, seed=seed) if source == 'synthetic' else _Frames(source, width, height)
+        self._loop = [self._image(self.frames.next()) for _ in range(prerender)]
         self.pub = self.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
         self.published = 0
         self.create_timer(1.0 / fps, self.tick)
         self.get_logger().info(f'camera_source: {source} at {fps:g} fps, {width}x{height} {self.encoding}')
 
+    def _image(self, frame) -> Image:
+        return bgr_to_image(frame.image if hasattr(frame, 'image') else frame, Image, encoding=self.encoding)
+
     def tick(self) -> None:
-        frame = self.frames.next()
-        img = frame.image if hasattr(frame, 'image') else frame
-        msg = bgr_to_image(img, Image, encoding=self.encoding)
+        msg = self._loop[self.published % len(self._loop)] if self._loop else self._image(self.frames.next())
         # Capture time = when the frame exists: rendering a new scene now and then takes
         # ~100 ms, which a real camera would show as a late frame, not as an old one.
         msg.header.stamp = self.get_clock().now().to_msg()

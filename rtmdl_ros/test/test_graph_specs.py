@@ -1,0 +1,53 @@
+"""The graph a task set asks for: one task node per task on its topic, a sensor per topic."""
+import pytest
+import yaml
+
+from rtmdl_ros.core.taskset import TasksetError
+from rtmdl_ros.evaluation import with_extra_cameras
+from rtmdl_ros.models.catalog import read_task_requirements, task_models
+from rtmdl_ros.nodes.graph import graph_specs
+from rtmdl_ros.nodes.resources import default_taskset_file
+
+
+def _write(tmp_path, raw):
+    path = tmp_path / 'taskset.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_f1tenth_graph_is_one_executor_three_task_nodes_and_two_sensors():
+    specs = graph_specs(default_taskset_file(), '/tmp/plan.yaml')
+    assert [s.executable for s in specs] == ['rtmdl_executor', 'camera_task_node', 'camera_task_node',
+                                             'audio_task_node', 'camera_source', 'microphone_source']
+    assert specs[0].params_file == '/tmp/plan.yaml'
+    assert {s.params['task'] for s in specs[1:4]} == {'traffic_light', 'sign', 'audio'}
+    args = specs[1].ros_args('car1')
+    assert '__ns:=/car1' in args and 'task:=traffic_light' in ' '.join(args)
+
+
+def test_extra_cameras_get_a_topic_a_sensor_and_the_detector_model(tmp_path):
+    base = yaml.safe_load(open(default_taskset_file()))
+    cfg, models = with_extra_cameras(base, 2)
+    path = _write(tmp_path, cfg)
+    assert task_models(read_task_requirements(path))['traffic_light_cam3'] == 'traffic_light'
+    specs = graph_specs(path, camera_params={'prerender': 30})
+    nodes = {s.params.get('task'): s for s in specs if s.executable == 'camera_task_node'}
+    assert nodes['traffic_light_cam2'].params['input_topic'] == 'cam2/image_raw'
+    cameras = [s for s in specs if s.executable == 'camera_source']
+    assert [dict(s.remaps)['image_raw'] for s in cameras] == ['image_raw', 'cam2/image_raw', 'cam3/image_raw']
+    assert all(s.params['prerender'] == 30 for s in cameras)
+    assert len({s.name for s in specs}) == len(specs)              # node names are unique
+
+
+def test_an_unknown_model_names_the_task_and_key(tmp_path):
+    raw = yaml.safe_load(open(default_taskset_file()))
+    raw['tasks']['front_person'] = dict(raw['tasks']['sign'], model='yolo_people')
+    with pytest.raises(TasksetError, match=r"tasks\.front_person\.model \('yolo_people'\)"):
+        graph_specs(_write(tmp_path, raw))
+
+
+def test_a_bad_input_topic_is_named(tmp_path):
+    raw = yaml.safe_load(open(default_taskset_file()))
+    raw['tasks']['sign']['input_topic'] = ''
+    with pytest.raises(TasksetError, match=r'tasks\.sign\.input_topic'):
+        graph_specs(_write(tmp_path, raw))
