@@ -1,4 +1,6 @@
 """The graph a task set asks for: one task node per task on its topic, a sensor per topic."""
+import re
+
 import pytest
 import yaml
 
@@ -15,11 +17,13 @@ def _write(tmp_path, raw):
     return str(path)
 
 
-def test_f1tenth_graph_is_one_executor_three_task_nodes_and_two_sensors():
-    specs = graph_specs(default_taskset_file(), '/tmp/plan.yaml')
+def test_f1tenth_graph_is_one_executor_three_task_nodes_and_two_sensors(tmp_path):
+    plan = tmp_path / 'plan.yaml'
+    plan.write_text('rtmdl_executor: {ros__parameters: {tasks: {sign: {variant: w050_d2, priority: 1}}}}\n')
+    specs = graph_specs(default_taskset_file(), str(plan))
     assert [s.executable for s in specs] == ['rtmdl_executor', 'camera_task_node', 'camera_task_node',
                                              'audio_task_node', 'camera_source', 'microphone_source']
-    assert specs[0].params_file == '/tmp/plan.yaml'
+    assert specs[0].params_file == str(plan)
     assert {s.params['task'] for s in specs[1:4]} == {'traffic_light', 'sign', 'audio'}
     args = specs[1].ros_args('car1')
     assert '__ns:=/car1' in args and 'task:=traffic_light' in ' '.join(args)
@@ -51,3 +55,17 @@ def test_a_bad_input_topic_is_named(tmp_path):
     raw['tasks']['sign']['input_topic'] = ''
     with pytest.raises(TasksetError, match=r'tasks\.sign\.input_topic'):
         graph_specs(_write(tmp_path, raw))
+
+
+@pytest.mark.parametrize('text, message', [
+    ('', 'expected a ROS 2 parameters file'),
+    ('# only a comment\n', 'expected a ROS 2 parameters file'),
+    ('rtmdl_executor:\n  ros__parameters:\n    tasks: {sign: {variant: w050_d2\n', 'not valid YAML'),
+    ('rtmdl_executor: {ros__parameters: {tasks: {lidar: {variant: a, priority: 0}}}}\n', "tasks ['lidar']"),
+])
+def test_a_bad_plan_file_is_refused_before_any_node_starts(tmp_path, text, message):
+    plan = tmp_path / 'plan.yaml'
+    plan.write_text(text)
+    with pytest.raises(TasksetError, match=re.escape(message)) as err:
+        graph_specs(default_taskset_file(), str(plan))
+    assert str(plan) in str(err.value)

@@ -100,7 +100,7 @@ class ExecutorNode(LifecycleNode):
             floating_point_range=[FloatingPointRange(from_value=0.5, to_value=600.0, step=0.0)])).value
         self.status_period = self.declare_parameter('status_period_s', 1.0, ParameterDescriptor(
             read_only=True, floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0, step=0.0)])).value
-        lo, hi = fifo_range()
+        hi = fifo_range()[1]
         self.rt_priority = self.declare_parameter('realtime_priority', min(50, hi), ParameterDescriptor(
             read_only=True, description='SCHED_FIFO priority of the scheduler threads (0: normal scheduling)',
             integer_range=[IntegerRange(from_value=0, to_value=max(0, hi - 1), step=1)])).value
@@ -125,7 +125,8 @@ class ExecutorNode(LifecycleNode):
                     description='relative deadline, <= period_ms', floating_point_range=[FloatingPointRange(
                         from_value=PERIOD_RANGE_MS[0], to_value=PERIOD_RANGE_MS[1], step=0.0)])).value),
                 'period_ms': float(self.declare_parameter(f'tasks.{name}.period_ms', t.period_ms, ParameterDescriptor(
-                    description='release period of the task node', floating_point_range=[FloatingPointRange(
+                    description='the task\'s period; releases are held to min_interarrival_ms scaled with it',
+                    floating_point_range=[FloatingPointRange(
                         from_value=PERIOD_RANGE_MS[0], to_value=PERIOD_RANGE_MS[1], step=0.0)])).value),
             }
             settings[name] = TaskSettings(**vals)

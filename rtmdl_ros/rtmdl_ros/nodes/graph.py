@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.taskset import TasksetError
+from ..core.taskset import TasksetError, read_yaml
 
 # executable -> 'module:function' (the console scripts of setup.py)
 ENTRY_POINTS = {
@@ -65,6 +65,19 @@ def task_inputs(taskset_file: str) -> dict[str, tuple[str, str | None]]:
     return out
 
 
+def check_plan_file(plan_file: str, taskset_file: str) -> None:
+    """A plan must parse and name tasks of the task set, before rclpy reads it
+    (rclpy's own parser fails with a traceback; an empty file would silently run
+    the default plan). The executor checks variants and priorities."""
+    from ..core.plan import plan_from_params
+    where = f'plan {plan_file}'
+    plan = plan_from_params(read_yaml(plan_file, 'plan'), where)
+    tasks = set(task_inputs(taskset_file))
+    unknown = sorted(set(plan) - tasks)
+    if unknown:
+        raise TasksetError(f'{where}: tasks {unknown} are not in the task set {taskset_file} ({sorted(tasks)})')
+
+
 def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 'onnxruntime', device: str = 'cpu',
                 sim_sensors: bool = True, camera_topic: str = 'image_raw', audio_topic: str = 'audio',
                 executor_params: dict | None = None, camera_params: dict | None = None) -> list[NodeSpec]:
@@ -72,6 +85,8 @@ def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 
     sensor per input topic. A task's `input_topic` (task set) wins over the
     camera_topic / audio_topic defaults; tasks on one topic share its sensor."""
     inputs = task_inputs(taskset_file)
+    if plan_file:
+        check_plan_file(plan_file, taskset_file)
     default = {'image': camera_topic, 'audio': audio_topic}
     specs = [NodeSpec('rtmdl_executor', 'rtmdl_executor', {
         'taskset_file': taskset_file, 'backend': backend, 'device': device, **(executor_params or {})},
