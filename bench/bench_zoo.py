@@ -19,7 +19,7 @@ import torch
 
 from rtmdl_ros.backends import create
 from rtmdl_ros.models import export, zoo
-from rtmdl_ros.models.profile import profile_variant
+from rtmdl_ros.profiling import profile_variant
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

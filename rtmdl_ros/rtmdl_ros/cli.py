@@ -22,7 +22,7 @@ from .core.plan import load_plan, write_plan
 from .core.policies import POLICIES, plan_with
 from .core.simulator import simulate
 from .core.taskset import TasksetError, load_taskset
-from .models.commands import CommandError, add_parsers
+from .zoo_commands import CommandError, add_parsers
 
 
 class CliError(Exception):
@@ -109,7 +109,7 @@ def cmd_bringup(args) -> int:
     if args.duration_s is not None and not (args.duration_s > 0 and math.isfinite(args.duration_s)):
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
     from .bringup import bringup
-    from .models.commands import one_line_errors
+    from .zoo_commands import one_line_errors
     return one_line_errors(lambda a: bringup(a.graph, a.plan, a.backend, a.device, a.namespace,
                                              not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo))(args)
 
@@ -117,7 +117,7 @@ def cmd_bringup(args) -> int:
 def cmd_trace(args) -> int:
     if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
-    from .models.commands import one_line_errors
+    from .zoo_commands import one_line_errors
     from .trace_report import record, table
 
     def run(a) -> int:
@@ -132,7 +132,7 @@ def cmd_calibrate(args) -> int:
     if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
     from .calibrate import calibrate
-    from .models.commands import one_line_errors
+    from .zoo_commands import one_line_errors
 
     def run(a) -> int:
         prof, ratios, jobs = calibrate(a.taskset, a.duration_s, a.backend, a.device, a.zoo, quiet=a.quiet)

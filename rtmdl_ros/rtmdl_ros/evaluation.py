@@ -179,8 +179,8 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
     """Every policy at every (background load, extra cameras) level; results.json, table.md and plots."""
     from .backends import create
     from .models.jobs import limit_library_threads, warm_up
-    from .models.profile import measure, read_config
-    from .nodes.resources import zoo_variants
+    from .profiling import measure, read_config
+    from .models.catalog import zoo_variants
     limit_library_threads()
     base = read_config(config)
     base['platform'], platform_note = platform_for_device(base.get('platform', {}), device)

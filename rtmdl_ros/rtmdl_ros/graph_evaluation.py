@@ -80,7 +80,7 @@ def evaluate_graph(config: str, out_dir: str, loads=(0.0, 1.0), cameras=(0,), po
     from .bringup import bringup
     from .calibrate import calibrate
     from .models.jobs import limit_library_threads
-    from .models.profile import measure, read_config
+    from .profiling import measure, read_config
     limit_library_threads()
     base = read_config(config)
     base['platform'], platform_note = platform_for_device(base.get('platform', {}), device)

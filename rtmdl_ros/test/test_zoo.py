@@ -9,7 +9,7 @@ import torch
 
 from rtmdl_ros.backends import create
 from rtmdl_ros.models import export, zoo
-from rtmdl_ros.models.commands import TASKS
+from rtmdl_ros.zoo_commands import TASKS
 from rtmdl_ros.models.families import FAMILIES, family
 from rtmdl_ros.models.supernet import VariantSpec, VariantView
 from rtmdl_ros.models.train import evaluate, load_data
@@ -85,7 +85,7 @@ def onnx_root(tmp_path_factory):
 
 @pytest.mark.parametrize('task', TASKS)
 def test_every_variant_matches_between_onnxruntime_and_torch_on_real_inputs(task, onnx_root):
-    from rtmdl_ros.models.profile import sample_input
+    from rtmdl_ros.profiling import sample_input
     fam = family(task)
     ort_backend = create('onnxruntime', 'cpu', onnx_root=onnx_root)
     torch_backend = create('torch', 'cpu')

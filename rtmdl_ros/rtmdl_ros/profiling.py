@@ -20,12 +20,12 @@ import time
 import numpy as np
 import yaml
 
-from ..backends import create
-from ..core.files import atomic_write
-from ..core.taskset import _deep_merge, load_taskset, platform_for_device, taskset_from_dict
-from ..data import lights, sounds
-from . import export, zoo
-from .families import family
+from .backends import create
+from .core.files import atomic_write
+from .core.taskset import _deep_merge, load_taskset, platform_for_device, taskset_from_dict
+from .data import lights, sounds
+from .models import export, zoo
+from .models.families import family
 
 CAMERA_W, CAMERA_H = 640, 480
 
@@ -109,7 +109,7 @@ def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
 
 def read_config(config: str) -> dict:
     """The task-requirements file (periods, deadlines, bounds), checked against the zoo."""
-    from .catalog import read_task_requirements
+    from .models.catalog import read_task_requirements
     return read_task_requirements(config, 'config')
 
 
@@ -144,13 +144,13 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             progress=None) -> tuple[str, str]:
     """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
     base = read_config(config)
-    from .catalog import task_models, zoo_variants
+    from .models.catalog import task_models, zoo_variants
     models = task_models(base)
     # A bad config fails now, not after minutes of profiling: check it with the
     # zoo's variants (timing unknown yet).
     taskset_from_dict(_deep_merge({'tasks': {t: {'variants': zoo_variants(m, zoo_dir)[0]} for t, m in models.items()}},
                                   base), source=config)
-    from .jobs import limit_library_threads
+    from .models.jobs import limit_library_threads
     limit_library_threads()                 # time the segments as the runtime runs them
     backend = create(backend_name, device, zoo_dir)
     # Each model is measured once; every task takes the profile of the model it runs.

@@ -1,4 +1,4 @@
-"""`rtmdl train | export | profile`: the model-zoo commands (torch imported lazily)."""
+"""`rtmdl train | export | profile | evaluate`: the model-zoo commands (torch imported lazily)."""
 from __future__ import annotations
 
 import functools
@@ -13,11 +13,11 @@ def one_line_errors(func):
     """Turn the model stack's input errors into CommandError (the CLI prints one line)."""
     @functools.wraps(func)
     def wrapper(args):
-        from ..backends import BackendError
-        from ..core.taskset import TasksetError
-        from ..data import DatasetError
-        from .families import InputError
-        from .zoo import ZooError
+        from .backends import BackendError
+        from .core.taskset import TasksetError
+        from .data import DatasetError
+        from .models.families import InputError
+        from .models.zoo import ZooError
         try:
             return func(args)
         except (ZooError, DatasetError, BackendError, InputError, TasksetError, ValueError) as e:
@@ -29,8 +29,8 @@ def one_line_errors(func):
 def cmd_train(args) -> int:
     import torch
 
-    from . import zoo
-    from .train import DEFAULT_EPOCHS, train
+    from .models import zoo
+    from .models.train import DEFAULT_EPOCHS, train
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     tasks = zoo.tasks() if args.task == 'all' else [args.task]
     for task in tasks:
@@ -59,7 +59,7 @@ TASKS = ('sign', 'traffic_light', 'audio')
 def cmd_export(args) -> int:
     from tqdm import tqdm
 
-    from . import export, zoo
+    from .models import export, zoo
     tasks = zoo.tasks() if args.task == 'all' else [args.task]
     print(f'{"task":<14}{"variant":<10}{"metric":>8}{"params":>9}{"onnx KiB":>10}{"max |diff|":>12}')
     for task in tasks:
@@ -78,7 +78,7 @@ def cmd_export(args) -> int:
 def cmd_profile(args) -> int:
     from tqdm import tqdm
 
-    from .profile import profile
+    from .profiling import profile
     with tqdm(total=36, desc='profile', disable=args.quiet) as bar:
         out, prof = profile(args.config, args.out, args.backend, args.device, args.samples, args.warmup,
                             args.zoo, progress=lambda t, v: bar.set_postfix_str(f'{t}/{v}') or bar.update(1))
@@ -90,8 +90,8 @@ def cmd_profile(args) -> int:
 def cmd_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from ..evaluation import evaluate
-    from ..report import comparisons, level_label
+    from .evaluation import evaluate
+    from .report import comparisons, level_label
     if not (args.duration_s > 0):
         raise ValueError(f'--duration-s must be positive, got {args.duration_s}')
     if any(not 0 <= load <= 64 for load in args.loads):
@@ -104,7 +104,7 @@ def cmd_evaluate(args) -> int:
             bar.set_postfix_str(f'{level_label(load, cameras)} {policy}: DMR {run["dmr"]:.3f}')
             bar.update(1)
         if args.graph:
-            from ..graph_evaluation import evaluate_graph
+            from .graph_evaluation import evaluate_graph
             results = evaluate_graph(args.config, args.out, args.loads, args.cameras, args.policies, args.duration_s,
                                      args.calibrate_s, args.profile_samples, args.backend, args.device, args.zoo,
                                      args.time_limit_s, progress=step)
@@ -126,17 +126,8 @@ def cmd_evaluate(args) -> int:
 
 
 def _default_config() -> str:
-    import os
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for candidate in (os.path.join(here, '..', 'config', 'f1tenth.yaml'),           # source tree
-                      os.path.join(here, '..', '..', '..', '..', 'share', 'rtmdl_ros', 'config', 'f1tenth.yaml')):
-        if os.path.exists(candidate):
-            return os.path.normpath(candidate)
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'f1tenth.yaml')
-    except Exception:
-        return 'config/f1tenth.yaml'
+    from .nodes.resources import default_taskset_file
+    return default_taskset_file()
 
 
 def _default_out() -> str:
