@@ -107,9 +107,11 @@ def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dic
              duration_s: float, seed: int = 0, models: dict | None = None) -> tuple[dict[str, TaskRun], dict]:
     """Release every task at its period for duration_s on the real runtime.
     models maps a task to the zoo model it runs (default: the task's own name)."""
+    from .models.families import FAMILIES
     from .models.jobs import make_segments
     models = models or {t: t for t in plan}
-    segments = {t: make_segments(models[t], backend, labels[models[t]], decode=lambda x: (x, None)) for t in plan}
+    segments = {t: make_segments(FAMILIES[models[t]], backend, labels[models[t]], decode=lambda x: (x, None))
+                for t in plan}
     runs = {t: TaskRun() for t in plan}
     lock = threading.Lock()
 
@@ -178,6 +180,7 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
              cameras=(0,)) -> dict:
     """Every policy at every (background load, extra cameras) level; results.json, table.md and plots."""
     from .backends import create
+    from .models.families import FAMILIES
     from .models.jobs import limit_library_threads, warm_up
     from .profiling import measure, read_config
     from .models.catalog import zoo_variants
@@ -191,7 +194,7 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
     inputs = {t: payloads(models[t], 30, seed + i) for i, t in enumerate(models)}
     lanes = int(base['platform'].get('gpu_lanes', 1))
     for t in base['tasks']:
-        warm_up(t, backend, labels[t], sorted(from_zoo[t][0]), lanes)
+        warm_up(FAMILIES[t], backend, labels[t], sorted(from_zoo[t][0]), lanes)
     results = {'config': os.path.abspath(config), 'duration_s': duration_s, 'loads': list(loads),
                'cameras': list(cameras), 'policies': list(policies), 'backend': backend_name, 'device': device,
                'cpus': os.cpu_count(), 'platform': base['platform'], 'platform_note': platform_note, 'runs': []}

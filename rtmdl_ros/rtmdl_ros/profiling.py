@@ -107,6 +107,51 @@ def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
     atomic_write(path, write)
 
 
+def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progress=None) -> dict:
+    """Profiles of a user family's variants, timed through the very segments the runtime runs."""
+    from .models.jobs import make_segments, sample_payload
+    segments = make_segments(fam, backend, fam.labels, decode=lambda payload: (payload, None))
+    rng = np.random.default_rng(seed)
+    payloads = [lights.render(rng, CAMERA_W, CAMERA_H)[0] for _ in range(8)] if fam.input == 'image' \
+        else [sample_payload(fam, rng) for _ in range(4)]
+    variants = {}
+    for v, spec in fam.variants.items():
+        times = []
+        for k in range(warmup + samples):
+            payload = payloads[k % len(payloads)]
+            t0 = time.perf_counter()
+            x = segments.pre(payload, v)
+            t1 = time.perf_counter()
+            y = segments.infer(v, 0, x)
+            t2 = time.perf_counter()
+            segments.post(y, payload, v)
+            t3 = time.perf_counter()
+            if k >= warmup:
+                times.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3))
+        arr = np.array(times)
+        variants[v] = {'accuracy': spec['accuracy'], 'storage_mb': spec['storage_mb'],
+                       **({'weight_group': fam.weight_group} if fam.weight_group else {}),
+                       **{seg: [round(float(x), 4) for x in arr[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}}
+        if progress is not None:
+            progress(fam.task, v)
+    return {'variants': variants}
+
+
+def _absolute_model_paths(base: dict, config: str) -> dict:
+    """The config with user families' files made absolute: the written task set may live elsewhere."""
+    out = copy.deepcopy(base)
+    here = os.path.dirname(os.path.abspath(config))
+    for spec in out['tasks'].values():
+        model = spec.get('model')
+        if isinstance(model, dict):
+            if isinstance(model.get('labels_file'), str):
+                model['labels_file'] = os.path.join(here, model['labels_file'])
+            for v in (model.get('variants') or {}).values():
+                if isinstance(v, dict) and isinstance(v.get('onnx'), str):
+                    v['onnx'] = os.path.normpath(os.path.join(here, v['onnx']))
+    return out
+
+
 def read_config(config: str) -> dict:
     """The task-requirements file (periods, deadlines, bounds), checked against the zoo."""
     from .models.catalog import read_task_requirements
@@ -144,20 +189,29 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             progress=None) -> tuple[str, str]:
     """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
     base = read_config(config)
-    from .models.catalog import task_models, zoo_variants
-    models = task_models(base)
+    from .models.catalog import family_variants, task_families, task_models
+    families, models = task_families(base, config, 'config'), task_models(base)
     # A bad config fails now, not after minutes of profiling: check it with the
-    # zoo's variants (timing unknown yet).
-    taskset_from_dict(_deep_merge({'tasks': {t: {'variants': zoo_variants(m, zoo_dir)[0]} for t, m in models.items()}},
-                                  base), source=config)
+    # families' variants (timing unknown yet).
+    taskset_from_dict(_deep_merge({'tasks': {t: {'variants': family_variants(f, zoo_dir)[0]}
+                                             for t, f in families.items()}}, base), source=config)
     from .models.jobs import limit_library_threads
     limit_library_threads()                 # time the segments as the runtime runs them
     backend = create(backend_name, device, zoo_dir)
-    # Each model is measured once; every task takes the profile of the model it runs.
-    prof = measure(sorted(set(models.values()), key=list(models.values()).index), backend, samples, warmup,
-                   zoo_dir, lanes, progress)
-    prof['tasks'] = {t: copy.deepcopy(prof['tasks'][m]) for t, m in models.items()}   # no YAML aliases
+    # Each zoo model is measured once; every task takes the profile of the model it runs.
+    builtin = {t: m for t, m in models.items() if not getattr(families[t], 'user', False)}
+    if builtin:
+        prof = measure(sorted(set(builtin.values()), key=list(builtin.values()).index), backend, samples, warmup,
+                       zoo_dir, lanes, progress)
+    else:
+        prof = {'platform': {'gpu_slowdown': {1: 1.0}}, 'tasks': {}, 'probe': 'none (user families only)'}
+    tasks = {t: copy.deepcopy(prof['tasks'][m]) for t, m in builtin.items()}   # copies: no YAML aliases
+    for t, fam in families.items():
+        if t not in builtin:
+            tasks[t] = measure_user(fam, backend, samples, warmup, progress=progress)
+    prof['tasks'] = {t: tasks[t] for t in families}
     probe = prof.pop('probe')
+    base = _absolute_model_paths(base, config)
     machine = f'{socket.gethostname()}-{backend_name}-{device}'
     prof_path = os.path.join(os.path.dirname(os.path.abspath(out)), 'profiles', f'{machine}.yaml')
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')

@@ -66,7 +66,8 @@ def test_extra_cameras_copy_the_traffic_light_requirements():
                       'audio': {'period_ms': 250.0}}}
     cfg, models = with_extra_cameras(base, 2)
     assert list(cfg['tasks']) == ['traffic_light', 'audio', 'traffic_light_cam2', 'traffic_light_cam3']
-    assert cfg['tasks']['traffic_light_cam3'] == base['tasks']['traffic_light']
+    assert cfg['tasks']['traffic_light_cam3'] == {**base['tasks']['traffic_light'], 'model': 'traffic_light',
+                                                  'input_topic': 'cam3/image_raw'}
     assert models == {'traffic_light': 'traffic_light', 'audio': 'audio',
                       'traffic_light_cam2': 'traffic_light', 'traffic_light_cam3': 'traffic_light'}
     cfg['tasks']['traffic_light_cam2']['period_ms'] = 1.0

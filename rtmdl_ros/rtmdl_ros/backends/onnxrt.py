@@ -36,7 +36,13 @@ class OrtBackend:
         return path
 
     def runner(self, task: str, variant: str, lane: int = 0):
-        key = (task, variant, lane)
+        return self._runner((task, variant, lane), lambda: self.path(task, variant))
+
+    def file_runner(self, path: str, lane: int = 0):
+        """A runner for a user's ONNX file (its first input and first output)."""
+        return self._runner((path, lane), lambda: path)
+
+    def _runner(self, key, path):
         with self._lock:
             sess = self._sessions.get(key)
             if sess is None:
@@ -44,9 +50,13 @@ class OrtBackend:
                 # One thread per lane: the scheduler, not the library, decides what runs in parallel.
                 opts.intra_op_num_threads = self.threads
                 opts.inter_op_num_threads = 1
-                sess = self._ort.InferenceSession(self.path(task, variant), opts, providers=self.providers)
+                try:
+                    sess = self._ort.InferenceSession(path(), opts, providers=self.providers)
+                except Exception as e:        # a corrupt or unsupported model file
+                    raise BackendError(f'{path()}: onnxruntime cannot load it ({type(e).__name__}: {e})') from None
                 self._sessions[key] = sess
+        name = sess.get_inputs()[0].name
 
         def run(x: np.ndarray) -> np.ndarray:
-            return sess.run(None, {'input': x})[0]
+            return sess.run(None, {name: x})[0]
         return run

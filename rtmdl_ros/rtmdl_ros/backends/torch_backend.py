@@ -31,6 +31,9 @@ class TorchBackend:
                 net = self._nets[task] = net.to(self.device).eval()
         return net
 
+    def file_runner(self, path: str, lane: int = 0):
+        raise BackendError(f'{path}: a user family is a set of ONNX files; run it with backend onnxruntime')
+
     def runner(self, task: str, variant: str, lane: int = 0):
         torch = self._torch
         net = self.net(task)

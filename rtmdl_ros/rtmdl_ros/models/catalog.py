@@ -1,34 +1,68 @@
-"""Which model each task of a task set runs, and what the zoo says of it.
+"""Which model each task of a task set runs, and what is known of it.
 
-A task names its model family with `model:` (default: the task's own name),
-so several tasks can run one family: the same detector on a second camera
-shares the weights (and the profile) of the first.
+A task's `model:` is either the name of a built-in family of the zoo (default:
+the task's own name), so several tasks can run one family (the same detector
+on a second camera shares its weights and its profile), or a mapping that
+declares a user family: ONNX variant files with declared pre- and
+post-processing (models/user_family.py).
 """
 from __future__ import annotations
+
+import os
 
 from ..core.taskset import TasksetError, read_yaml
 
 
 def task_models(raw: dict) -> dict[str, str]:
-    """Task -> model family name, from a raw task set / config."""
+    """Task -> model key: the built-in family's name, or the task's own name for a
+    user family (which serves that task alone)."""
     out = {}
     for name, spec in raw['tasks'].items():
         model = spec.get('model', name) if isinstance(spec, dict) else name
-        out[str(name)] = model if isinstance(model, str) else repr(model)
+        out[str(name)] = model if isinstance(model, str) else str(name)
+    return out
+
+
+def task_families(raw: dict, path: str, what: str = 'task set') -> dict:
+    """Task -> its family (models.families.Family or models.user_family.UserFamily)."""
+    from .families import FAMILIES
+    from .user_family import user_family
+    base_dir = os.path.dirname(os.path.abspath(path))
+    out, unknown = {}, []
+    for name, spec in raw['tasks'].items():
+        model = spec.get('model', name) if isinstance(spec, dict) else name
+        if isinstance(model, dict):
+            out[str(name)] = user_family(str(name), model, base_dir, f'{what} {path}: tasks.{name}.model')
+        elif isinstance(model, str) and model in FAMILIES:
+            out[str(name)] = FAMILIES[model]
+        else:
+            unknown.append(f'tasks.{name}' + ('.model' if model != name else '') + f' ({model!r})')
+    if unknown:
+        raise TasksetError(f'{what} {path}: no model family for {", ".join(unknown)}; the zoo has {sorted(FAMILIES)} '
+                           '(or declare one: docs/byom.md)')
     return out
 
 
 def read_task_requirements(path: str, what: str = 'task set') -> dict:
-    """The raw task set / config (periods, deadlines, bounds), each task's model checked against the zoo."""
-    from .families import FAMILIES
+    """The raw task set / config (periods, deadlines, bounds), each task's model checked."""
     raw = read_yaml(path, what)
     if not isinstance(raw, dict) or not isinstance(raw.get('tasks'), dict) or not raw['tasks']:
         raise TasksetError(f'{what} {path}: needs a non-empty tasks mapping')
-    unknown = {t: m for t, m in task_models(raw).items() if m not in FAMILIES}
-    if unknown:
-        where = ', '.join(f'tasks.{t}' + ('.model' if t != m else '') + f' ({m!r})' for t, m in unknown.items())
-        raise TasksetError(f'{what} {path}: no model family for {where}; the zoo has {sorted(FAMILIES)}')
+    bad = [t for t, spec in raw['tasks'].items() if not isinstance(spec, dict)]
+    if bad:
+        raise TasksetError(f'{what} {path}: tasks {bad}: each task is a mapping of its settings')
+    task_families(raw, path, what)
     return raw
+
+
+def family_variants(fam, zoo_dir: str | None) -> tuple[dict, tuple[str, ...]]:
+    """Variant entries (accuracy, storage, no timing) and labels of a task's family."""
+    if getattr(fam, 'user', False):
+        group = fam.weight_group
+        return ({v: {'accuracy': e['accuracy'], 'storage_mb': e['storage_mb'], 'pre_ms': 0.0, 'infer_ms': 0.0,
+                     'post_ms': 0.0, **({'weight_group': group} if group else {})} for v, e in fam.variants.items()},
+                fam.labels)
+    return zoo_variants(fam.task, zoo_dir)
 
 
 def zoo_variants(model: str, zoo_dir: str | None) -> tuple[dict, tuple[str, ...]]:

@@ -1,19 +1,21 @@
-"""How one job of each F1/10 task runs: the three segments the runtime schedules.
+"""How one job of a task runs: the three segments the runtime schedules.
 
 A job's payload is whatever the caller's `decode` turns into (data, meta):
 data is a bgr frame (camera tasks) or (mono samples, sample rate) for audio,
 meta travels with the job to its Result (the ROS shell keeps the source
 header there). Decoding runs inside the pre-processing segment, at the job's
 priority, so a malformed message fails as that job's pre-processing and is
-counted there.
+counted there. A family is a built-in one (models/families.py, run from the
+zoo) or a user's (models/user_family.py, run from its ONNX files).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from ..core.runtime import Segments
-from .families import family
 
 
 @dataclass(frozen=True)
@@ -25,25 +27,26 @@ class Result:
     meta: Any = None                   # from decode (e.g. the source message header)
 
 
-def make_segments(task: str, backend, labels: tuple[str, ...], decode: Callable[[Any], Any],
+def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any], Any],
                   options: Callable[[], dict] | None = None) -> Segments:
-    """Segments of `task` on `backend`; options() gives live settings (e.g. the sign ROI)."""
-    fam = family(task)
+    """Segments of a task running `fam` on `backend`; options() gives live settings (e.g. the ROI)."""
+    if getattr(fam, 'user', False):
+        return _user_segments(fam, backend, labels, decode)
     options = options or (lambda: {})
     index = {label: i for i, label in enumerate(labels)}
 
     def pre(message, variant: str):
         data, meta = decode(message)
-        if task == 'audio':
+        if fam.input == 'audio':
             samples, rate = data
             return fam.preprocess(samples, rate), None, meta
-        if task == 'sign':
+        if fam.uses_roi:
             return fam.preprocess(data, options().get('roi', (0.0, 0.0, 1.0, 1.0))), None, meta
         return fam.preprocess(data), data.shape[:2], meta
 
     def infer(variant: str, lane: int, prepared):
         x, frame_hw, meta = prepared
-        return backend.runner(task, variant, lane)(x), frame_hw, meta
+        return backend.runner(fam.task, variant, lane)(x), frame_hw, meta
 
     def post(inferred, message, variant: str) -> Result:
         y, frame_hw, meta = inferred
@@ -55,6 +58,33 @@ def make_segments(task: str, backend, labels: tuple[str, ...], decode: Callable[
         return Result('detect', [], [(label, index[label], score, box) for label, score, box in dets], meta)
 
     return Segments(pre, infer, post)
+
+
+def _user_segments(fam, backend, labels, decode) -> Segments:
+    def pre(message, variant: str):
+        data, meta = decode(message)
+        x, place = fam.pre(*data) if fam.input == 'audio' else fam.pre(data)
+        return x, place, meta
+
+    def infer(variant: str, lane: int, prepared):
+        x, place, meta = prepared
+        return backend.file_runner(fam.variants[variant]['onnx'], lane)(x), place, meta
+
+    def post(inferred, message, variant: str) -> Result:
+        y, place, meta = inferred
+        if fam.kind == 'classify':
+            return Result('classify', fam.post.classify(y, labels), [], meta)
+        return Result('detect', [], fam.post.detect(y, labels, place), meta)
+
+    return Segments(pre, infer, post)
+
+
+def sample_payload(fam, rng: np.random.Generator):
+    """A decoded input of the family's kind: a 640x480 frame or 2 s of audio at its rate."""
+    if fam.input == 'audio':
+        rate = getattr(getattr(fam, 'pre', None), 'sample_rate', 16000)
+        return rng.normal(0, 0.1, 2 * rate).astype(np.float32), rate
+    return np.zeros((480, 640, 3), np.uint8)
 
 
 def limit_library_threads() -> None:
@@ -71,21 +101,14 @@ def limit_library_threads() -> None:
     threadpool_limits(limits=1)
 
 
-def warm_up(task: str, backend, labels: tuple[str, ...], variants, lanes: int) -> None:
+def warm_up(fam, backend, labels: tuple[str, ...], variants, lanes: int) -> None:
     """Run every segment once per variant and lane on a blank input, so that no
     real job pays for session creation, lazy imports or JIT compilation (the
     first log-mel takes seconds while numba compiles)."""
-    import numpy as np
-    fam = family(task)
-    rng = np.random.default_rng(0)
-    if task == 'audio':
-        x = fam.preprocess(rng.normal(0, 0.1, 32000).astype(np.float32))
-    else:
-        x = fam.preprocess(np.zeros((480, 640, 3), np.uint8))
+    segments = make_segments(fam, backend, labels, decode=lambda payload: (payload, None))
+    payload = sample_payload(fam, np.random.default_rng(0))
     for v in variants:
+        x = segments.pre(payload, v)
         for lane in range(lanes):
-            y = backend.runner(task, v, lane)(x)
-    if fam.kind == 'classify':
-        fam.postprocess(y, labels)
-    else:
-        fam.postprocess(y, 640, 480)
+            y = segments.infer(v, lane, x)
+        segments.post(y, payload, v)

@@ -48,7 +48,6 @@ from ..core.taskset import TasksetError, platform_for_device, with_task_changes
 from ..core.trace import STAGES
 from ..data.drive import SIGN_ROI
 from ..models import zoo
-from ..models.families import family
 from ..models.jobs import limit_library_threads, make_segments, warm_up
 from ..models import InputError
 from .conversions import audio_to_mono, image_to_bgr, stamp_of_serialized
@@ -81,7 +80,7 @@ class ExecutorNode(LifecycleNode):
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         zoo_dir = self.declare_parameter('zoo_dir', '', ro).value or None
         self.zoo_dir = zoo_dir
-        self.taskset, self.variants, self.accuracy, self.labels, self.models = \
+        self.taskset, self.variants, self.accuracy, self.labels, self.families = \
             load_runtime_taskset(taskset_file, zoo_dir)
         platform = self.taskset.platform
         self.backend_name = self.declare_parameter(
@@ -134,7 +133,7 @@ class ExecutorNode(LifecycleNode):
         # Tasks whose model crops a region of interest (the sign classifier) get tasks.<name>.roi.
         self.roi = {name: list(self.declare_parameter(f'tasks.{name}.roi', DEFAULT_SIGN_ROI, ParameterDescriptor(
             description='crop [x0, y0, x1, y1] as fractions of the frame')).value)
-            for name in self.settings if family(self.models[name]).uses_roi}
+            for name in self.settings if self.families[name].uses_roi}
         self.malformed_log: dict[str, str] = {}
         self.result_listeners = []          # in-process observers of JobReports (benchmarks, tests)
         self.runtime: Runtime | None = None
@@ -154,7 +153,7 @@ class ExecutorNode(LifecycleNode):
 
         self.result_pubs = {}
         for name in self.settings:
-            kind = family(self.models[name]).kind
+            kind = self.families[name].kind
             self.result_pubs[name] = self.create_publisher(
                 DetectionArray if kind == 'detect' else Classification, result_topic(name, kind), 10)
         self.status_pub = self.create_publisher(SchedulerStatus, STATUS_TOPIC, 10)
@@ -179,9 +178,9 @@ class ExecutorNode(LifecycleNode):
             self.backend = None
             return TransitionCallbackReturn.FAILURE
         for name in self.settings:
-            model = self.models[name]
-            decode = self._decode_audio if family(model).input == 'audio' else self._decode_image
-            self.segments[name] = make_segments(model, self.backend, self.labels[name], decode, options=(
+            fam = self.families[name]
+            decode = self._decode_audio if fam.input == 'audio' else self._decode_image
+            self.segments[name] = make_segments(fam, self.backend, self.labels[name], decode, options=(
                 lambda n=name: {'roi': tuple(self.roi[n])} if n in self.roi else {}))
         self.configure_s = time.monotonic() - t0
         self.get_logger().info(f'configured in {self.configure_s:.1f} s: every variant loaded and warmed')
@@ -205,7 +204,7 @@ class ExecutorNode(LifecycleNode):
         self._gates = {n: self._gate(n) for n in self.settings}
         self._active = True
         for name in self.settings:
-            msg_type = AudioChunk if family(self.models[name]).input == 'audio' else Image
+            msg_type = AudioChunk if self.families[name].input == 'audio' else Image
             self._subs.append(self.create_subscription(
                 msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS, raw=True))
             self._subs.append(self.create_subscription(
@@ -278,10 +277,10 @@ class ExecutorNode(LifecycleNode):
         job nor a variant switch pays for loading or compiling anything."""
         warmed = set()
         for name in self.settings:
-            model = self.models[name]
-            if model not in warmed:                  # tasks running one model share its sessions
-                warm_up(model, self.backend, self.labels[name], sorted(self.variants[name]), self.gpu_lanes)
-                warmed.add(model)
+            fam = self.families[name]
+            if id(fam) not in warmed:                # tasks running one family share its sessions
+                warm_up(fam, self.backend, self.labels[name], sorted(self.variants[name]), self.gpu_lanes)
+                warmed.add(id(fam))
 
     # Job topics are taken as serialized bytes; decoding them is the first step
     # of pre-processing, so it runs at the job's priority on a CPU worker instead

@@ -53,15 +53,14 @@ def _param_text(v) -> str:
 
 def task_inputs(taskset_file: str) -> dict[str, tuple[str, str | None]]:
     """Task -> (input kind 'image' or 'audio', its `input_topic` or None) for every task."""
-    from ..models.catalog import read_task_requirements, task_models
-    from ..models.families import FAMILIES
+    from ..models.catalog import read_task_requirements, task_families
     raw = read_task_requirements(taskset_file)
     out = {}
-    for task, model in task_models(raw).items():
+    for task, fam in task_families(raw, taskset_file).items():
         topic = raw['tasks'][task].get('input_topic')
         if topic is not None and not (isinstance(topic, str) and topic):
             raise TasksetError(f'task set {taskset_file}: tasks.{task}.input_topic: expected a topic name, got {topic!r}')
-        out[task] = (FAMILIES[model].input, topic)
+        out[task] = (fam.input, topic)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ..core.taskset import TaskSet, TasksetError, _deep_merge, load_taskset, taskset_from_dict
-from ..models.catalog import read_task_requirements, task_models, zoo_variants
+from ..models.catalog import family_variants, read_task_requirements, task_families, task_models
 
 
 def config_dir() -> str:
@@ -28,12 +28,13 @@ def default_taskset_file() -> str:
 
 def load_runtime_taskset(path: str, zoo_dir: str | None) -> tuple[TaskSet, dict, dict, dict, dict]:
     """The task set as the executor needs it: (task set, variants per task, accuracy per
-    variant, labels per task, model per task). Variants come from the zoo model
-    each task runs; a task set that lists them (e.g. a profiled one) must name
-    only variants that model has."""
+    variant, labels per task, family per task). Variants come from the family each
+    task runs (the zoo's, or a user's ONNX files); a task set that lists them (e.g.
+    a profiled one) must name only variants that family has."""
     raw = read_task_requirements(path)
+    families = task_families(raw, path)
     models = task_models(raw)
-    by_model = {m: zoo_variants(m, zoo_dir) for m in set(models.values())}
+    by_model = {m: family_variants(families[t], zoo_dir) for t, m in models.items()}
     from_zoo = {t: by_model[m] for t, m in models.items()}
     if raw.get('profiles') or any(isinstance(s, dict) and s.get('variants') for s in raw['tasks'].values()):
         taskset = load_taskset(path)
@@ -48,4 +49,4 @@ def load_runtime_taskset(path: str, zoo_dir: str | None) -> tuple[TaskSet, dict,
                                f'{models[t]!r} does not have')
     accuracy = {t: {v: taskset.tasks[t].variants[v].accuracy for v in vs} for t, vs in variants.items()}
     labels = {t: from_zoo[t][1] for t in taskset.tasks}
-    return taskset, variants, accuracy, labels, models
+    return taskset, variants, accuracy, labels, families
