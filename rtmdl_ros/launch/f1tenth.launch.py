@@ -1,68 +1,20 @@
-"""The F1/10 RT-mDL graph: executor, a task node per task and (optionally) simulated sensors.
+"""The F1/10 RT-mDL graph: rtmdl.launch.py with the package's config/f1tenth.yaml.
 
     ros2 launch rtmdl_ros f1tenth.launch.py plan_file:=/path/plan.yaml
     ros2 launch rtmdl_ros f1tenth.launch.py use_sim_sensors:=false namespace:=car1
 
-Arguments: plan_file (ROS parameters file from `rtmdl optimize`; empty = largest
-variants, deadline-monotonic), use_sim_sensors (synthetic camera + microphone),
-backend (onnxruntime | torch), device (cpu | cuda), namespace, taskset_file
-(default: this package's config/f1tenth.yaml), camera_topic, audio_topic,
-autostart (the executor configures and activates itself; false: drive it with
-`ros2 lifecycle set /rtmdl_executor configure|activate`).
-The nodes come from rtmdl_ros.nodes.graph, which `rtmdl bringup f1tenth` uses
-too, so both start the same graph in the same process layout.
+Every argument of rtmdl.launch.py passes through (taskset_file too, e.g. a
+profiled copy of f1tenth.yaml from `rtmdl profile`).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
-
-
-def _graph(context):
-    from rtmdl_ros.nodes.graph import graph_specs
-    arg = {name: LaunchConfiguration(name).perform(context) for name in (
-        'plan_file', 'use_sim_sensors', 'backend', 'device', 'namespace', 'taskset_file',
-        'camera_topic', 'audio_topic', 'autostart')}
-    if arg['plan_file'] and not os.path.isfile(arg['plan_file']):
-        raise RuntimeError(f"plan_file {arg['plan_file']}: no such file (make one with `rtmdl optimize`)")
-    specs = graph_specs(arg['taskset_file'], arg['plan_file'] or None, arg['backend'], arg['device'],
-                        arg['use_sim_sensors'].lower() in ('true', '1', 'yes'), arg['camera_topic'],
-                        arg['audio_topic'], {'autostart': arg['autostart'].lower() in ('true', '1', 'yes')})
-    actions = []
-    for spec in specs:
-        params = [spec.params] + ([spec.params_file] if spec.params_file else [])
-        actions.append(Node(package='rtmdl_ros', executable=spec.executable, name=spec.name,
-                            namespace=arg['namespace'], parameters=params, remappings=list(spec.remaps),
-                            output='screen', emulate_tty=spec.role == 'executor'))
-    return actions
-
-
-def _fastdds_profile():
-    """Large shared-memory segments, so 640x480 frames do not fall back to lossy UDP
-    (see config/fastdds_large_frames.xml); a profile the user set wins."""
-    if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE'):
-        return []
-    xml = os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'fastdds_large_frames.xml')
-    # Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_*, Fast DDS 3 (Kilted on) FASTDDS_*.
-    name = ('FASTRTPS_DEFAULT_PROFILES_FILE' if os.environ.get('ROS_DISTRO') in ('humble', 'iron', 'jazzy')
-            else 'FASTDDS_DEFAULT_PROFILES_FILE')
-    return [SetEnvironmentVariable(name, xml)]
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 
 def generate_launch_description():
-    config = os.path.join(get_package_share_directory('rtmdl_ros'), 'config', 'f1tenth.yaml')
-    return LaunchDescription(_fastdds_profile() + [
-        DeclareLaunchArgument('plan_file', default_value='', description='plan from `rtmdl optimize` (empty: dm-nmc)'),
-        DeclareLaunchArgument('use_sim_sensors', default_value='true', description='synthetic camera and microphone'),
-        DeclareLaunchArgument('backend', default_value='onnxruntime', choices=['onnxruntime', 'torch']),
-        DeclareLaunchArgument('device', default_value='cpu', choices=['cpu', 'cuda']),
-        DeclareLaunchArgument('namespace', default_value=''),
-        DeclareLaunchArgument('taskset_file', default_value=config, description='task set (config schema)'),
-        DeclareLaunchArgument('camera_topic', default_value='image_raw'),
-        DeclareLaunchArgument('audio_topic', default_value='audio'),
-        DeclareLaunchArgument('autostart', default_value='true', description='executor configures + activates itself'),
-        OpaqueFunction(function=_graph),
-    ])
+    share = get_package_share_directory('rtmdl_ros')
+    return LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'rtmdl.launch.py')))])

@@ -51,6 +51,7 @@ def cmd_optimize(args) -> int:
     if res.search is not None:
         lines.append(f'search: {"optimal" if res.search.optimal else "best found within time limit"}, '
                      f'{res.search.nodes} nodes, {res.search.elapsed_s:.2f} s')
+    lines += _accuracy_lines(args.taskset)
     write_plan(args.out, res.plan, header='\n'.join(lines))
     for name, a in sorted(res.plan.items(), key=lambda kv: kv[1].priority):
         an = res.analysis[name]
@@ -64,6 +65,26 @@ def cmd_optimize(args) -> int:
               file=sys.stderr)
     print(f'wrote {args.out}')
     return 0
+
+
+def _accuracy_lines(taskset_file: str) -> list[str]:
+    """Where each task's accuracies come from (measured, declared, zoo), for the plan header."""
+    from .core.taskset import read_yaml
+    from .models.catalog import accuracy_sources
+    raw = read_yaml(taskset_file, 'task set')
+    return [f'accuracy of {t}: {src}' for t, src in accuracy_sources(raw).items()]
+
+
+def cmd_accuracy(args) -> int:
+    from .accuracy import accuracy
+    from .zoo_commands import one_line_errors
+
+    def run(a) -> int:
+        measured, metric, n = accuracy(a.taskset, a.task, a.data, a.backend, a.device,
+                                       progress=None if a.quiet else (lambda v, x: print(f'{a.task}/{v}: {x:.4f}')))
+        print(f'{a.task}: {metric} on {n} images of {a.data}; wrote {a.taskset} (previous file: {a.taskset}.bak)')
+        return 0
+    return one_line_errors(run)(args)
 
 
 def cmd_analyze(args) -> int:
@@ -201,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', default='results/trace', help='folder for traces.csv and stages.png')
     graph_args(t, 30.0)
     t.set_defaults(func=cmd_trace)
+
+    q = sub.add_parser('accuracy', help="measure a user family's variants on a labelled folder; write them back")
+    q.add_argument('taskset', help='task set whose tasks.<task>.model declares the family')
+    q.add_argument('--task', required=True)
+    q.add_argument('--data', required=True, help='classifier: a folder per label; detector: images/ + labels/ (YOLO)')
+    q.add_argument('--backend', choices=('onnxruntime',), default='onnxruntime')
+    q.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    q.add_argument('--quiet', action='store_true')
+    q.set_defaults(func=cmd_accuracy)
 
     c = sub.add_parser('calibrate', help='measure release paths and graph slow-down into a profiled task set')
     c.add_argument('taskset', help='task set from rtmdl profile')

@@ -89,3 +89,57 @@ def test_agrees_with_cv_bridge(encoding):
     np.testing.assert_array_equal(image_to_bgr(theirs), bridge.imgmsg_to_cv2(theirs, desired_encoding='bgr8'))
     ours = bgr_to_image(BGR, Image, encoding=encoding)
     np.testing.assert_array_equal(bridge.imgmsg_to_cv2(ours, desired_encoding='bgr8'), image_to_bgr(ours))
+
+
+def _serialized_image(frame_id='cam', encoding='bgr8', data=None, shape=(7, 5)):
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+    msg = bgr_to_image(np.zeros((*shape, 3), np.uint8), Image, encoding=encoding)
+    msg.header.frame_id = frame_id
+    if data is not None:
+        msg.data = data
+    return msg, serialize_message(msg)
+
+
+@pytest.mark.parametrize('frame_id', ['', 'a', 'cam', 'front_camera_optical'])
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgb8', 'mono8'])
+def test_serialized_image_checks_read_the_fields_without_decoding(frame_id, encoding):
+    from rtmdl_ros.nodes.conversions import check_serialized_image
+    pytest.importorskip('rclpy')
+    check_serialized_image(_serialized_image(frame_id, encoding)[1])      # header of any length, any encoding
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda m: setattr(m, 'encoding', 'yuv422'), "unsupported image encoding 'yuv422'"),
+    (lambda m: setattr(m, 'data', bytes(10)), '10 bytes of data for 7 rows of 15 bytes'),
+    (lambda m: (setattr(m, 'height', 100000), setattr(m, 'width', 100000)), 'larger than'),
+    (lambda m: setattr(m, 'step', 3), 'step 3 is shorter'),
+])
+def test_serialized_image_checks_match_the_decoder(change, message):
+    from rclpy.serialization import serialize_message
+
+    from rtmdl_ros.nodes.conversions import check_serialized_image
+    pytest.importorskip('rclpy')
+    msg, _ = _serialized_image()
+    change(msg)
+    with pytest.raises(InputError, match=message):
+        check_serialized_image(serialize_message(msg))
+    with pytest.raises(InputError, match=message):
+        image_to_bgr(msg)
+
+
+def test_serialized_checks_refuse_truncated_messages_and_nan_audio():
+    from rclpy.serialization import serialize_message
+    from rtmdl_interfaces.msg import AudioChunk
+
+    from rtmdl_ros.nodes.conversions import check_serialized_audio, check_serialized_image
+    from rtmdl_ros.nodes.spin import float32_array
+    pytest.importorskip('rclpy')
+    with pytest.raises(InputError, match='declared'):
+        check_serialized_image(_serialized_image()[1][:60])
+    chunk = AudioChunk(sample_rate=16000, channels=1)
+    chunk.samples = float32_array(np.ones(64))
+    check_serialized_audio(serialize_message(chunk))
+    chunk.samples = float32_array(np.full(64, np.nan))
+    with pytest.raises(InputError, match='NaN'):
+        check_serialized_audio(serialize_message(chunk))

@@ -204,9 +204,14 @@ def test_invalid_parameter_change_is_rejected_and_changes_nothing(graph, changes
     assert executor_node.settings == before
 
 
+def _malformed(executor_node, task):
+    return next(t.malformed for t in executor_node.status_message().tasks if t.task == task)
+
+
 def test_malformed_inputs_are_counted_and_the_node_keeps_working(graph):
     executor_node, probe = graph
-    before = executor_node.runtime.stats('traffic_light').total_failed
+    before = _malformed(executor_node, 'traffic_light')
+    failed_before = executor_node.runtime.stats('traffic_light').total_failed
     bad = frame_msg(20)
     bad.data = bytes(bad.data)[:1000]                                # wrong size
     odd = frame_msg(21)
@@ -219,13 +224,41 @@ def test_malformed_inputs_are_counted_and_the_node_keeps_working(graph):
     nan_before = audio_node.malformed
     probe.mic.publish(audio_msg(30, np.full(1600, np.nan, np.float32)))   # rejected by the audio node
     assert wait_for(lambda: audio_node.malformed == nan_before + 1)
-    assert wait_for(lambda: executor_node.runtime.stats('traffic_light').total_failed >= before + 3)
+    # Refused on receipt, before they could count as releases: counted as malformed, never a job.
+    assert wait_for(lambda: _malformed(executor_node, 'traffic_light') >= before + 3)
     assert wait_for(lambda: probe.status is not None and probe.task_status('traffic_light').malformed >= before + 3)
+    assert executor_node.runtime.stats('traffic_light').total_failed == failed_before
+    assert 'unsupported image encoding' in executor_node.malformed_log['traffic_light'] or \
+        'empty image' in executor_node.malformed_log['traffic_light']
     probe.clear()
     probe.camera.publish(frame_msg(22))
     probe.mic.publish(audio_msg(31))
     assert wait_for(lambda: probe.results['traffic_light'] and probe.results['audio'])   # still serving
     assert executor_node.runtime.stats('audio').total_failed == 0      # NaN never reached a job
+
+
+def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
+    """A publisher sending junk straight to jobs/<task> is refused on receipt; the valid
+    frame queued before it still produces its result."""
+    from rtmdl_ros.nodes.topics import JOB_QOS
+    executor_node, probe = graph
+    junk_pub = probe.create_publisher(Image, 'jobs/sign', JOB_QOS)
+    try:
+        assert wait_for(lambda: junk_pub.get_subscription_count() > 0)
+        probe.clear()
+        jobs_before = executor_node.runtime.stats('sign').total_jobs
+        bad_before = _malformed(executor_node, 'sign')
+        junk = frame_msg(50)
+        junk.encoding = 'yuv422'
+        for _ in range(20):
+            junk_pub.publish(stamp_now(junk))
+            time.sleep(0.01)               # the job topic keeps 2: a burst would be cut short by DDS
+        assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 10)
+        assert executor_node.runtime.stats('sign').total_jobs == jobs_before      # none was a release
+        probe.camera.publish(frame_msg(51))
+        assert wait_for(lambda: probe.results['sign'])
+    finally:
+        probe.destroy_publisher(junk_pub)
 
 
 FLOOD = textwrap.dedent('''
@@ -401,3 +434,24 @@ def test_executor_lifecycle_subscribes_only_while_active(graph):
         assert node.backend is None
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize('changes, reason', [
+    ([('use_sim_time', True)], 'use_sim_time cannot change while the executor is active'),
+])
+def test_settings_that_would_break_the_running_graph_are_refused(graph, changes, reason):
+    from rcl_interfaces.msg import ParameterValue as PV
+    executor_node, probe = graph
+    msgs = [Parameter(name=n, value=PV(type=ParameterType.PARAMETER_BOOL, bool_value=v)) for n, v in changes]
+    res = call(probe, probe.set_params, SetParameters.Request(parameters=msgs))
+    assert not res.results[0].successful and reason in res.results[0].reason
+
+
+def test_a_crop_smaller_than_the_model_input_is_refused(graph):
+    from rcl_interfaces.msg import ParameterValue as PV
+    executor_node, probe = graph
+    roi = Parameter(name='tasks.sign.roi', value=PV(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
+                                                     double_array_value=[0.5, 0.5, 0.5001, 0.5001]))
+    res = call(probe, probe.set_params, SetParameters.Request(parameters=[roi]))
+    assert not res.results[0].successful and 'crops fewer than 8 x 8' in res.results[0].reason
+    assert executor_node.roi['sign'] != [0.5, 0.5, 0.5001, 0.5001]

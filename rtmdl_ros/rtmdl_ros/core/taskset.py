@@ -345,14 +345,35 @@ def _deep_merge(base: Mapping, over: Mapping) -> dict:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently: two tasks of one name would become one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f'key {key!r} appears twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1})',
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:             # an unhashable key: the base class reports it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str, what: str) -> Any:
     try:
         with open(path, encoding='utf-8') as f:
-            return yaml.safe_load(f)
+            return yaml.load(f, Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise TasksetError(f'{what} {path}: no such file') from None
     except IsADirectoryError:
         raise TasksetError(f'{what} {path}: is a directory') from None
+    except yaml.constructor.ConstructorError as e:
+        raise TasksetError(f'{what} {path}: {e.problem}') from None
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         at = f' (line {mark.line + 1})' if mark is not None else ''

@@ -42,11 +42,14 @@ def _check_keys(spec: dict, allowed: set, where: str) -> None:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where the network input sits in the source frame: source = input * scale + offset."""
+    """Where the network input sits in the source frame: source = input * scale + offset
+    (boxes are clipped to the frame, width x height)."""
     scale_x: float
     scale_y: float
     offset_x: float
     offset_y: float
+    width: float = math.inf
+    height: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ class ImagePre:
             raise ValueError(f'{where}: an image pre-processing needs resize: [width, height]')
         _check_keys(spec, cls.KEYS, where)
         w, h = _numbers(spec['resize'], 2, f'{where}.resize')
-        if not (w >= 8 and h >= 8 and w == int(w) and h == int(h)):
-            raise ValueError(f'{where}.resize: need whole numbers >= 8, got {spec["resize"]}')
+        if not (w >= 1 and h >= 1 and w == int(w) and h == int(h)):
+            raise ValueError(f'{where}.resize: need whole numbers >= 1, got {spec["resize"]}')
         roi = _numbers(spec.get('roi', [0, 0, 1, 1]), 4, f'{where}.roi')
         if not (0 <= roi[0] < roi[2] <= 1 and 0 <= roi[1] < roi[3] <= 1):
             raise ValueError(f'{where}.roi: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {list(roi)}')
@@ -104,14 +107,14 @@ class ImagePre:
         ch, cw = crop.shape[:2]
         if self.mode == 'stretch':
             img = cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-            place = Placement(cw / self.width, ch / self.height, x0, y0)
+            place = Placement(cw / self.width, ch / self.height, x0, y0, fw, fh)
         else:
             r = min(self.width / cw, self.height / ch)
             nw, nh = max(1, round(cw * r)), max(1, round(ch * r))
             px, py = (self.width - nw) // 2, (self.height - nh) // 2
             img = np.full((self.height, self.width, 3), LETTERBOX_FILL, np.uint8)
             img[py:py + nh, px:px + nw] = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            place = Placement(1 / r, 1 / r, x0 - px / r, y0 - py / r)
+            place = Placement(1 / r, 1 / r, x0 - px / r, y0 - py / r, fw, fh)
         if self.colour == 'rgb':
             img = img[:, :, ::-1]
         x = (img.astype(np.float32) * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
@@ -238,7 +241,10 @@ class Post:
         out = []
         for i in kept:
             x, yy, w, h = xywh[i]
-            box = (float(x * place.scale_x + place.offset_x), float(yy * place.scale_y + place.offset_y),
-                   float((x + w) * place.scale_x + place.offset_x), float((yy + h) * place.scale_y + place.offset_y))
+            fx, fy = place.width, place.height
+            box = (float(np.clip(x * place.scale_x + place.offset_x, 0, fx)),
+                   float(np.clip(yy * place.scale_y + place.offset_y, 0, fy)),
+                   float(np.clip((x + w) * place.scale_x + place.offset_x, 0, fx)),
+                   float(np.clip((yy + h) * place.scale_y + place.offset_y, 0, fy)))
             out.append((labels[classes[i]], int(classes[i]), float(scores[i]), box))
         return out

@@ -77,3 +77,17 @@ def zoo_variants(model: str, zoo_dir: str | None) -> tuple[dict, tuple[str, ...]
                 for s in net.variants}
     labels = tuple(meta.get('labels') or FAMILIES[model].labels)
     return variants, labels
+
+
+def accuracy_sources(raw: dict) -> dict[str, str]:
+    """Task -> where its variants' accuracies come from, for the plan's header."""
+    out = {}
+    for name, spec in raw['tasks'].items():
+        model = spec.get('model', name) if isinstance(spec, dict) else name
+        if isinstance(model, dict):
+            m = model.get('accuracy_measured')
+            out[name] = (f'measured ({m.get("metric")} on {m.get("images")} images of {m.get("data")})'
+                         if isinstance(m, dict) else 'declared in the task set')
+        else:
+            out[name] = f'zoo test split ({model})'
+    return out

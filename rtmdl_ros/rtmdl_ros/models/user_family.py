@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ..core.taskset import TasksetError
 from .blocks import ImagePre, LogMelPre, Post
 
-KEYS = {'input', 'labels', 'labels_file', 'weight_group', 'variants', 'pre', 'post'}
+KEYS = {'input', 'labels', 'labels_file', 'weight_group', 'variants', 'pre', 'post', 'accuracy_measured'}
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,8 @@ def user_family(task: str, spec: dict, base_dir: str, where: str) -> UserFamily:
             raise TasksetError(f'{w}.onnx: {path}: no such file')
         ins, outs = _onnx_shapes(path, f'{w}.onnx')
         if not _matches(pre.input_shape, ins):
-            raise TasksetError(f'{w}.onnx: {path} takes input {ins}, but {where}.pre makes {list(pre.input_shape)}')
+            key = where.rsplit(': ', 1)[-1]              # the key alone, the file is named already
+            raise TasksetError(f'{w}.onnx: {path} takes input {ins}, but {key}.pre makes {list(pre.input_shape)}')
         try:
             classes = post.classes_in(outs)
         except ValueError as e:

@@ -15,23 +15,30 @@ ENCODINGS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1}
 MAX_PIXELS = 4096 * 4096
 
 
-def image_to_bgr(msg) -> np.ndarray:
-    """A bgr8 H x W x 3 array (a view when the message is bgr8 and tightly packed)."""
-    enc = msg.encoding.lower()
+def check_image_fields(height: int, width: int, encoding: str, step: int, size: int) -> int:
+    """Raise InputError unless the fields describe an image we can read; returns its channels."""
+    enc = encoding.lower()
     if enc not in ENCODINGS:
-        raise InputError(f'unsupported image encoding {msg.encoding!r}; expected one of {sorted(ENCODINGS)}')
+        raise InputError(f'unsupported image encoding {encoding!r}; expected one of {sorted(ENCODINGS)}')
     ch = ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    h, w = height, width
     if h <= 0 or w <= 0:
         raise InputError(f'empty image ({w}x{h})')
     if h * w > MAX_PIXELS:
         raise InputError(f'image of {w}x{h} pixels is larger than {MAX_PIXELS} pixels')
     if step < w * ch:
         raise InputError(f'step {step} is shorter than a row of {w} {enc} pixels ({w * ch} bytes)')
-    data = msg.data
-    size = len(data)
     if size != step * h:
         raise InputError(f'{size} bytes of data for {h} rows of {step} bytes ({step * h} expected)')
+    return ch
+
+
+def image_to_bgr(msg) -> np.ndarray:
+    """A bgr8 H x W x 3 array (a view when the message is bgr8 and tightly packed)."""
+    enc = msg.encoding.lower()
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = msg.data
+    ch = check_image_fields(h, w, msg.encoding, step, len(data))
     try:
         buf = np.frombuffer(data, np.uint8)       # bytes or array.array('B'): no copy
     except TypeError:
@@ -65,23 +72,92 @@ def bgr_to_image(img: np.ndarray, msg_type, header=None, encoding: str = 'bgr8')
     return msg
 
 
-def audio_to_mono(msg) -> tuple[np.ndarray, int]:
-    """(mono float32 samples, sample rate) of an AudioChunk; channels are averaged."""
-    rate, ch = int(msg.sample_rate), int(msg.channels)
+def check_audio_fields(rate: int, ch: int, x: np.ndarray) -> None:
     if ch < 1:
         raise InputError(f'audio chunk with {ch} channels')
     if not 4000 <= rate <= 192000:
         raise InputError(f'audio sample rate {rate} Hz is out of range (4000..192000)')
-    x = np.asarray(msg.samples, dtype=np.float32)
     if x.size == 0:
         raise InputError('empty audio chunk')
     if x.size % ch:
         raise InputError(f'{x.size} samples do not divide into {ch} channels')
     if not np.all(np.isfinite(x)):
         raise InputError('audio chunk holds NaN or infinite samples')
+
+
+def audio_to_mono(msg) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sample rate) of an AudioChunk; channels are averaged."""
+    rate, ch = int(msg.sample_rate), int(msg.channels)
+    x = np.asarray(msg.samples, dtype=np.float32)
+    check_audio_fields(rate, ch, x)
     if ch > 1:
         x = x.reshape(-1, ch).mean(axis=1)
     return x, rate
+
+
+class _Cdr:
+    """Reads the leading fields of a serialized (CDR) message without deserializing it."""
+
+    def __init__(self, raw: bytes):
+        if len(raw) < 12:
+            raise InputError(f'serialized message of {len(raw)} bytes is too short for a header')
+        self.order = '<' if raw[1] & 1 else '>'
+        self.buf, self.pos = memoryview(raw)[4:], 0
+
+    def _take(self, fmt: str, size: int, align: int):
+        import struct
+        self.pos += -self.pos % align
+        if self.pos + size > len(self.buf):
+            raise InputError('serialized message is truncated')
+        value = struct.unpack_from(self.order + fmt, self.buf, self.pos)[0]
+        self.pos += size
+        return value
+
+    def u32(self) -> int:
+        return self._take('I', 4, 4)
+
+    def u8(self) -> int:
+        return self._take('B', 1, 1)
+
+    def string(self) -> str:
+        n = self.u32()
+        if self.pos + n > len(self.buf):
+            raise InputError('serialized message is truncated')
+        text = bytes(self.buf[self.pos:self.pos + max(0, n - 1)]).decode('utf-8', 'replace')
+        self.pos += n
+        return text
+
+    def skip_header(self) -> None:
+        self.u32()
+        self.u32()                       # stamp
+        self.string()                    # frame_id
+
+
+def check_serialized_image(raw: bytes) -> None:
+    """The cheap checks of image_to_bgr on a serialized sensor_msgs/Image (no decoding):
+    what a job topic's callback can afford before a message may count as a release."""
+    r = _Cdr(raw)
+    r.skip_header()
+    height, width = r.u32(), r.u32()
+    encoding = r.string()
+    r.u8()                               # is_bigendian
+    step = r.u32()
+    size = r.u32()
+    if r.pos + size > len(r.buf):
+        raise InputError(f'image data of {size} bytes declared, {len(r.buf) - r.pos} present')
+    check_image_fields(height, width, encoding, step, size)
+
+
+def check_serialized_audio(raw: bytes) -> None:
+    """The checks of audio_to_mono on a serialized AudioChunk (NaN included), without decoding it."""
+    r = _Cdr(raw)
+    r.skip_header()
+    rate, ch = r.u32(), r.u8()
+    n = r.u32()
+    if r.pos + 4 * n > len(r.buf):
+        raise InputError(f'{n} audio samples declared, {(len(r.buf) - r.pos) // 4} present')
+    dtype = np.dtype(np.float32).newbyteorder(r.order)
+    check_audio_fields(int(rate), int(ch), np.frombuffer(r.buf, dtype, count=n, offset=r.pos))
 
 
 def stamp_of_serialized(raw: bytes) -> tuple[int, int]:

@@ -50,7 +50,8 @@ from ..data.drive import SIGN_ROI
 from ..models import zoo
 from ..models.jobs import limit_library_threads, make_segments, warm_up
 from ..models import InputError
-from .conversions import audio_to_mono, image_to_bgr, stamp_of_serialized
+from .conversions import (audio_to_mono, check_serialized_audio, check_serialized_image, image_to_bgr,
+                          stamp_of_serialized)
 from .resources import default_taskset_file, load_runtime_taskset
 from .spin import spin_node, start_node
 from .topics import JOB_QOS, STATUS_TOPIC, TRACE_TOPIC, job_timing_topic, job_topic, result_topic
@@ -147,6 +148,9 @@ class ExecutorNode(LifecycleNode):
         self._rejected = collections.Counter()        # inputs refused at receipt (not jobs)
         self._rate_limited = collections.Counter()
         self._gates = {n: self._gate(n) for n in self.settings}
+        self._check_input = {n: check_serialized_audio if self.families[n].input == 'audio' else check_serialized_image
+                             for n in self.settings}
+        self._logged: dict[tuple[str, str], float] = {}
         self._timings = {n: collections.OrderedDict() for n in self.settings}   # JobTimings before their job
         self._awaiting = {n: collections.OrderedDict() for n in self.settings}  # jobs before their JobTiming
         self.bounds = self._analysed_bounds()
@@ -303,6 +307,9 @@ class ExecutorNode(LifecycleNode):
         ros_now_s = self.get_clock().now().nanoseconds * 1e-9
         try:
             sec, nanosec = stamp_of_serialized(raw)
+            # The cheap checks of the decoder, before the message may count as a release:
+            # junk must not supersede a task's valid pending job.
+            self._check_input[task](raw)
         except InputError as e:
             self._rejected[task] += 1
             self._on_error(task, 'receipt', e)
@@ -345,8 +352,13 @@ class ExecutorNode(LifecycleNode):
 
     def _on_error(self, task: str, segment: str, exc: BaseException) -> None:
         reason = f'{type(exc).__name__}: {exc}'
-        if self.malformed_log.get(task) != reason:       # log each new kind of problem once
-            self.get_logger().warning(f'{task}: job rejected in {segment}: {reason}')
+        # One line per task and kind of problem, then at most one every 10 s (a flood of
+        # alternating junk must not become a flood of log lines).
+        key, now = (task, f'{segment}: {type(exc).__name__}: {str(exc)[:60]}'), time.monotonic()
+        if now - self._logged.get(key, -math.inf) >= 10.0:
+            self._logged[key] = now
+            what = 'input rejected on receipt' if segment == 'receipt' else f'job rejected in {segment}'
+            self.get_logger().warning(f'{task}: {what}: {reason}')
         self.malformed_log[task] = reason
 
     def _publish_result(self, r: JobReport) -> None:
@@ -378,6 +390,10 @@ class ExecutorNode(LifecycleNode):
         changes, roi, window = {}, None, None
         for p in params:
             parts = p.name.split('.')
+            if p.name == 'use_sim_time' and self._active:
+                # Stamps, deadlines and the scheduler's clock must stay on one time base.
+                return SetParametersResult(successful=False, reason='use_sim_time cannot change while the executor '
+                                                                    'is active; set it at start (or deactivate first)')
             if len(parts) == 3 and parts[0] == 'tasks' and parts[2] in FIELDS:
                 value = p.value
                 if parts[2] in ('deadline_ms', 'period_ms') and p.type_ == ParameterType.PARAMETER_INTEGER:
@@ -388,6 +404,10 @@ class ExecutorNode(LifecycleNode):
                 if len(value) != 4 or not (0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1):
                     return SetParametersResult(successful=False, reason=f'{p.name}: need 0 <= x0 < x1 <= 1 '
                                                                         'and 0 <= y0 < y1 <= 1')
+                # What the pipeline can run: a 640x480 frame's crop must hold the model's input.
+                if (value[2] - value[0]) * 640 < 8 or (value[3] - value[1]) * 480 < 8:
+                    return SetParametersResult(successful=False, reason=f'{p.name}: {value} crops fewer than 8 x 8 '
+                                                                        'pixels of a 640x480 frame')
                 roi = (parts[1], value)
             elif p.name == 'window_s':
                 window = float(p.value)

@@ -91,9 +91,13 @@ def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 
         'taskset_file': taskset_file, 'backend': backend, 'device': device, **(executor_params or {})},
         params_file=plan_file or None, role='executor')]
     topics: dict[str, str] = {}                   # topic -> kind, in order of first use
+    users: dict[str, str] = {}
     for task, (kind, topic) in inputs.items():
         topic = topic or default[kind]
-        topics.setdefault(topic, kind)
+        if topics.setdefault(topic, kind) != kind:
+            raise TasksetError(f'task set {taskset_file}: tasks.{task} reads {kind} from {topic!r}, which task '
+                               f'{users[topic]!r} reads as {topics[topic]} (one message type per topic)')
+        users.setdefault(topic, task)
         specs.append(NodeSpec(TASK_NODE_FOR_INPUT[kind], f'{task}_node', {
             'task': task, 'taskset_file': taskset_file, 'input_topic': topic}))
     if sim_sensors:

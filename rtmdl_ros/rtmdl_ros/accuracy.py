@@ -1,0 +1,85 @@
+"""`rtmdl accuracy`: measure each variant of a user family on a labelled folder.
+
+Classifiers: top-1 on an image-classification folder (one subfolder per
+label). Detectors: mAP@0.5 on a YOLO txt set. Every image goes through the very
+segments the executor runs (declared pre-processing, the ONNX file,
+declared post-processing). The measured accuracies replace the declared ones
+in the task set file (written atomically) under
+tasks.<task>.model.variants.<v>.accuracy, and tasks.<task>.model.accuracy_measured
+says how; `rtmdl optimize` names the source in the plan's header.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+
+import numpy as np
+import yaml
+
+from .core.files import atomic_write
+from .core.taskset import TasksetError, read_yaml
+
+
+def measure(fam, samples, backend, progress=None) -> dict[str, float]:
+    """Accuracy per variant of `fam` on decoded samples."""
+    from .models.detection import mean_average_precision
+    from .models.jobs import make_segments
+    segments = make_segments(fam, backend, fam.labels, decode=lambda payload: (payload, None))
+    out = {}
+    for v in fam.variants:
+        if fam.kind == 'classify':
+            hits = 0
+            for img, label in samples:
+                result = segments.post(segments.infer(v, 0, segments.pre(img, v)), img, v)
+                hits += int(result.labels[0][1] == label)
+            out[v] = hits / len(samples)
+        else:
+            preds, truths = [], []
+            for img, boxes, classes in samples:
+                dets = segments.post(segments.infer(v, 0, segments.pre(img, v)), img, v).detections
+                preds.append((np.array([d[3] for d in dets], np.float32).reshape(-1, 4),
+                              np.array([d[2] for d in dets], np.float32), np.array([d[1] for d in dets], np.int64)))
+                truths.append((boxes, classes))
+            out[v] = mean_average_precision(preds, truths, len(fam.labels), 0.5)
+        if progress is not None:
+            progress(v, out[v])
+    return out
+
+
+def accuracy(taskset_file: str, task: str, data_dir: str, backend_name: str = 'onnxruntime', device: str = 'cpu',
+             progress=None) -> tuple[dict[str, float], str, int]:
+    """Measure and write back; returns (accuracy per variant, metric name, images)."""
+    from .backends import create
+    from .data.labelled import classification_folder, yolo_folder
+    from .models.catalog import read_task_requirements, task_families
+    from .models.jobs import limit_library_threads
+    raw = read_task_requirements(taskset_file)
+    families = task_families(raw, taskset_file)
+    if task not in families:
+        raise TasksetError(f'task set {taskset_file}: no task {task!r}; it has {sorted(families)}')
+    fam = families[task]
+    if not getattr(fam, 'user', False):
+        raise TasksetError(f'task set {taskset_file}: tasks.{task} runs the zoo family {fam.task!r}, whose accuracy '
+                           'per variant comes from its test split (docs/zoo.md)')
+    if fam.input != 'image':
+        raise TasksetError(f'tasks.{task}: rtmdl accuracy measures image models (classifier or detector)')
+    limit_library_threads()
+    samples = classification_folder(data_dir, fam.labels) if fam.kind == 'classify' else \
+        yolo_folder(data_dir, len(fam.labels))
+    measured = measure(fam, samples, create(backend_name, device), progress)
+    metric = 'top-1' if fam.kind == 'classify' else 'mAP@0.5'
+    # Rewrite the task set itself, the file profile and the optimizer read (YAML comments are
+    # not kept: the previous file stays beside it as FILE.bak).
+    raw = read_yaml(taskset_file, 'task set')
+    with open(taskset_file, encoding='utf-8') as f:
+        previous = f.read()
+    atomic_write(taskset_file + '.bak', lambda f: f.write(previous))
+    model = raw['tasks'][task]['model']
+    for v, value in measured.items():
+        model['variants'][v]['accuracy'] = round(float(value), 4)
+    model['accuracy_measured'] = {
+        'metric': metric, 'data': os.path.abspath(data_dir), 'images': len(samples),
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}
+    atomic_write(taskset_file, lambda f: yaml.safe_dump(raw, f, sort_keys=False, width=160))
+    read_task_requirements(taskset_file)                     # what we wrote must still be valid
+    return measured, metric, len(samples)
