@@ -145,7 +145,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     os.makedirs(log_dir, exist_ok=True)
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rtmdl_interfaces.msg import JobTraceArray, SchedulerStatus
 
     from .core.trace import JobTrace
@@ -154,11 +154,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(args=['--ros-args', '-r', '__node:=rtmdl_bringup'], signal_handler_options=_no_signals())
     node = rclpy.create_node('rtmdl_bringup', namespace=namespace)
-    latest: list = []                        # the newest status of the executor
-
-    def on_status(msg) -> None:
-        latest[:] = [msg]
-    node.create_subscription(SchedulerStatus, STATUS_TOPIC, on_status, 10)
+    latest = _watch_status(node, SchedulerStatus, STATUS_TOPIC)
     if traces_out is not None:
         def on_traces(msg) -> None:
             traces_out.extend(JobTrace(j.task, j.seq, j.variant, j.outcome, j.stamp.sec + j.stamp.nanosec * 1e-9,
@@ -166,13 +162,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         node.create_subscription(JobTraceArray, TRACE_TOPIC, on_traces, 50)
     spinner = SingleThreadedExecutor()
     spinner.add_node(node)
-
-    def spin():
-        try:
-            spinner.spin()
-        except (ExternalShutdownException, Exception):
-            pass
-    thread = threading.Thread(target=spin, daemon=True)
+    thread = threading.Thread(target=lambda: _spin_quietly(spinner), daemon=True)
     thread.start()
 
     procs = []
@@ -235,6 +225,63 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         return 1
     print(f'node logs: {log_dir}', flush=True)
     return 0
+
+
+def monitor(namespace: str = '', duration_s: float | None = None, quiet: bool = False) -> int:
+    """`rtmdl monitor`: the bringup table of a graph started elsewhere (e.g. ros2 launch),
+    live, and the whole run when it stops (Ctrl-C, SIGTERM or duration_s)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rtmdl_interfaces.msg import SchedulerStatus
+
+    from .nodes.topics import STATUS_TOPIC
+    stop = _Stop()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=['--ros-args', '-r', '__node:=rtmdl_monitor'], signal_handler_options=_no_signals())
+    node = rclpy.create_node('rtmdl_monitor', namespace=namespace)
+    latest = _watch_status(node, SchedulerStatus, STATUS_TOPIC)
+    spinner = SingleThreadedExecutor()
+    spinner.add_node(node)
+    thread = threading.Thread(target=lambda: _spin_quietly(spinner), daemon=True)
+    thread.start()
+    start, tty = time.monotonic(), sys.stdout.isatty()
+    try:
+        while not stop.event.is_set() and (duration_s is None or time.monotonic() - start < duration_s):
+            stop.event.wait(1.0 if tty else 5.0)
+            if latest and not quiet:
+                print(('\x1b[2J\x1b[H' if tty else '') + f'rtmdl monitor  t={latest[-1].active_s:.0f} s\n'
+                      + _table(latest[-1]) + '\n' + stage_table(latest[-1]), flush=True)
+    finally:
+        spinner.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        thread.join(2.0)
+        for s, h in old.items():
+            signal.signal(s, h)
+    if not latest:
+        print('rtmdl monitor: no status from an active executor' + (f' in namespace {namespace!r}' if namespace else ''),
+              file=sys.stderr)
+        return 1
+    print(f'final (whole run, {latest[-1].active_s:.0f} s since activation):\n' + _table(latest[-1], whole_run=True)
+          + '\n' + stage_table(latest[-1]), flush=True)
+    return 0
+
+
+def _watch_status(node, msg_type, topic) -> list:
+    """A list that holds the executor's newest status."""
+    latest: list = []
+
+    def on_status(msg) -> None:
+        latest[:] = [msg]
+    node.create_subscription(msg_type, topic, on_status, 10)
+    return latest
+
+
+def _spin_quietly(spinner) -> None:
+    try:
+        spinner.spin()
+    except Exception:            # the context went down while stopping
+        pass
 
 
 class CpuMeter:

@@ -135,6 +135,13 @@ def cmd_bringup(args) -> int:
                                              not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo))(args)
 
 
+def cmd_monitor(args) -> int:
+    if args.duration_s is not None and not (args.duration_s > 0 and math.isfinite(args.duration_s)):
+        raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
+    from .bringup import monitor
+    return monitor(args.namespace, args.duration_s, args.quiet)
+
+
 def cmd_trace(args) -> int:
     if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
@@ -208,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
     b.add_argument('--quiet', action='store_true', help='only the final table')
     b.set_defaults(func=cmd_bringup)
+
+    m = sub.add_parser('monitor', help='the live table of a running graph (e.g. started with ros2 launch)')
+    m.add_argument('--namespace', default='')
+    m.add_argument('--duration-s', type=float, help='stop after this long (default: until Ctrl-C)')
+    m.add_argument('--quiet', action='store_true', help='only the final table')
+    m.set_defaults(func=cmd_monitor)
 
     def graph_args(q, duration: float) -> None:
         q.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')

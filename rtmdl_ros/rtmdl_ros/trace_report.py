@@ -43,7 +43,7 @@ def breakdown(traces: list[JobTrace]) -> dict:
 
 def table(summary: dict) -> str:
     head = f'{"task":<14}{"jobs":<12}' + ''.join(f'{s:>11}' for s in STAGES) + f'{"total":>9}'
-    rows = [f'mean stage times (ms) per job', head]
+    rows = ['mean stage times (ms) per job', head]
     for task, groups in summary.items():
         for label, g in groups.items():
             rows.append(f'{task:<14}{label + " " + str(g["jobs"]):<12}' + ''.join(f'{x:>11.2f}' for x in g['mean_ms'])

@@ -53,6 +53,11 @@ def test_bringup_stops_cleanly_on_sigterm(tmp_path):
             lines.append(line)
             if line.startswith('rtmdl bringup f1tenth  t='):     # the executor is active, a table came
                 break
+        # `rtmdl monitor` shows the same table for a graph it did not start (ros2 launch).
+        mon = subprocess.run(RTMDL + ['monitor', '--duration-s', '3', '--quiet'], capture_output=True, text=True,
+                             timeout=60, env=_env(tmp_path, 1))
+        assert mon.returncode == 0 and 'final (whole run' in mon.stdout and 'traffic_light' in mon.stdout, \
+            mon.stdout + mon.stderr
         proc.send_signal(signal.SIGTERM)                        # what systemd and docker stop send
         rest, _ = proc.communicate(timeout=60)
     finally:
