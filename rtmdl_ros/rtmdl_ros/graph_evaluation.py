@@ -151,3 +151,20 @@ def table(results: dict) -> str:
                          f'{v["jobs"]} | {v["dmr"] if v["dmr"] is not None else float("nan"):.3f} '
                          f'({v["max_miss_rate"]:g}) | {p99} | {bound} |')
     return '\n'.join(lines) + '\n'
+
+
+def side_by_side(core: dict, graph: dict) -> str:
+    """Core runtime vs ROS graph, per level and policy: DMR, mean accuracy and tasks over their bound."""
+    def over(r):
+        bad = [t for t, v in r['tasks'].items() if v.get('p99_ms') is not None and v.get('bound_ms') is not None
+               and v['p99_ms'] > v['bound_ms'] + 1e-6]
+        return ', '.join(bad) or 'none'
+    core_runs = {(r['load'], r.get('cameras', 0), r['policy']): r for r in core['runs']}
+    lines = ['| level | policy | DMR core | DMR graph | mean acc core | mean acc graph | p99 > bound: core | graph |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in graph['runs']:
+        c = core_runs.get((r['load'], r['cameras'], r['policy']))
+        core_cells = (f'{c["dmr"]:.4f}', f'{100 * c["mean_accuracy"]:.2f}', over(c)) if c else ('-', '-', '-')
+        lines.append(f'| {level_label(r["load"], r["cameras"])} | {r["policy"]} | {core_cells[0]} | {r["dmr"]:.4f} | '
+                     f'{core_cells[1]} | {100 * r["mean_accuracy"]:.2f} | {core_cells[2]} | {over(r)} |')
+    return '\n'.join(lines) + '\n'

@@ -74,3 +74,12 @@ def test_extra_cameras_copy_the_traffic_light_requirements():
     assert base['tasks']['traffic_light']['period_ms'] == 33.3          # copies, not aliases
     with pytest.raises(ValueError, match='traffic_light'):
         with_extra_cameras({'tasks': {'audio': {}}}, 1)
+
+
+def test_side_by_side_puts_core_and_graph_runs_of_one_level_in_one_row():
+    from rtmdl_ros.graph_evaluation import side_by_side
+    run = lambda dmr, p99: {'load': 1.0, 'cameras': 2, 'policy': 'rtmdl', 'dmr': dmr, 'mean_accuracy': 0.95,  # noqa: E731
+                            'tasks': {'traffic_light': {'p99_ms': p99, 'bound_ms': 20.0}}}
+    text = side_by_side({'runs': [run(0.0, 12.0)]}, {'runs': [run(0.01, 25.0)]})
+    row = text.splitlines()[2]
+    assert row.startswith('| 1 cores + 2 cams | rtmdl | 0.0000 | 0.0100 |') and row.endswith('| none | traffic_light |')
