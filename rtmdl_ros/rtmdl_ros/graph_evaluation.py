@@ -24,7 +24,7 @@ from .core.plan import write_plan
 from .core.policies import POLICIES, plan_with
 from .core.taskset import load_taskset, platform_for_device
 from .evaluation import BackgroundLoad, fallback_plan, with_extra_cameras
-from .report import comparisons, level_label
+from .report import level_label, notes_and_comparisons
 
 CAMERA_PARAMS = {'prerender': 30}
 
@@ -132,15 +132,7 @@ def table(results: dict) -> str:
         lines.append(f'| {level_label(r["load"], r["cameras"])} | {r["policy"]}{" *" if r["note"] else ""} | '
                      f'{r["dmr"]:.4f} | {100 * r["mean_accuracy"]:.2f} | {", ".join(r["over_bound"]) or "none"} | '
                      f'{"schedulable" if r["analysis_schedulable"] else "not schedulable"} | {other} |')
-    notes = [f'* {r["policy"]} at {level_label(r["load"], r["cameras"])}: {r["note"]}' for r in results['runs']
-             if r['note']]
-    lines += [''] + notes if notes else []
-    lines += ['', '| level | baseline | baseline DMR | rtmdl DMR | DMR reduction | accuracy loss (points) |',
-              '|---|---|---|---|---|---|']
-    for c in comparisons(results):
-        red = f'{100 * c["dmr_reduction"]:.1f}%' if c['dmr_reduction'] is not None else 'n/a (baseline misses none)'
-        lines.append(f'| {c["level"]} | {c["baseline"]} | {c["baseline_dmr"]:.4f} | {c["rtmdl_dmr"]:.4f} | {red} | '
-                     f'{c["accuracy_loss_points"]:+.2f} |')
+    lines += notes_and_comparisons(results, '.4f')
     lines += ['', '| level | policy | task | variant | jobs | DMR (bound) | measured p99 ms | analysed bound ms |',
               '|---|---|---|---|---|---|---|---|']
     for r in results['runs']:

@@ -52,6 +52,20 @@ def comparisons(results: dict) -> list[dict]:
     return out
 
 
+def notes_and_comparisons(results: dict, dmr_format: str) -> list[str]:
+    """The runs' notes, then rtmdl against each baseline per level (markdown lines)."""
+    notes = [f'* {r["policy"]} at {level_label(r["load"], r.get("cameras", 0))}: {r["note"]}'
+             for r in results['runs'] if r['note']]
+    lines = [''] + notes if notes else []
+    lines += ['', '| level | baseline | baseline DMR | rtmdl DMR | DMR reduction | accuracy loss (points) |',
+              '|---|---|---|---|---|---|']
+    for c in comparisons(results):
+        red = f'{100 * c["dmr_reduction"]:.1f}%' if c['dmr_reduction'] is not None else 'n/a (baseline misses none)'
+        lines.append(f'| {c["level"]} | {c["baseline"]} | {c["baseline_dmr"]:{dmr_format}} | '
+                     f'{c["rtmdl_dmr"]:{dmr_format}} | {red} | {c["accuracy_loss_points"]:+.2f} |')
+    return lines
+
+
 def _variants(r: dict) -> str:
     own = [f'{t}={v["variant"]} ({v["priority"]})' for t, v in r['tasks'].items() if not _is_extra(t, v)]
     extra = [v['variant'] for t, v in r['tasks'].items() if _is_extra(t, v)]
@@ -80,15 +94,7 @@ def table(results: dict) -> str:
                      + f' | {_extra_dmr(r)} | {100 * r["mean_accuracy"]:.1f} | {r["mean_normalised_accuracy"]:.3f} | '
                        f'{r["cpu_utilisation"]:.2f} | {r["gpu_utilisation"]:.2f} | {_fmt(r["overhead_p99_ms"], ".2f")} | '
                        f'{"schedulable" if r["analysis_schedulable"] else "not schedulable"} |')
-    notes = [f'* {r["policy"]} at {level_label(r["load"], r.get("cameras", 0))}: {r["note"]}'
-             for r in results['runs'] if r['note']]
-    lines += [''] + notes if notes else []
-    lines += ['', '| level | baseline | baseline DMR | rtmdl DMR | DMR reduction | accuracy loss (points) |',
-              '|---|---|---|---|---|---|']
-    for c in comparisons(results):
-        red = f'{100 * c["dmr_reduction"]:.1f}%' if c['dmr_reduction'] is not None else 'n/a (baseline misses none)'
-        lines.append(f'| {c["level"]} | {c["baseline"]} | {c["baseline_dmr"]:.3f} | {c["rtmdl_dmr"]:.3f} | {red} | '
-                     f'{c["accuracy_loss_points"]:+.2f} |')
+    lines += notes_and_comparisons(results, '.3f')
     lines += ['', '| level | policy | task | analysis bound ms (p) | simulated p99 / max ms | measured p99 / max ms | '
                   'deadline ms | DMR sim / measured |', '|---|---|---|---|---|---|---|---|']
     for r in results['runs']:
