@@ -1,6 +1,7 @@
 """Release on arrival: the gate by source stamp, and the stage trace of the runtime."""
 import math
 import time
+import numpy as np
 
 import pytest
 
@@ -159,3 +160,15 @@ def test_watchdog_demotes_a_runaway_segment_and_restores_the_thread():
     assert errors and errors[0][:2] == ('a', 'pre') and 'runaway' in errors[0][2]
     assert policies == [os.SCHED_OTHER]             # it finished its segment at normal priority
     assert not rt.realtime.problems
+
+
+def test_whole_run_percentile_is_a_bin_edge_at_or_above_the_true_one():
+    from rtmdl_ros.core.runtime import _ResponseHistogram
+    h = _ResponseHistogram()
+    values = np.random.default_rng(0).uniform(5.0, 30.0, 5000)
+    for v in values:
+        h.add(float(v))
+    exact = float(np.percentile(values, 99, method='higher'))
+    assert exact <= h.percentile(99) <= exact + h.BIN_MS + 1e-9
+    h.add(5000.0)                                     # beyond the bins: the worst is kept
+    assert h.percentile(100) == 5000.0 and _ResponseHistogram().percentile(99) is None

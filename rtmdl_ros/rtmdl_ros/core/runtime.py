@@ -86,30 +86,59 @@ class WindowStats:
         return self.total_missed / self.total_jobs if self.total_jobs else 0.0
 
 
+class _ResponseHistogram:
+    """Every response since start, in 0.05 ms bins up to 2 s (and the worst beyond):
+    O(1) to add, O(bins) for a percentile, whatever the run's length."""
+
+    BIN_MS, BINS = 0.05, 40_000
+
+    def __init__(self):
+        self.counts = np.zeros(self.BINS + 1, np.int64)   # the last bin: over 2 s
+        self.worst = 0.0
+
+    def add(self, ms: float) -> None:
+        self.counts[min(self.BINS, max(0, int(ms / self.BIN_MS)))] += 1
+        self.worst = max(self.worst, ms)
+
+    def percentile(self, q: float) -> float | None:
+        total = int(self.counts.sum())
+        if not total:
+            return None
+        k = int(np.searchsorted(np.cumsum(self.counts), np.ceil(total * q / 100.0)))
+        # The bin's upper edge: never below the true percentile.
+        return self.worst if k >= self.BINS else min(self.worst, (k + 1) * self.BIN_MS)
+
+
 class _TaskLog:
     """Outcomes of one task: a sliding window, totals and every response since start."""
-
-    MAX_RUN = 1 << 18           # responses kept for the whole-run percentile (about 2.4 h at 30 Hz)
 
     def __init__(self):
         self.window: collections.deque = collections.deque()   # (time_s, outcome, response_ms | None, trace)
         self.totals = collections.Counter()
-        self.run = collections.deque(maxlen=self.MAX_RUN)
+        self.run = _ResponseHistogram()
 
     def add(self, now_s: float, outcome: str, response_ms: float | None, trace: JobTrace | None) -> None:
         self.window.append((now_s, outcome, response_ms, trace))
         self.totals[outcome] += 1
         if response_ms is not None:
-            self.run.append(response_ms)
+            self.run.add(response_ms)
 
-    def stats(self, now_s: float, window_s: float) -> WindowStats:
+    def snapshot(self, now_s: float, window_s: float) -> tuple:
+        """What stats() needs, copied (cheap) under the caller's lock."""
         while self.window and self.window[0][0] < now_s - window_s:
             self.window.popleft()
-        outcomes = [w[1] for w in self.window]
-        responses = np.array([w[2] for w in self.window if w[2] is not None])
-        published = [w[3] for w in self.window if w[2] is not None and w[3] is not None]
+        run = _ResponseHistogram()
+        run.counts, run.worst = self.run.counts.copy(), self.run.worst
+        return list(self.window), collections.Counter(self.totals), run
+
+    @staticmethod
+    def stats(snapshot: tuple) -> WindowStats:
+        """The statistics of a snapshot, computed outside the lock: the workers never wait for them."""
+        window, t, run = snapshot
+        outcomes = [w[1] for w in window]
+        responses = np.array([w[2] for w in window if w[2] is not None])
+        published = [w[3] for w in window if w[2] is not None and w[3] is not None]
         missed = sum(o in MISSED_OUTCOMES for o in outcomes)
-        t = self.totals
         return WindowStats(
             jobs=len(outcomes), missed=missed, miss_rate=missed / len(outcomes) if outcomes else 0.0,
             p50_ms=float(np.percentile(responses, 50)) if responses.size else None,
@@ -118,7 +147,7 @@ class _TaskLog:
             total_jobs=sum(t.values()), total_missed=sum(v for k, v in t.items() if k in MISSED_OUTCOMES),
             total_dropped=sum(v for k, v in t.items() if k not in (MET, LATE, FAILED)), total_failed=t[FAILED],
             stage_p50_ms=stage_percentiles(published, 50), stage_p99_ms=stage_percentiles(published, 99),
-            run_p99_ms=float(np.percentile(np.fromiter(self.run, float), 99)) if self.run else None)
+            run_p99_ms=run.percentile(99))
 
 
 _PATH_MARKS = 3                 # stamp, task node receipt, task node release
@@ -147,8 +176,7 @@ class Runtime:
         self.realtime = realtime or RealtimeConfig()
         self.watchdog = Watchdog(self.realtime, self._on_runaway, clock=clock)
         # Finished jobs' traces for a recorder (drain_traces); 0 keeps none.
-        self._traces: collections.deque = collections.deque(maxlen=keep_traces or 1)
-        self._keep_traces = keep_traces > 0
+        self._traces = collections.deque(maxlen=keep_traces) if keep_traces > 0 else None
         self._busy_s = {'cpu': 0.0, 'gpu': 0.0}
         self._started_s: float | None = None
         self._running = False
@@ -230,12 +258,15 @@ class Runtime:
     def stats(self, task: str) -> WindowStats:
         with self._cond:
             self._sched.expire(self._now_ms())
-            return self._logs[task].stats(self._clock(), self.window_s)
+            snapshot = self._logs[task].snapshot(self._clock(), self.window_s)
+        return _TaskLog.stats(snapshot)
 
     def drain_traces(self) -> list[JobTrace]:
         """Traces of the jobs that ended since the last call (needs keep_traces)."""
         with self._cond:
-            out = list(self._traces) if self._keep_traces else []
+            if self._traces is None:
+                return []
+            out = list(self._traces)
             self._traces.clear()
             return out
 
@@ -263,7 +294,7 @@ class Runtime:
             if published:
                 marks[-1] = now_ms / 1e3
             trace = JobTrace(task, job.seq, job.variant, outcome, marks[0], stage_durations(marks))
-            if self._keep_traces:
+            if self._traces is not None:
                 self._traces.append(trace)
         self._logs.setdefault(task, _TaskLog()).add(now_ms / 1e3, outcome, response, trace)
 
