@@ -132,3 +132,10 @@ def test_min_interarrival_replaces_the_period_in_the_interference():
     assert bounds({'A': a, 'B': b})['B'].response_bound_ms == pytest.approx(16.0)
     # Stamps 5 ms apart: floor((t + 7) / 5) + 1 -> 4 pres (12 ms) before the window closes at t = 12.
     assert bounds({'A': dict(a, min_interarrival_ms=5.0), 'B': b})['B'].response_bound_ms == pytest.approx(28.0)
+
+
+def test_a_period_change_keeps_the_min_interarrival_ratio():
+    from rtmdl_ros.core.taskset import taskset_from_dict, with_task_changes
+    ts = taskset_from_dict({'tasks': {'cam': dict(task(40, 1, 1, 1), min_interarrival_ms=36.0)}})
+    assert with_task_changes(ts, 'cam', period_ms=80.0).tasks['cam'].interarrival_ms == pytest.approx(72.0)
+    assert with_task_changes(ts, 'cam', deadline_ms=20.0).tasks['cam'].interarrival_ms == pytest.approx(36.0)

@@ -426,9 +426,12 @@ def load_taskset(path: str) -> TaskSet:
 
 
 def with_task_changes(taskset: TaskSet, task: str, **changes: float) -> TaskSet:
-    """The task set with one task's period_ms / deadline_ms changed (validated)."""
+    """The task set with one task's period_ms / deadline_ms changed (validated). A declared
+    min_interarrival_ms keeps its ratio to the period (the executor's gate does the same)."""
     from dataclasses import replace
     t = taskset.task(task)
+    if 'period_ms' in changes and t.min_interarrival_ms is not None:
+        changes = {**changes, 'min_interarrival_ms': t.min_interarrival_ms * changes['period_ms'] / t.period_ms}
     new = replace(t, **changes)
     if not 0 < new.deadline_ms <= new.period_ms:
         raise TasksetError(f'tasks.{task}: need 0 < deadline_ms ({new.deadline_ms}) <= period_ms ({new.period_ms})')

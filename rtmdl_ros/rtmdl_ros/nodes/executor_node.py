@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import math
-from dataclasses import replace
 import os
 import sys
 import time
@@ -267,10 +266,7 @@ class ExecutorNode(LifecycleNode):
             for name, s in self.settings.items():
                 t = ts.tasks[name]
                 if (s.period_ms, s.deadline_ms) != (t.period_ms, t.deadline_ms):
-                    ratio = t.interarrival_ms / t.period_ms
                     ts = with_task_changes(ts, name, period_ms=s.period_ms, deadline_ms=s.deadline_ms)
-                    ts = replace(ts, tasks={**ts.tasks, name: replace(
-                        ts.tasks[name], min_interarrival_ms=s.period_ms * ratio)})
             result = analyze(ts, {n: Assignment(s.variant, s.priority) for n, s in self.settings.items()})
         except (TasksetError, ValueError):
             return {}
