@@ -1,7 +1,7 @@
 # Front door of rtmdl_ros. Every target does its own set-up (tools/setup.sh),
 # which is skipped in seconds when nothing changed.
 SHELL := /bin/bash
-.PHONY: setup test demo bench evaluate evaluate-graph clean
+.PHONY: setup test demo demo-two-camera bench evaluate evaluate-graph clean
 
 setup:
 	@bash tools/setup.sh
@@ -11,6 +11,9 @@ test: setup
 
 demo: setup
 	@source tools/env.sh && bash tools/demo.sh
+
+demo-two-camera: setup
+	@source tools/env.sh && DEMO_EXAMPLE=two_camera bash tools/demo.sh
 
 bench: setup
 	@source tools/env.sh && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py \

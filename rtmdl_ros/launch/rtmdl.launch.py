@@ -5,9 +5,9 @@ a simulated sensor per input topic.
     ros2 launch rtmdl_ros f1tenth.launch.py plan_file:=/path/plan.yaml        # the F1/10 task set
 
 Arguments: plan_file (ROS parameters file from `rtmdl optimize`; empty = largest
-variants, deadline-monotonic), use_sim_sensors (synthetic camera + microphone),
+variants, deadline-monotonic), use_sim_sensors (simulated camera + microphone per input topic),
 backend (onnxruntime | torch), device (cpu | cuda), namespace, taskset_file
-(default: this package's config/f1tenth.yaml), camera_topic, audio_topic,
+(default: this package's config/f1tenth.yaml), camera_topic, sound_topic,
 autostart (the executor configures and activates itself; false: drive it with
 `ros2 lifecycle set /rtmdl_executor configure|activate`), respawn_executor
 (true: a crashed executor is restarted after 2 s with the same plan file).
@@ -27,12 +27,12 @@ def _graph(context):
     from rtmdl_ros.nodes.graph import graph_specs
     arg = {name: LaunchConfiguration(name).perform(context) for name in (
         'plan_file', 'use_sim_sensors', 'backend', 'device', 'namespace', 'taskset_file',
-        'camera_topic', 'audio_topic', 'autostart', 'respawn_executor')}
+        'camera_topic', 'sound_topic', 'autostart', 'respawn_executor')}
     if arg['plan_file'] and not os.path.isfile(arg['plan_file']):
         raise RuntimeError(f"plan_file {arg['plan_file']}: no such file (make one with `rtmdl optimize`)")
     specs = graph_specs(arg['taskset_file'], arg['plan_file'] or None, arg['backend'], arg['device'],
                         arg['use_sim_sensors'].lower() in ('true', '1', 'yes'), arg['camera_topic'],
-                        arg['audio_topic'], {'autostart': arg['autostart'].lower() in ('true', '1', 'yes')})
+                        arg['sound_topic'], {'autostart': arg['autostart'].lower() in ('true', '1', 'yes')})
     respawn = arg['respawn_executor'].lower() in ('true', '1', 'yes')
     actions = []
     for spec in specs:
@@ -67,7 +67,7 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('taskset_file', default_value=config, description='task set (config schema)'),
         DeclareLaunchArgument('camera_topic', default_value='image_raw'),
-        DeclareLaunchArgument('audio_topic', default_value='audio'),
+        DeclareLaunchArgument('sound_topic', default_value='sound'),
         DeclareLaunchArgument('autostart', default_value='true', description='executor configures + activates itself'),
         DeclareLaunchArgument('respawn_executor', default_value='true', description='restart a crashed executor'),
         OpaqueFunction(function=_graph),

@@ -4,9 +4,10 @@ Classifiers: top-1 on an image-classification folder (one subfolder per
 label). Detectors: mAP@0.5 on a YOLO txt set. Every image goes through the very
 segments the executor runs (declared pre-processing, the ONNX file,
 declared post-processing). The measured accuracies replace the declared ones
-in the task set file (written atomically) under
-tasks.<task>.model.variants.<v>.accuracy, and tasks.<task>.model.accuracy_measured
-says how; `rtmdl optimize` names the source in the plan's header.
+(written atomically, the previous file kept as FILE.bak) where the family is
+declared: in the task set under tasks.<task>.model.variants.<v>.accuracy, or in
+the family.yaml of a folder the task names (rtmdl train), with
+accuracy_measured saying how; `rtmdl optimize` names the source in the plan's header.
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def accuracy(taskset_file: str, task: str, data_dir: str, backend_name: str = 'o
     """Measure and write back; returns (accuracy per variant, metric name, images)."""
     from .backends import create
     from .data.labelled import classification_folder, yolo_folder
-    from .models.catalog import read_task_requirements, task_families
+    from .models import IMAGE
+    from .models.catalog import family_file, read_task_requirements, task_families
     from .models.jobs import limit_library_threads
     raw = read_task_requirements(taskset_file)
     families = task_families(raw, taskset_file)
@@ -61,25 +63,27 @@ def accuracy(taskset_file: str, task: str, data_dir: str, backend_name: str = 'o
     if not getattr(fam, 'user', False):
         raise TasksetError(f'task set {taskset_file}: tasks.{task} runs the zoo family {fam.task!r}, whose accuracy '
                            'per variant comes from its test split (docs/zoo.md)')
-    if fam.input != 'image':
+    if fam.input != IMAGE:
         raise TasksetError(f'tasks.{task}: rtmdl accuracy measures image models (classifier or detector)')
     limit_library_threads()
     samples = classification_folder(data_dir, fam.labels) if fam.kind == 'classify' else \
         yolo_folder(data_dir, len(fam.labels))
     measured = measure(fam, samples, create(backend_name, device), progress)
     metric = 'top-1' if fam.kind == 'classify' else 'mAP@0.5'
-    # Rewrite the task set itself, the file profile and the optimizer read (YAML comments are
-    # not kept: the previous file stays beside it as FILE.bak).
-    raw = read_yaml(taskset_file, 'task set')
-    with open(taskset_file, encoding='utf-8') as f:
+    # Rewrite the file that declares the family, which profile and the optimizer read (YAML
+    # comments are not kept: the previous file stays beside it as FILE.bak).
+    declared = family_file(raw['tasks'][task].get('model'), os.path.dirname(os.path.abspath(taskset_file)))
+    target = declared or taskset_file
+    doc = read_yaml(target, 'family' if declared else 'task set')
+    with open(target, encoding='utf-8') as f:
         previous = f.read()
-    atomic_write(taskset_file + '.bak', lambda f: f.write(previous))
-    model = raw['tasks'][task]['model']
+    atomic_write(target + '.bak', lambda f: f.write(previous))
+    model = doc if declared else doc['tasks'][task]['model']
     for v, value in measured.items():
         model['variants'][v]['accuracy'] = round(float(value), 4)
     model['accuracy_measured'] = {
         'metric': metric, 'data': os.path.abspath(data_dir), 'images': len(samples),
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}
-    atomic_write(taskset_file, lambda f: yaml.safe_dump(raw, f, sort_keys=False, width=160))
+    atomic_write(target, lambda f: yaml.safe_dump(doc, f, sort_keys=False, width=160))
     read_task_requirements(taskset_file)                     # what we wrote must still be valid
-    return measured, metric, len(samples)
+    return measured, metric, len(samples), target

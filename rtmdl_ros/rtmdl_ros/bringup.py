@@ -26,13 +26,18 @@ def _ms(x: float) -> str:
     return f'{x:.1f}' if not math.isnan(x) else '-'
 
 
+def _name_width(status) -> int:
+    return max([14] + [len(t.task) + 2 for t in status.tasks])
+
+
 def _table(status, whole_run: bool = False) -> str:
     """Per task: plan, jobs, misses, DMR (window and whole run), measured p99 vs the analysed bound."""
-    rows = [f'{"task":<14}{"variant":<10}{"prio":>5}{"acc":>7}{"jobs":>7}{"missed":>8}{"DMR":>8}{"run DMR":>9}'
+    w = _name_width(status)
+    rows = [f'{"task":<{w}}{"variant":<10}{"prio":>5}{"acc":>7}{"jobs":>7}{"missed":>8}{"DMR":>8}{"run DMR":>9}'
             f'{"bound":>7}{"p50 ms":>8}{"p99 ms":>8}{"run p99":>9}{"analysed":>9}{"bad in":>7}']
     for t in sorted(status.tasks, key=lambda t: t.priority):
         ok = t.run_miss_rate <= t.max_miss_rate + 1e-9 and not (t.run_response_p99_ms > t.response_bound_ms + 1e-6)
-        rows.append(f'{t.task:<14}{t.variant:<10}{t.priority:>5}{t.accuracy:>7.3f}{t.jobs:>7}{t.missed:>8}'
+        rows.append(f'{t.task:<{w}}{t.variant:<10}{t.priority:>5}{t.accuracy:>7.3f}{t.jobs:>7}{t.missed:>8}'
                     f'{t.miss_rate:>8.3f}{t.run_miss_rate:>9.3f}{t.max_miss_rate:>7g}{_ms(t.response_p50_ms):>8}'
                     f'{_ms(t.response_p99_ms):>8}{_ms(t.run_response_p99_ms):>9}{_ms(t.response_bound_ms):>9}'
                     f'{t.malformed:>7}' + ('' if ok or not whole_run else '  <- over its bound'))
@@ -53,10 +58,11 @@ def stage_table(status) -> str:
     if not status.tasks or not status.tasks[0].stages:
         return ''
     stages = list(status.tasks[0].stages)
-    head = f'{"stage p50/p99":<14}' + ''.join(f'{s:>12}' for s in stages)
+    w = max(14, _name_width(status))
+    head = f'{"stage p50/p99":<{w}}' + ''.join(f'{s:>12}' for s in stages)
     rows = [head]
     for t in sorted(status.tasks, key=lambda t: t.priority):
-        rows.append(f'{t.task:<14}' + ''.join(f'{_ms(a) + "/" + _ms(b):>12}'
+        rows.append(f'{t.task:<{w}}' + ''.join(f'{_ms(a) + "/" + _ms(b):>12}'
                                                for a, b in zip(t.stage_p50_ms, t.stage_p99_ms)))
     return '\n'.join(rows)
 
@@ -64,30 +70,24 @@ def stage_table(status) -> str:
 def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
                 sim_sensors: bool, zoo_dir: str | None = None, executor_params: dict | None = None):
     """The graph's nodes in this process (tests; rclpy initialised with the plan as
-    --params-file). The executor is configured and activated."""
-    from rclpy.parameter import Parameter
-
+    --params-file), from the same description as the multi-process graph. The
+    executor is configured and activated."""
     from .nodes.executor_node import ExecutorNode
-    from .nodes.graph import task_inputs
+    from .nodes.graph import graph_specs
     from .nodes.sources import CameraSource, MicrophoneSource
-    from .nodes.task_nodes import AudioTaskNode, CameraTaskNode
-    params = [Parameter('taskset_file', value=taskset_file), Parameter('backend', value=backend),
-              Parameter('device', value=device)]
-    params += [Parameter(k, value=v) for k, v in (executor_params or {}).items()]
-    if zoo_dir:
-        params.append(Parameter('zoo_dir', value=zoo_dir))
-    executor = ExecutorNode(namespace=namespace, parameter_overrides=params)
-    if not executor.start():
-        executor.destroy_node()
-        raise RuntimeError('rtmdl_executor: configure/activate failed (see the log)')
-    nodes = [executor]
-    for task, (kind, topic) in task_inputs(taskset_file).items():
-        cls = AudioTaskNode if kind == 'audio' else CameraTaskNode
-        nodes.append(cls(task, namespace=namespace, parameter_overrides=[Parameter('taskset_file', value=taskset_file)]
-                         + ([Parameter('input_topic', value=topic)] if topic else [])))
-    if sim_sensors:
-        nodes += [CameraSource(namespace=namespace), MicrophoneSource(namespace=namespace)]
-    return executor, nodes
+    from .nodes.task_nodes import CameraTaskNode, SoundTaskNode
+    classes = {'rtmdl_executor': ExecutorNode, 'camera_task_node': CameraTaskNode, 'sound_task_node': SoundTaskNode,
+               'camera_source': CameraSource, 'microphone_source': MicrophoneSource}
+    params = {**(executor_params or {}), **({'zoo_dir': zoo_dir} if zoo_dir else {})}
+    specs = graph_specs(taskset_file, None, backend, device, sim_sensors, executor_params=params)
+    nodes = []
+    for spec in specs:
+        node = classes[spec.executable](namespace=namespace, cli_args=spec.ros_args())
+        if spec.role == 'executor' and not node.start():
+            node.destroy_node()
+            raise RuntimeError('rtmdl_executor: configure/activate failed (see the log)')
+        nodes.append(node)
+    return nodes[0], nodes
 
 
 class _Stop:

@@ -72,7 +72,8 @@ def _accuracy_lines(taskset_file: str) -> list[str]:
     from .core.taskset import read_yaml
     from .models.catalog import accuracy_sources
     raw = read_yaml(taskset_file, 'task set')
-    return [f'accuracy of {t}: {src}' for t, src in accuracy_sources(raw).items()]
+    here = os.path.dirname(os.path.abspath(taskset_file))
+    return [f'accuracy of {t}: {src}' for t, src in accuracy_sources(raw, here).items()]
 
 
 def cmd_accuracy(args) -> int:
@@ -80,9 +81,10 @@ def cmd_accuracy(args) -> int:
     from .zoo_commands import one_line_errors
 
     def run(a) -> int:
-        measured, metric, n = accuracy(a.taskset, a.task, a.data, a.backend, a.device,
-                                       progress=None if a.quiet else (lambda v, x: print(f'{a.task}/{v}: {x:.4f}')))
-        print(f'{a.task}: {metric} on {n} images of {a.data}; wrote {a.taskset} (previous file: {a.taskset}.bak)')
+        measured, metric, n, target = accuracy(
+            a.taskset, a.task, a.data, a.backend, a.device,
+            progress=None if a.quiet else (lambda v, x: print(f'{a.task}/{v}: {x:.4f}')))
+        print(f'{a.task}: {metric} on {n} images of {a.data}; wrote {target} (previous file: {target}.bak)')
         return 0
     return one_line_errors(run)(args)
 
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub)
 
     b = sub.add_parser('bringup', help='start the ROS graph in this process (no launch_ros needed)')
-    b.add_argument('graph', choices=('f1tenth',))
+    b.add_argument('graph', nargs='?', choices=('f1tenth',), default='f1tenth',
+                   help='shipped task set to run unless --taskset names one (default: %(default)s)')
     b.add_argument('--plan', help='plan parameters file from rtmdl optimize (default: dm-nmc)')
     b.add_argument('--taskset', help='task set file (default: the package config/<graph>.yaml)')
     b.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')

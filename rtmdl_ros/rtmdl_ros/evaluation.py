@@ -92,12 +92,14 @@ class TaskRun:
         return self.missed / self.jobs if self.jobs else 0.0
 
 
-def payloads(task: str, n: int, seed: int) -> list:
-    """Inputs as the task nodes hand them over: camera frames or (audio, rate)."""
+def payloads(model: str, n: int, seed: int) -> list:
+    """Inputs of a zoo model as the task nodes hand them over: camera frames or (sound, rate)."""
     from .data import sounds
     from .data.drive import DriveSequence
+    from .models import SOUND
+    from .models.families import family
     rng = np.random.default_rng(seed)
-    if task == 'audio':
+    if family(model).input == SOUND:
         return [(sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), sounds.SAMPLE_RATE) for _ in range(n)]
     seq = DriveSequence(seed=seed, scene_s=0.2)
     return [seq.next().image for _ in range(n)]
@@ -155,22 +157,31 @@ def fallback_plan(taskset: TaskSet) -> dict[str, Assignment]:
                           prio) for prio, n in enumerate(deadline_monotonic(taskset))}
 
 
-EXTRA_CAMERA_MODEL = 'traffic_light'
+def extra_camera_task(config: dict) -> str:
+    """The task an extra camera copies: the most urgent one running a zoo detector."""
+    from .models.families import FAMILIES
+    detectors = [(spec.get('deadline_ms', math.inf), t) for t, spec in config['tasks'].items()
+                 if FAMILIES.get(spec.get('model', t)) is not None and FAMILIES[spec.get('model', t)].kind == 'detect']
+    if not detectors:
+        raise ValueError('extra cameras copy a task that runs a zoo detector; the config has none')
+    return min(detectors)[1]
 
 
 def with_extra_cameras(config: dict, n: int) -> tuple[dict, dict[str, str]]:
-    """`config` plus n more cameras running the traffic-light detector, each a task
-    with traffic_light's requirements; and the zoo model of every task."""
-    if n and EXTRA_CAMERA_MODEL not in config['tasks']:
-        raise ValueError(f'extra cameras run the {EXTRA_CAMERA_MODEL} detector, which the config does not have')
+    """`config` plus n more cameras, each a copy of the most urgent zoo-detector task
+    (requirements and model); and the zoo model of every task."""
     out = copy.deepcopy(config)
-    models = {t: t for t in config['tasks']}
+    models = {t: (spec.get('model', t) if isinstance(spec.get('model', t), str) else t)
+              for t, spec in config['tasks'].items()}
+    if not n:
+        return out, models
+    template = extra_camera_task(config)
     for k in range(n):
-        name = f'{EXTRA_CAMERA_MODEL}_cam{k + 2}'
+        name = f'{template}_cam{k + 2}'
         # In the ROS graph each extra camera is a sensor of its own, on cam<k>/image_raw.
-        out['tasks'][name] = {**copy.deepcopy(config['tasks'][EXTRA_CAMERA_MODEL]), 'model': EXTRA_CAMERA_MODEL,
+        out['tasks'][name] = {**copy.deepcopy(config['tasks'][template]), 'model': models[template],
                               'input_topic': f'cam{k + 2}/image_raw'}
-        models[name] = EXTRA_CAMERA_MODEL
+        models[name] = models[template]
     return out, models
 
 

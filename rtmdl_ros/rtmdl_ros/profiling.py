@@ -24,7 +24,7 @@ from .backends import create
 from .core.files import atomic_write
 from .core.taskset import _deep_merge, load_taskset, platform_for_device, taskset_from_dict
 from .data import lights, sounds
-from .models import export, zoo
+from .models import SOUND, export, zoo
 from .models.families import family
 
 CAMERA_W, CAMERA_H = 640, 480
@@ -32,12 +32,11 @@ CAMERA_W, CAMERA_H = 640, 480
 
 def sample_input(task: str, rng: np.random.Generator):
     """A raw sensor payload as the task node hands it over, and post-processing arguments."""
-    if task == 'audio':
+    fam = family(task)
+    if fam.input == SOUND:
         return sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), {}
     frame, _, _ = lights.render(rng, CAMERA_W, CAMERA_H)
-    if task == 'traffic_light':
-        return frame, {'frame_w': CAMERA_W, 'frame_h': CAMERA_H}
-    return frame, {}
+    return frame, ({'frame_w': CAMERA_W, 'frame_h': CAMERA_H} if fam.kind == 'detect' else {})
 
 
 def run_job(task: str, runner, payload, post_args) -> tuple[float, float, float]:
@@ -112,7 +111,7 @@ def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progres
     from .models.jobs import make_segments, sample_payload
     segments = make_segments(fam, backend, fam.labels, decode=lambda payload: (payload, None))
     rng = np.random.default_rng(seed)
-    payloads = [lights.render(rng, CAMERA_W, CAMERA_H)[0] for _ in range(8)] if fam.input == 'image' \
+    payloads = [lights.render(rng, CAMERA_W, CAMERA_H)[0] for _ in range(8)] if fam.input != SOUND \
         else [sample_payload(fam, rng) for _ in range(4)]
     variants = {}
     for v, spec in fam.variants.items():
@@ -138,17 +137,24 @@ def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progres
 
 
 def _absolute_model_paths(base: dict, config: str) -> dict:
-    """The config with user families' files made absolute: the written task set may live elsewhere."""
+    """The config with user families' and sensors' files made absolute: the written task set may live elsewhere."""
+    from .models.catalog import family_file
     out = copy.deepcopy(base)
     here = os.path.dirname(os.path.abspath(config))
     for spec in out['tasks'].values():
         model = spec.get('model')
+        if family_file(model, here):                      # a trained family's folder
+            spec['model'] = os.path.dirname(family_file(model, here))
         if isinstance(model, dict):
             if isinstance(model.get('labels_file'), str):
                 model['labels_file'] = os.path.join(here, model['labels_file'])
             for v in (model.get('variants') or {}).values():
                 if isinstance(v, dict) and isinstance(v.get('onnx'), str):
                     v['onnx'] = os.path.normpath(os.path.join(here, v['onnx']))
+    for params in (out.get('sensors') or {}).values():    # simulated sensors' files
+        src = params.get('source') if isinstance(params, dict) else None
+        if isinstance(src, str) and src != 'synthetic' and not os.path.isabs(src):
+            params['source'] = os.path.normpath(os.path.join(here, src))
     return out
 
 

@@ -22,19 +22,27 @@ def one_line_errors(func):
             return func(args)
         except (ZooError, DatasetError, BackendError, InputError, TasksetError, ValueError) as e:
             raise CommandError(str(e)) from None
+        except KeyError as e:                  # an unknown zoo family: its message, without quotes
+            raise CommandError(str(e.args[0]) if e.args else 'unknown name') from None
     return wrapper
 
 
 @one_line_errors
 def cmd_train(args) -> int:
+    """A zoo family (by name, or all), or a family for the user's labelled folder."""
     import torch
-
-    from .models import zoo
-    from .models.train import DEFAULT_EPOCHS, train
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    tasks = zoo.tasks() if args.task == 'all' else [args.task]
+    if os.path.isdir(args.what) or os.sep in args.what:
+        return _train_folder(args)
+    from .models import zoo
+    from .models.families import family
+    tasks = zoo.tasks() if args.what == 'all' else [args.what]
     for task in tasks:
-        epochs = args.epochs or DEFAULT_EPOCHS[task]
+        fam = family(task)                     # an unknown name: one line listing the zoo
+        if args.out or args.input or args.widths or args.depths or args.roi:
+            raise ValueError('--out, --input, --widths, --depths and --roi are for a labelled folder, not the zoo')
+        epochs = args.epochs or fam.epochs
+        from .models.train import train
         net, info = train(task, epochs, seed=args.seed, data_size=args.data_size, progress=not args.quiet,
                           data_root=args.data_root)
         command = f'rtmdl train {task} --epochs {epochs} --seed {args.seed}' + (
@@ -50,9 +58,51 @@ def cmd_train(args) -> int:
     return 0
 
 
-# The zoo's tasks, named here so that the CLI starts without importing the
-# model stack (scipy alone takes a second); test_zoo checks it against FAMILIES.
-TASKS = ('sign', 'traffic_light', 'audio')
+def _train_folder(args) -> int:
+    from .accuracy import measure
+    from .backends import create
+    from .models.jobs import limit_library_threads
+    from .models.user_train import train_family
+    if not args.out:
+        raise ValueError('rtmdl train FOLDER needs --out FAMILY_FOLDER (where family.yaml and the ONNX files go)')
+    if args.roi and not (0 <= args.roi[0] < args.roi[2] <= 1 and 0 <= args.roi[1] < args.roi[3] <= 1):
+        raise ValueError(f'--roi: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {args.roi}')
+    if args.data_root or args.data_size or args.zoo:
+        raise ValueError('--data-root, --data-size and --zoo are for the zoo\'s families, not a labelled folder')
+    command = ' '.join(['rtmdl train', args.what, '--out', args.out, '--seed', str(args.seed)]
+                       + (['--epochs', str(args.epochs)] if args.epochs else [])
+                       + (['--input', *map(str, args.input)] if args.input else [])
+                       + (['--widths', *map(str, args.widths)] if args.widths else [])
+                       + (['--depths', *map(str, args.depths)] if args.depths else [])
+                       + (['--roi', *map(str, args.roi)] if args.roi else []))
+    backend = create('onnxruntime', 'cpu')
+
+    def measure_here(fam, samples):
+        limit_library_threads()                # measured as the executor runs them
+        return measure(fam, samples, backend)
+    spec = train_family(args.what, args.out, measure_here, name=args.name, epochs=args.epochs,
+                        input_size=tuple(args.input) if args.input else None, widths=args.widths, depths=args.depths,
+                        seed=args.seed, progress=not args.quiet, command=command, roi=args.roi)
+    acc = [v['accuracy'] for v in spec['variants'].values()]
+    st = spec['trained']['storage']
+    print(f'{args.out}: {spec["trained"]["kind"]} family of {len(acc)} variants, {len(spec["labels"])} labels, '
+          f'{spec["accuracy_measured"]["metric"]} {min(acc):.3f}..{max(acc):.3f} on '
+          f'{spec["accuracy_measured"]["images"]} held-out images, {spec["trained"]["train_s"]:.0f} s; storage: '
+          f'shared {st["shared_checkpoint_bytes"] / 2**20:.2f} MB vs separate variants '
+          f'{st["separate_onnx_bytes"] / 2**20:.2f} MB', flush=True)
+    print(f'use it with  model: {os.path.abspath(args.out)}  (a task set path, or relative to the task set)')
+    return 0
+
+
+@one_line_errors
+def cmd_example_data(args) -> int:
+    from .data.rear_scenes import write_example_data
+    if not 10 <= args.scenes <= 100000:
+        raise ValueError(f'--scenes must be in 10..100000, got {args.scenes}')
+    paths = write_example_data(args.out, args.scenes, seed=args.seed)
+    print(f'wrote {args.scenes} rear-camera scenes: classification folder {paths["markings"]}, YOLO set '
+          f'{paths["obstacles"]}, camera replay {paths["stream"]}')
+    return 0
 
 
 @one_line_errors
@@ -60,6 +110,9 @@ def cmd_export(args) -> int:
     from tqdm import tqdm
 
     from .models import export, zoo
+    if args.task != 'all':
+        from .models.families import family
+        family(args.task)                      # an unknown name: one line listing the zoo
     tasks = zoo.tasks() if args.task == 'all' else [args.task]
     print(f'{"task":<14}{"variant":<10}{"metric":>8}{"params":>9}{"onnx KiB":>10}{"max |diff|":>12}')
     for task in tasks:
@@ -145,19 +198,36 @@ def _add_machine_args(p) -> None:
 
 
 def add_parsers(sub) -> None:
-    t = sub.add_parser('train', help='train a task\'s supernet (all variants) into the zoo')
-    t.add_argument('task', choices=[*TASKS, 'all'])
-    t.add_argument('--epochs', type=int, help='default: the shipped zoo\'s epochs per task')
+    t = sub.add_parser('train', help='train a weight-shared family: a zoo family, or one for your labelled folder')
+    t.add_argument('what', metavar='FAMILY_OR_FOLDER',
+                   help='a zoo family (or all), or a folder: one subfolder per class, or a YOLO set '
+                        '(images/, labels/, classes.txt)')
+    t.add_argument('--out', help='folder: where a labelled folder\'s family goes (family.yaml + ONNX variants)')
+    t.add_argument('--name', help='weight group of the family (default: the --out folder\'s name)')
+    t.add_argument('--input', type=int, nargs=2, metavar=('W', 'H'),
+                   help='network input size (default 32 32 for classifiers, 128 96 for detectors)')
+    t.add_argument('--widths', type=float, nargs='+', help='width multipliers (default 0.25 0.5 0.75 1)')
+    t.add_argument('--depths', type=int, nargs='+', help='blocks per stage (default 1 2 3)')
+    t.add_argument('--roi', type=float, nargs=4, metavar=('X0', 'Y0', 'X1', 'Y1'),
+                   help='the images are this crop of the camera frame (fractions); the family crops it at run time')
+    t.add_argument('--epochs', type=int, help='default: the shipped zoo\'s epochs per family, 12 / 20 for a folder')
     t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--data-size', type=int, help='training examples (default: the full synthetic split)')
+    t.add_argument('--data-size', type=int, help='zoo: training examples (default: the full synthetic split)')
     t.add_argument('--zoo', help='zoo folder (default: the package\'s shipped zoo)')
     t.add_argument('--threads', type=int, help='torch CPU threads (default: all cores)')
     t.add_argument('--quiet', action='store_true', help='no progress bar')
-    t.add_argument('--data-root', help='train on a real data set: GTSRB (sign) or UrbanSound8K (audio) folder')
+    t.add_argument('--data-root', help='zoo: train on a real data set: GTSRB (sign) or UrbanSound8K (audio) folder')
     t.set_defaults(func=cmd_train)
 
+    x = sub.add_parser('example-data', help='write the two-camera example\'s rear-camera data: a classification '
+                                            'folder, a YOLO set and frames to replay')
+    x.add_argument('--out', required=True, help='folder to write markings/, obstacles/ and stream/ into')
+    x.add_argument('--scenes', type=int, default=900, help='labelled scenes (default: %(default)s)')
+    x.add_argument('--seed', type=int, default=0)
+    x.set_defaults(func=cmd_example_data)
+
     e = sub.add_parser('export', help='export every variant to ONNX and check it against torch')
-    e.add_argument('task', nargs='?', default='all', choices=[*TASKS, 'all'])
+    e.add_argument('task', nargs='?', default='all', help='a zoo family, or all (default)')
     e.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
     e.add_argument('--out', help='ONNX root folder (default: the rtmdl_ros cache)')
     e.add_argument('--quiet', action='store_true')
@@ -177,7 +247,7 @@ def add_parsers(sub) -> None:
     v.add_argument('--loads', type=float, nargs='+', default=[0.0, 0.5, 1.0],
                    help='background CPU load levels, in cores (default: 0 0.5 1)')
     v.add_argument('--cameras', type=int, nargs='+', default=[0],
-                   help='extra 30 fps cameras running the traffic-light detector, per level (default: 0); '
+                   help='extra 30 fps cameras, each a copy of the most urgent zoo-detector task, per level (default: 0); '
                         'every --loads x --cameras pair is a level')
     v.add_argument('--policies', nargs='+', choices=('rtmdl', 'dm-nmc', 'dm-mc', 'um-nmc'),
                    default=['rtmdl', 'dm-nmc', 'dm-mc', 'um-nmc'])

@@ -8,7 +8,7 @@ from rtmdl_interfaces.msg import AudioChunk  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from rtmdl_ros.models.families import InputError  # noqa: E402
-from rtmdl_ros.nodes.conversions import audio_to_mono, bgr_to_image, image_to_bgr  # noqa: E402
+from rtmdl_ros.nodes.conversions import chunk_to_mono, bgr_to_image, image_to_bgr  # noqa: E402
 from rtmdl_ros.nodes.spin import float32_array  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -61,7 +61,7 @@ def test_audio_chunk_to_mono():
     stereo = np.stack([np.full(100, 0.5), np.full(100, -0.1)], axis=1).astype(np.float32)
     msg = AudioChunk(sample_rate=22050, channels=2)
     msg.samples = float32_array(stereo.reshape(-1))
-    x, rate = audio_to_mono(msg)
+    x, rate = chunk_to_mono(msg)
     assert rate == 22050 and x.shape == (100,)
     np.testing.assert_allclose(x, 0.2, atol=1e-6)
 
@@ -77,7 +77,7 @@ def test_bad_audio_chunks_are_rejected(rate, channels, samples, match):
     msg = AudioChunk(sample_rate=rate, channels=channels)
     msg.samples = float32_array(np.asarray(samples, np.float32))
     with pytest.raises(InputError, match=match):
-        audio_to_mono(msg)
+        chunk_to_mono(msg)
 
 
 @pytest.mark.parametrize('encoding', ['bgr8', 'rgb8', 'mono8'])
@@ -132,14 +132,14 @@ def test_serialized_checks_refuse_truncated_messages_and_nan_audio():
     from rclpy.serialization import serialize_message
     from rtmdl_interfaces.msg import AudioChunk
 
-    from rtmdl_ros.nodes.conversions import check_serialized_audio, check_serialized_image
+    from rtmdl_ros.nodes.conversions import check_serialized_chunk, check_serialized_image
     from rtmdl_ros.nodes.spin import float32_array
     pytest.importorskip('rclpy')
     with pytest.raises(InputError, match='declared'):
         check_serialized_image(_serialized_image()[1][:60])
     chunk = AudioChunk(sample_rate=16000, channels=1)
     chunk.samples = float32_array(np.ones(64))
-    check_serialized_audio(serialize_message(chunk))
+    check_serialized_chunk(serialize_message(chunk))
     chunk.samples = float32_array(np.full(64, np.nan))
     with pytest.raises(InputError, match='NaN'):
-        check_serialized_audio(serialize_message(chunk))
+        check_serialized_chunk(serialize_message(chunk))

@@ -72,7 +72,7 @@ def test_extra_cameras_copy_the_traffic_light_requirements():
                       'traffic_light_cam2': 'traffic_light', 'traffic_light_cam3': 'traffic_light'}
     cfg['tasks']['traffic_light_cam2']['period_ms'] = 1.0
     assert base['tasks']['traffic_light']['period_ms'] == 33.3          # copies, not aliases
-    with pytest.raises(ValueError, match='traffic_light'):
+    with pytest.raises(ValueError, match='zoo detector'):
         with_extra_cameras({'tasks': {'audio': {}}}, 1)
 
 

@@ -22,8 +22,10 @@ def test_f1tenth_graph_is_one_executor_three_task_nodes_and_two_sensors(tmp_path
     plan.write_text('rtmdl_executor: {ros__parameters: {tasks: {sign: {variant: w050_d2, priority: 1}}}}\n')
     specs = graph_specs(default_taskset_file(), str(plan))
     assert [s.executable for s in specs] == ['rtmdl_executor', 'camera_task_node', 'camera_task_node',
-                                             'audio_task_node', 'camera_source', 'microphone_source']
+                                             'sound_task_node', 'camera_source', 'microphone_source']
     assert specs[0].params_file == str(plan)
+    assert specs[3].params['window_s'] == 2.0                     # the clip the sound family reads
+    assert dict(specs[5].remaps) == {'sound': 'sound'}
     assert {s.params['task'] for s in specs[1:4]} == {'traffic_light', 'sign', 'audio'}
     args = specs[1].ros_args('car1')
     assert '__ns:=/car1' in args and 'task:=traffic_light' in ' '.join(args)
@@ -47,6 +49,30 @@ def test_an_unknown_model_names_the_task_and_key(tmp_path):
     raw = yaml.safe_load(open(default_taskset_file()))
     raw['tasks']['front_person'] = dict(raw['tasks']['sign'], model='yolo_people')
     with pytest.raises(TasksetError, match=r"tasks\.front_person\.model \('yolo_people'\)"):
+        graph_specs(_write(tmp_path, raw))
+
+
+def test_sensors_section_configures_the_simulated_sensor_of_a_topic(tmp_path):
+    raw = yaml.safe_load(open(default_taskset_file()))
+    raw['tasks']['sign']['input_topic'] = 'rear/image_raw'
+    (tmp_path / 'frames').mkdir()
+    raw['sensors'] = {'rear/image_raw': {'source': 'frames', 'fps': 10}}
+    specs = graph_specs(_write(tmp_path, raw))
+    rear = [s for s in specs if s.role == 'sensor' and dict(s.remaps).get('image_raw') == 'rear/image_raw']
+    assert len(rear) == 1 and rear[0].params['source'] == str(tmp_path / 'frames')
+    assert rear[0].params['fps'] == 10.0 and isinstance(rear[0].params['fps'], float)
+
+
+@pytest.mark.parametrize('sensors, message', [
+    ({'lidar/points': {'fps': 10}}, "sensors ['lidar/points']: no task reads these topics"),
+    ({'image_raw': {'zoom': 2}}, 'sensors.image_raw.zoom: unknown'),
+    ({'image_raw': {'fps': 'fast'}}, 'sensors.image_raw.fps: expected a float'),
+    ({'image_raw': 5}, 'sensors.image_raw: expected a mapping'),
+])
+def test_a_bad_sensors_section_is_named(tmp_path, sensors, message):
+    raw = yaml.safe_load(open(default_taskset_file()))
+    raw['sensors'] = sensors
+    with pytest.raises(TasksetError, match=re.escape(message)):
         graph_specs(_write(tmp_path, raw))
 
 

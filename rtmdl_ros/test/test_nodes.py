@@ -42,7 +42,7 @@ class Probe(Node):
         self.results = {'traffic_light': [], 'sign': [], 'audio': []}
         self.status = None
         self.camera = self.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
-        self.mic = self.create_publisher(AudioChunk, 'audio', qos_profile_sensor_data)
+        self.mic = self.create_publisher(AudioChunk, 'sound', qos_profile_sensor_data)
         self.create_subscription(DetectionArray, 'detections/traffic_light', self._keep('traffic_light'), 50)
         self.create_subscription(Classification, 'classifications/sign', self._keep('sign'), 50)
         self.create_subscription(Classification, 'classifications/audio', self._keep('audio'), 50)
@@ -282,9 +282,9 @@ FLOOD = textwrap.dedent('''
         time.sleep(max(0.0, 1.0 / rate - 0.0005))
     print(k)
 ''')
-TASK_NODE = ('from rtmdl_ros.nodes.task_nodes import traffic_light_main; import sys; '
-             'sys.argv = ["traffic_light_node", "--ros-args", "-p", "input_topic:=image_flood", '
-             '"-r", "__node:=flooded_traffic_light_node"]; traffic_light_main()')
+TASK_NODE = ('from rtmdl_ros.nodes.task_nodes import camera_task_main; import sys; '
+             'sys.argv = ["camera_task_node", "--ros-args", "-p", "task:=traffic_light", "-p", '
+             '"input_topic:=image_flood", "-r", "__node:=flooded_traffic_light_node"]; camera_task_main()')
 
 
 def _rss_mb(pid):
@@ -379,8 +379,11 @@ def _serialized_frame(stamp_ns):
 
 
 def test_task_node_releases_on_arrival_at_most_once_per_gap(graph):
-    from rtmdl_ros.nodes.task_nodes import SignNode, TrafficLightNode
-    lights, signs = TrafficLightNode(), SignNode()        # not spun: inputs are handed in directly
+    from rclpy.parameter import Parameter as P
+
+    from rtmdl_ros.nodes.task_nodes import CameraTaskNode
+    # Not spun: inputs are handed in directly.
+    lights, signs = (CameraTaskNode(parameter_overrides=[P('task', value=t)]) for t in ('traffic_light', 'sign'))
     try:
         assert wait_for(lights.executor_active) and wait_for(signs.executor_active)
         t0 = time.time_ns()

@@ -204,8 +204,8 @@ def test_a_topic_read_as_two_message_types_is_refused(user_taskset):
     d, raw, _ = user_taskset
     bad = yaml.safe_load(yaml.safe_dump(raw))
     bad['tasks']['audio']['input_topic'] = 'rear/image_raw'
-    with pytest.raises(TasksetError, match=r"tasks\.\w+ reads (image|audio) from 'rear/image_raw', which task "
-                                           r"'\w+' reads as (audio|image)"):
+    with pytest.raises(TasksetError, match=r"tasks\.\w+ reads (image|sound) from 'rear/image_raw', which task "
+                                           r"'\w+' reads as (sound|image)"):
         graph_specs(_write(d, bad))
 
 
@@ -244,7 +244,7 @@ def test_rtmdl_accuracy_measures_top1_and_writes_it_back(user_taskset, tmp_path)
         (tmp_path / 'data' / label).mkdir(parents=True)
         for k in range(3):
             cv2.imwrite(str(tmp_path / 'data' / label / f'{k}.png'), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    measured, metric, n = accuracy(config, 'rear_stop_line', str(tmp_path / 'data'))
+    measured, metric, n, _ = accuracy(config, 'rear_stop_line', str(tmp_path / 'data'))
     assert metric == 'top-1' and n == 9 and set(measured) == {'w4', 'w8'}
     assert all(v in {k / 9 for k in range(10)} for v in measured.values())
     model = read_yaml(config, 'task set')['tasks']['rear_stop_line']['model']
@@ -265,7 +265,7 @@ def test_rtmdl_accuracy_measures_map_on_a_yolo_set(user_taskset, tmp_path):
     for k in range(3):
         cv2.imwrite(str(tmp_path / 'yolo' / 'images' / f'{k}.jpg'), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
         (tmp_path / 'yolo' / 'labels' / f'{k}.txt').write_text('0 0.5 0.5 0.2 0.3\n1 0.2 0.2 0.1 0.1\n')
-    measured, metric, n = accuracy(config, 'rear_person', str(tmp_path / 'yolo'))
+    measured, metric, n, _ = accuracy(config, 'rear_person', str(tmp_path / 'yolo'))
     assert metric == 'mAP@0.5' and n == 3 and all(0.0 <= v <= 1.0 for v in measured.values())
 
 

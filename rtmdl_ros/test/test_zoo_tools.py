@@ -37,7 +37,9 @@ def test_one_epoch_training_smoke_run_saves_a_loadable_checkpoint(tmp_path, task
 
 def test_train_cli_rejects_unknown_task_and_bad_data_root(tmp_path):
     res = rtmdl('train', 'lidar')
-    assert res.returncode == 2 and 'invalid choice' in res.stderr
+    assert res.returncode == 2 and "unknown task 'lidar'" in res.stderr and 'Traceback' not in res.stderr
+    res = rtmdl('train', tmp_path / 'nowhere' / 'data', '--out', tmp_path / 'fam')
+    assert res.returncode == 2 and 'no such folder' in res.stderr and 'Traceback' not in res.stderr
     res = rtmdl('train', 'sign', '--epochs', '1', '--data-root', tmp_path, '--zoo', tmp_path / 'zoo', '--quiet')
     assert res.returncode == 2, res.stderr
     assert 'GTSRB' in res.stderr and 'Traceback' not in res.stderr

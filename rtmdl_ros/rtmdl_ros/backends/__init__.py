@@ -1,6 +1,6 @@
 """Inference backends: run a zoo variant on a device, one lane at a time.
 
-    runner = create('onnxruntime', 'cpu').runner('sign', 'w050_d2', lane=0)
+    runner = create('onnxruntime', 'cpu').runner(FAMILY, 'w050_d2', lane=0)   # a zoo family's variant
     logits = runner(x)            # float32 numpy in, numpy out
 
 'onnxruntime' runs the exported variant files (one session per variant and

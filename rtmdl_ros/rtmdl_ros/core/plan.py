@@ -3,7 +3,7 @@
     rtmdl_executor:
       ros__parameters:
         tasks:
-          traffic_light: {variant: w100_d3, priority: 0}
+          front_detector: {variant: w100_d3, priority: 0}
 
 The executor node loads it with `--ros-args --params-file PLAN.yaml` (or the
 launch file's plan_file argument). Priorities are distinct integers, 0 = most

@@ -6,7 +6,7 @@ phase (bunched releases, empty periods, frames superseding each other). The
 gate admits an input when its source stamp is at least `min_gap_ms` after the
 stamp of the last admitted one, so
 
-  * a task slower than its sensor is decimated (sign at 15 Hz takes every
+  * a task slower than its sensor is decimated (a 15 Hz task takes every
     other frame of a 30 fps camera when min_gap_ms is 60),
   * releases are never closer than min_gap_ms by stamp, which is the
     minimum inter-arrival the analysis assumes, whatever the sensor does,

@@ -18,7 +18,7 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
         release_path_ms: [1.9, 2.4]  # source stamp -> executor receipt (measured; default 0)
         compressed_variant: w050   # optional, used by the dm-mc baseline
         variants:
-          VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: signs,
+          VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: g1,
                   pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4}
 
 Each *_ms is a number or a list of measured samples (milliseconds). Unknown

@@ -1,5 +1,11 @@
 """Model zoo: supernets, training, export, profiling (torch is imported by the submodules that need it)."""
 
 
+# What a task consumes (a task set's `input:`, a family's .input): camera frames
+# (sensor_msgs/Image) or microphone sound (rtmdl_interfaces/AudioChunk).
+IMAGE, SOUND = 'image', 'sound'
+INPUT_KINDS = (IMAGE, SOUND)
+
+
 class InputError(ValueError):
     """A frame or audio chunk a task cannot use; the message says why."""

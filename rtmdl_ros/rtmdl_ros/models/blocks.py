@@ -134,7 +134,7 @@ class LogMelPre:
     def from_spec(cls, spec, where: str) -> 'LogMelPre':
         spec = spec.get('logmel') if isinstance(spec, dict) else None
         if not isinstance(spec, dict):
-            raise ValueError(f'{where}: an audio pre-processing is logmel: {{sample_rate, clip_s, n_mels, n_fft, hop}}')
+            raise ValueError(f'{where}: a sound pre-processing is logmel: {{sample_rate, clip_s, n_mels, n_fft, hop}}')
         _check_keys(spec, set(cls.__dataclass_fields__), f'{where}.logmel')
         out = cls(**{k: type(getattr(cls, k))(v) for k, v in spec.items()})
         if not (4000 <= out.sample_rate <= 192000 and 0 < out.clip_s <= 30 and out.n_mels > 0 and out.hop > 0

@@ -2,9 +2,10 @@
 
 A task's `model:` is either the name of a built-in family of the zoo (default:
 the task's own name), so several tasks can run one family (the same detector
-on a second camera shares its weights and its profile), or a mapping that
+on a second camera shares its weights and its profile), a mapping that
 declares a user family: ONNX variant files with declared pre- and
-post-processing (models/user_family.py).
+post-processing (models/user_family.py), or the folder of a family that
+`rtmdl train` made (its family.yaml holds that mapping; relative to the task set).
 """
 from __future__ import annotations
 
@@ -23,6 +24,28 @@ def task_models(raw: dict) -> dict[str, str]:
     return out
 
 
+FAMILY_FILE = 'family.yaml'
+
+
+def family_file(model, base_dir: str) -> str | None:
+    """The family.yaml a `model:` string names (a folder, relative to base_dir), else None."""
+    from .families import FAMILIES
+    if not isinstance(model, str) or model in FAMILIES:
+        return None
+    folder = os.path.normpath(os.path.join(base_dir, os.path.expanduser(model)))
+    path = os.path.join(folder, FAMILY_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def read_family_file(task: str, path: str, where: str):
+    """The user family a trained family's folder holds (paths in it are relative to it)."""
+    from .user_family import user_family
+    spec = read_yaml(path, 'family')
+    if not isinstance(spec, dict):
+        raise TasksetError(f'{where}: {path} is not a family mapping')
+    return user_family(task, spec, os.path.dirname(path), f'family {path}')
+
+
 def task_families(raw: dict, path: str, what: str = 'task set') -> dict:
     """Task -> its family (models.families.Family or models.user_family.UserFamily)."""
     from .families import FAMILIES
@@ -33,13 +56,15 @@ def task_families(raw: dict, path: str, what: str = 'task set') -> dict:
         model = spec.get('model', name) if isinstance(spec, dict) else name
         if isinstance(model, dict):
             out[str(name)] = user_family(str(name), model, base_dir, f'{what} {path}: tasks.{name}.model')
+        elif family_file(model, base_dir):
+            out[str(name)] = read_family_file(str(name), family_file(model, base_dir), f'{what} {path}: tasks.{name}.model')
         elif isinstance(model, str) and model in FAMILIES:
             out[str(name)] = FAMILIES[model]
         else:
             unknown.append(f'tasks.{name}' + ('.model' if model != name else '') + f' ({model!r})')
     if unknown:
-        raise TasksetError(f'{what} {path}: no model family for {", ".join(unknown)}; the zoo has {sorted(FAMILIES)} '
-                           '(or declare one: docs/byom.md)')
+        raise TasksetError(f'{what} {path}: no model family for {", ".join(unknown)}; the zoo has {sorted(FAMILIES)}, '
+                           f'or name a folder holding {FAMILY_FILE} (rtmdl train), or declare one (docs/byom.md)')
     return out
 
 
@@ -79,11 +104,13 @@ def zoo_variants(model: str, zoo_dir: str | None) -> tuple[dict, tuple[str, ...]
     return variants, labels
 
 
-def accuracy_sources(raw: dict) -> dict[str, str]:
+def accuracy_sources(raw: dict, base_dir: str = '.') -> dict[str, str]:
     """Task -> where its variants' accuracies come from, for the plan's header."""
     out = {}
     for name, spec in raw['tasks'].items():
         model = spec.get('model', name) if isinstance(spec, dict) else name
+        if family_file(model, base_dir):
+            model = read_yaml(family_file(model, base_dir), 'family')
         if isinstance(model, dict):
             m = model.get('accuracy_measured')
             out[name] = (f'measured ({m.get("metric")} on {m.get("images")} images of {m.get("data")})'

@@ -14,8 +14,8 @@ import cv2
 import librosa
 import numpy as np
 
-from ..data import lights, signs, sounds
-from . import InputError, detection  # noqa: F401  (InputError is re-exported)
+from ..data import DatasetError, drive, gtsrb, lights, signs, sounds, urbansound
+from . import IMAGE, SOUND, InputError, detection  # noqa: F401  (InputError is re-exported)
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,15 @@ class Family:
     arch: dict                      # SuperNet keyword arguments (without outputs/head)
     preprocess: Callable[..., np.ndarray]
     postprocess: Callable[..., object]
-    input: str = 'image'            # what the task consumes: 'image' (camera) or 'audio' (microphone)
+    input: str = IMAGE              # what the task consumes: IMAGE (camera) or SOUND (microphone)
     uses_roi: bool = False          # pre-processing crops a region of interest of the frame
+    default_roi: tuple = (0.0, 0.0, 1.0, 1.0)   # where that region is unless tasks.<name>.roi says
+    window_s: float = 0.0           # SOUND: seconds of sound one job carries
+    # Training (models/train.py): data(split, seed, size, data_root) -> {'x', 'y', 'truths', 'labels'},
+    # the shipped zoo's epochs, and whether a mirrored input is a valid example.
+    data: Callable[..., dict] | None = None
+    epochs: int = 10
+    mirror: bool = False
 
     @property
     def outputs(self) -> int:
@@ -112,19 +119,53 @@ def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.
     return logmel[None, None].astype(np.float32)
 
 
+# --------------------------------------------------------------------------- training data
+
+def _nchw(images: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+
+def sign_data(split: str, seed: int = 0, size: int | None = None, data_root: str | None = None) -> dict:
+    """Sign crops: the synthetic set, or GTSRB under data_root (its 43 classes)."""
+    d = gtsrb.load(data_root, split) if data_root else signs.load_split(split, seed, size)
+    return {'x': _nchw(d['images']), 'y': d['labels'], 'truths': None,
+            'labels': gtsrb.NAMES if data_root else signs.CLASSES}
+
+
+def light_data(split: str, seed: int = 0, size: int | None = None, data_root: str | None = None) -> dict:
+    """Synthetic traffic-light scenes with grid targets and the boxes for mAP."""
+    if data_root is not None:
+        raise DatasetError('traffic_light: no real data set loader; train on the synthetic scenes')
+    d = lights.load_split(split, seed, size)
+    gh, gw = lights.INPUT_H // detection.STRIDE, lights.INPUT_W // detection.STRIDE
+    targets = np.stack([detection.encode(b, s, gh, gw, len(lights.STATES)) for b, s in zip(d['boxes'], d['states'])])
+    truths = [(b[s >= 0], s[s >= 0]) for b, s in zip(d['boxes'], d['states'])]
+    return {'x': _nchw(d['images']), 'y': targets, 'truths': truths, 'labels': lights.STATES}
+
+
+def sound_data(split: str, seed: int = 0, size: int | None = None, data_root: str | None = None) -> dict:
+    """Log-mel features of synthetic urban sounds, or of UrbanSound8K under data_root."""
+    d = urbansound.load(data_root, split) if data_root else sounds.load_split(split, seed, size)
+    feats = np.concatenate([audio_pre(a) for a in d['audio']]) if len(d['audio']) else \
+        np.zeros((0, 1, N_MELS, AUDIO_FRAMES), np.float32)
+    return {'x': feats, 'y': d['labels'], 'truths': None, 'labels': sounds.CLASSES}
+
+
 FAMILIES: dict[str, Family] = {
     'sign': Family(
         task='sign', kind='classify', labels=signs.CLASSES, input_shape=(3, signs.SIZE, signs.SIZE),
         arch=dict(in_channels=3, stem=16, stages=[(24, 2), (48, 2), (64, 2)]),
-        preprocess=sign_pre, postprocess=classify_post, uses_roi=True),
+        preprocess=sign_pre, postprocess=classify_post, uses_roi=True,
+        default_roi=drive.SIGN_ROI, data=sign_data, epochs=12),
     'traffic_light': Family(
         task='traffic_light', kind='detect', labels=lights.STATES, input_shape=(3, lights.INPUT_H, lights.INPUT_W),
         arch=dict(in_channels=3, stem=16, stem_stride=2, stages=[(32, 2), (48, 2), (64, 1)]),
-        preprocess=light_pre, postprocess=light_post),
+        preprocess=light_pre, postprocess=light_post, data=light_data, epochs=20, mirror=True),
     'audio': Family(
         task='audio', kind='classify', labels=sounds.CLASSES, input_shape=(1, N_MELS, AUDIO_FRAMES),
         arch=dict(in_channels=1, stem=16, stem_kernel=5, stem_stride=2, stages=[(24, 2), (48, 2), (64, 2)]),
-        preprocess=audio_pre, postprocess=classify_post, input='audio'),
+        preprocess=audio_pre, postprocess=classify_post, input=SOUND,
+        window_s=sounds.CLIP_S, data=sound_data, epochs=15),
 }
 
 

@@ -1,7 +1,7 @@
 """How one job of a task runs: the three segments the runtime schedules.
 
 A job's payload is whatever the caller's `decode` turns into (data, meta):
-data is a bgr frame (camera tasks) or (mono samples, sample rate) for audio,
+data is a bgr frame (camera tasks) or (mono samples, sample rate) for sound,
 meta travels with the job to its Result (the ROS shell keeps the source
 header there). Decoding runs inside the pre-processing segment, at the job's
 priority, so a malformed message fails as that job's pre-processing and is
@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.runtime import Segments
+from . import SOUND
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any],
 
     def pre(message, variant: str):
         data, meta = decode(message)
-        if fam.input == 'audio':
+        if fam.input == SOUND:
             samples, rate = data
             return fam.preprocess(samples, rate), None, meta
         if fam.uses_roi:
@@ -63,7 +64,7 @@ def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any],
 def _user_segments(fam, backend, labels, decode) -> Segments:
     def pre(message, variant: str):
         data, meta = decode(message)
-        x, place = fam.pre(*data) if fam.input == 'audio' else fam.pre(data)
+        x, place = fam.pre(*data) if fam.input == SOUND else fam.pre(data)
         return x, place, meta
 
     def infer(variant: str, lane: int, prepared):
@@ -81,7 +82,7 @@ def _user_segments(fam, backend, labels, decode) -> Segments:
 
 def sample_payload(fam, rng: np.random.Generator):
     """A decoded input of the family's kind: a 640x480 frame or 2 s of audio at its rate."""
-    if fam.input == 'audio':
+    if fam.input == SOUND:
         rate = getattr(getattr(fam, 'pre', None), 'sample_rate', 16000)
         return rng.normal(0, 0.1, 2 * rate).astype(np.float32), rate
     return np.zeros((480, 640, 3), np.uint8)

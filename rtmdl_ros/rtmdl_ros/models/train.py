@@ -19,14 +19,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..data import DatasetError, gtsrb, lights, signs, sounds, urbansound
 from . import detection
-from .families import Family, audio_pre, family
+from .families import Family, family
 from .supernet import SlimConv, SuperNet
-
-
-# Epochs of the shipped zoo (sized for a 2-core CPU: minutes per task).
-DEFAULT_EPOCHS = {'sign': 12, 'traffic_light': 20, 'audio': 15}
 
 
 @dataclass
@@ -43,37 +38,21 @@ class Split:
         return x.float() * (2.0 / 255.0) - 1.0 if x.dtype == torch.uint8 else x
 
 
+def as_split(d: dict) -> Split:
+    return Split(torch.from_numpy(np.ascontiguousarray(d['x'])), torch.from_numpy(np.ascontiguousarray(d['y'])),
+                 d.get('truths'))
+
+
 def load_data(fam: Family, split: str, seed: int = 0, size: int | None = None,
               data_root: str | None = None) -> Split:
-    """A split of the family's data set as network inputs and targets: the
+    """A split of a built-in family's data set as network inputs and targets: the
     synthetic one, or the real one under data_root (GTSRB, UrbanSound8K)."""
-    if data_root is not None and fam.task == 'traffic_light':
-        raise DatasetError('traffic_light: no real data set loader; train on the synthetic scenes')
-    if fam.task == 'sign':
-        d = gtsrb.load(data_root, split) if data_root else signs.load_split(split, seed, size)
-        return Split(torch.from_numpy(d['images']).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(d['labels']))
-    if fam.task == 'traffic_light':
-        d = lights.load_split(split, seed, size)
-        gh, gw = lights.INPUT_H // detection.STRIDE, lights.INPUT_W // detection.STRIDE
-        targets = np.stack([detection.encode(b, s, gh, gw, len(fam.labels)) for b, s in zip(d['boxes'], d['states'])])
-        truths = [(b[s >= 0], s[s >= 0]) for b, s in zip(d['boxes'], d['states'])]
-        return Split(torch.from_numpy(d['images']).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(targets), truths)
-    if fam.task == 'audio':
-        d = urbansound.load(data_root, split) if data_root else sounds.load_split(split, seed, size)
-        feats = np.concatenate([audio_pre(a) for a in d['audio']]) if len(d['audio']) else \
-            np.zeros((0, *fam.input_shape), np.float32)
-        return Split(torch.from_numpy(feats), torch.from_numpy(d['labels']))
-    raise KeyError(fam.task)
+    return as_split(fam.data(split, seed, size, data_root))
 
 
-def labels_for(fam: Family, data_root: str | None) -> tuple[str, ...]:
-    return gtsrb.NAMES if fam.task == 'sign' and data_root else fam.labels
-
-
-def build(fam: Family, labels: tuple[str, ...] | None = None) -> SuperNet:
-    n = len(labels or fam.labels)
-    outputs = n if fam.kind == 'classify' else detection.outputs(n)
-    return SuperNet(**fam.arch, outputs=outputs, head='classify' if fam.kind == 'classify' else 'grid')
+def build(arch: dict, kind: str, n_labels: int, variants=None) -> SuperNet:
+    outputs = n_labels if kind == 'classify' else detection.outputs(n_labels)
+    return SuperNet(**arch, outputs=outputs, head='classify' if kind == 'classify' else 'grid', variants=variants)
 
 
 def detection_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -116,7 +95,7 @@ def recalibrate_bn(net: SuperNet, data: Split, batches: int = 20, batch_size: in
     net.eval()
 
 
-def evaluate(net: SuperNet, fam: Family, data: Split, variant: str, batch_size: int = 128) -> float:
+def evaluate(net: SuperNet, kind: str, data: Split, variant: str, batch_size: int = 128) -> float:
     """Accuracy (classifiers) or mAP@0.5 (detector) of one variant."""
     net.eval()
     outs = []
@@ -124,43 +103,38 @@ def evaluate(net: SuperNet, fam: Family, data: Split, variant: str, batch_size: 
         for k in range(0, len(data), batch_size):
             outs.append(net(data.inputs(slice(k, k + batch_size)), variant))
     out = torch.cat(outs).numpy() if outs else np.zeros((0,))
-    if fam.kind == 'classify':
+    if kind == 'classify':
         return float((out.argmax(axis=1) == data.y.numpy()).mean()) if len(out) else 0.0
     preds = [detection.decode(o, score_threshold=0.05) for o in out]
     return detection.mean_average_precision(preds, data.truths, (out.shape[1] - detection.BOX_CHANNELS))
 
 
-def train(task: str, epochs: int, seed: int = 0, batch_size: int = 64, lr: float = 3e-3,
-          data_size: int | None = None, progress: bool = True,
-          data_root: str | None = None) -> tuple[SuperNet, dict]:
-    """Train one family's supernet; returns it with per-variant test metrics."""
-    fam = family(task)
-    torch.manual_seed(seed)
+def fit(net: SuperNet, kind: str, train_set: Split, epochs: int, seed: int = 0, batch_size: int = 64,
+        lr: float = 3e-3, mirror: bool = False, progress: bool = True, desc: str = 'train') -> float:
+    """Train every variant of `net` together (sandwich rule); returns seconds taken.
+    The caller seeds torch (before building `net`); `seed` drives the variant draws."""
     rng = random.Random(seed)
-    train_set = load_data(fam, 'train', 0, data_size, data_root)
-    test_set = load_data(fam, 'test', 0, None if data_size is None else max(16, data_size // 4), data_root)
-    labels = labels_for(fam, data_root)
-    net = build(fam, labels)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(train_set) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
     start = time.monotonic()
-    bar = tqdm(total=steps, desc=f'train {task}', unit='step', disable=not progress)
+    bar = tqdm(total=steps, desc=desc, unit='step', disable=not progress)
     for _ in range(epochs):
         net.train()
         order = torch.randperm(len(train_set))
         for k in range(0, len(order), batch_size):
             idx = order[k:k + batch_size]
             x, y = train_set.inputs(idx), train_set.y[idx]
-            if fam.task == 'traffic_light' and rng.random() < 0.5:    # mirror the scene
+            if mirror and rng.random() < 0.5:
                 x = x.flip(3)
-                y = y.flip(3).clone()
-                y[:, 1] = torch.where(y[:, 0] > 0.5, 1.0 - y[:, 1], y[:, 1])
+                if kind == 'detect':                    # mirror the grid and the centres within cells
+                    y = y.flip(3).clone()
+                    y[:, 1] = torch.where(y[:, 0] > 0.5, 1.0 - y[:, 1], y[:, 1])
             opt.zero_grad(set_to_none=True)
             teacher = None
             for v in _step_variants(net, rng):
                 out = net(x, v)
-                if fam.kind == 'detect':
+                if kind == 'detect':
                     loss = detection_loss(out, y)
                 elif teacher is None:
                     loss = F.cross_entropy(out, y, label_smoothing=0.1)
@@ -174,7 +148,22 @@ def train(task: str, epochs: int, seed: int = 0, batch_size: int = 64, lr: float
             bar.set_postfix(loss=f'{loss.item():.3f}')
     bar.close()
     recalibrate_bn(net, train_set)
-    metrics = {s.name: evaluate(net, fam, test_set, s.name) for s in net.variants}
-    return net, {'test_metric': metrics, 'train_s': time.monotonic() - start, 'labels': list(labels),
+    return time.monotonic() - start
+
+
+def train(task: str, epochs: int, seed: int = 0, batch_size: int = 64, lr: float = 3e-3,
+          data_size: int | None = None, progress: bool = True,
+          data_root: str | None = None) -> tuple[SuperNet, dict]:
+    """Train one built-in family's supernet; returns it with per-variant test metrics."""
+    fam = family(task)
+    torch.manual_seed(seed)
+    raw_train = fam.data('train', 0, data_size, data_root)
+    train_set = as_split(raw_train)
+    test_set = load_data(fam, 'test', 0, None if data_size is None else max(16, data_size // 4), data_root)
+    labels = tuple(raw_train['labels'])
+    net = build(fam.arch, fam.kind, len(labels))
+    train_s = fit(net, fam.kind, train_set, epochs, seed, batch_size, lr, fam.mirror, progress, f'train {task}')
+    metrics = {s.name: evaluate(net, fam.kind, test_set, s.name) for s in net.variants}
+    return net, {'test_metric': metrics, 'train_s': train_s, 'labels': list(labels),
                  'data': data_root or 'synthetic',
                  'metric': 'accuracy' if fam.kind == 'classify' else 'mAP@0.5'}

@@ -2,7 +2,7 @@
 declared pre- and post-processing blocks (models/blocks.py).
 
     model:
-      input: image                      # or audio
+      input: image                      # or sound (AudioChunk)
       labels: [person, bicycle]         # or labels_file: labels.txt (one per line)
       weight_group: person              # optional: the variants share weights (stored once)
       variants:
@@ -22,15 +22,17 @@ import os
 from dataclasses import dataclass, field
 
 from ..core.taskset import TasksetError
+from . import IMAGE, INPUT_KINDS, SOUND
 from .blocks import ImagePre, LogMelPre, Post
 
-KEYS = {'input', 'labels', 'labels_file', 'weight_group', 'variants', 'pre', 'post', 'accuracy_measured'}
+KEYS = {'input', 'labels', 'labels_file', 'weight_group', 'variants', 'pre', 'post', 'accuracy_measured',
+        'trained'}      # trained: how `rtmdl train` made the family (informational)
 
 
 @dataclass(frozen=True)
 class UserFamily:
     task: str
-    input: str                       # 'image' or 'audio'
+    input: str                       # IMAGE or SOUND
     labels: tuple[str, ...]
     pre: ImagePre | LogMelPre
     post: Post
@@ -42,6 +44,11 @@ class UserFamily:
     @property
     def kind(self) -> str:
         return self.post.kind
+
+    @property
+    def window_s(self) -> float:
+        """SOUND: seconds of sound one job carries (the clip the log-mel front end reads)."""
+        return getattr(self.pre, 'clip_s', 0.0)
 
 
 def _onnx_shapes(path: str, where: str) -> tuple[list, list]:
@@ -89,17 +96,17 @@ def user_family(task: str, spec: dict, base_dir: str, where: str) -> UserFamily:
     unknown = sorted(set(spec) - KEYS)
     if unknown:
         raise TasksetError(f'{where}: unknown keys {unknown}; known: {sorted(KEYS)}')
-    kind = spec.get('input', 'image')
-    if kind not in ('image', 'audio'):
-        raise TasksetError(f"{where}.input: must be 'image' or 'audio', got {kind!r}")
+    kind = spec.get('input', IMAGE)
+    if kind not in INPUT_KINDS:
+        raise TasksetError(f"{where}.input: must be one of {list(INPUT_KINDS)}, got {kind!r}")
     labels = _labels(spec, base_dir, where)
     try:
-        pre = (ImagePre if kind == 'image' else LogMelPre).from_spec(spec.get('pre'), f'{where}.pre')
+        pre = (ImagePre if kind == IMAGE else LogMelPre).from_spec(spec.get('pre'), f'{where}.pre')
         post = Post.from_spec(spec.get('post'), f'{where}.post')
     except ValueError as e:
         raise TasksetError(str(e)) from None
-    if kind == 'audio' and post.kind == 'detect':
-        raise TasksetError(f'{where}.post.format: an audio model is a classifier, got {post.format!r}')
+    if kind == SOUND and post.kind == 'detect':
+        raise TasksetError(f'{where}.post.format: a sound model is a classifier, got {post.format!r}')
     variants_spec = spec.get('variants')
     if not isinstance(variants_spec, dict) or not variants_spec:
         raise TasksetError(f'{where}.variants: expected a mapping name -> {{onnx: FILE, accuracy: A}}')

@@ -72,24 +72,24 @@ def bgr_to_image(img: np.ndarray, msg_type, header=None, encoding: str = 'bgr8')
     return msg
 
 
-def check_audio_fields(rate: int, ch: int, x: np.ndarray) -> None:
+def check_chunk_fields(rate: int, ch: int, x: np.ndarray) -> None:
     if ch < 1:
-        raise InputError(f'audio chunk with {ch} channels')
+        raise InputError(f'AudioChunk with {ch} channels')
     if not 4000 <= rate <= 192000:
-        raise InputError(f'audio sample rate {rate} Hz is out of range (4000..192000)')
+        raise InputError(f'AudioChunk sample rate {rate} Hz is out of range (4000..192000)')
     if x.size == 0:
-        raise InputError('empty audio chunk')
+        raise InputError('empty AudioChunk')
     if x.size % ch:
         raise InputError(f'{x.size} samples do not divide into {ch} channels')
     if not np.all(np.isfinite(x)):
-        raise InputError('audio chunk holds NaN or infinite samples')
+        raise InputError('AudioChunk holds NaN or infinite samples')
 
 
-def audio_to_mono(msg) -> tuple[np.ndarray, int]:
+def chunk_to_mono(msg) -> tuple[np.ndarray, int]:
     """(mono float32 samples, sample rate) of an AudioChunk; channels are averaged."""
     rate, ch = int(msg.sample_rate), int(msg.channels)
     x = np.asarray(msg.samples, dtype=np.float32)
-    check_audio_fields(rate, ch, x)
+    check_chunk_fields(rate, ch, x)
     if ch > 1:
         x = x.reshape(-1, ch).mean(axis=1)
     return x, rate
@@ -148,16 +148,16 @@ def check_serialized_image(raw: bytes) -> None:
     check_image_fields(height, width, encoding, step, size)
 
 
-def check_serialized_audio(raw: bytes) -> None:
-    """The checks of audio_to_mono on a serialized AudioChunk (NaN included), without decoding it."""
+def check_serialized_chunk(raw: bytes) -> None:
+    """The checks of chunk_to_mono on a serialized AudioChunk (NaN included), without decoding it."""
     r = _Cdr(raw)
     r.skip_header()
     rate, ch = r.u32(), r.u8()
     n = r.u32()
     if r.pos + 4 * n > len(r.buf):
-        raise InputError(f'{n} audio samples declared, {(len(r.buf) - r.pos) // 4} present')
+        raise InputError(f'{n} AudioChunk samples declared, {(len(r.buf) - r.pos) // 4} present')
     dtype = np.dtype(np.float32).newbyteorder(r.order)
-    check_audio_fields(int(rate), int(ch), np.frombuffer(r.buf, dtype, count=n, offset=r.pos))
+    check_chunk_fields(int(rate), int(ch), np.frombuffer(r.buf, dtype, count=n, offset=r.pos))
 
 
 def stamp_of_serialized(raw: bytes) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """rtmdl_executor: hosts the variant pool and the RT-mDL scheduler (a lifecycle node).
 
-Subscribes:  jobs/<task>                 sensor_msgs/Image (camera tasks) or AudioChunk (audio), while active
+Subscribes:  jobs/<task>                 sensor_msgs/Image (camera tasks) or AudioChunk (sound tasks), while active
              jobs/<task>/timing          rtmdl_interfaces/JobTiming (task node times, for the trace)
 Publishes:   detections/<task>           rtmdl_interfaces/DetectionArray  (detector tasks)
              classifications/<task>      rtmdl_interfaces/Classification  (classifier tasks)
@@ -14,7 +14,7 @@ Lifecycle:   configure loads and warms every variant on every lane; activate sta
 Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes, realtime_priority,
              reserve_cores, autostart (read-only), window_s, status_period_s, and per task
              tasks.<name>.{variant, priority, deadline_ms, period_ms} (+ tasks.<name>.roi for a
-             task whose model crops a region, e.g. the sign classifier). A change
+             task whose model crops a region of the frame). A change
              is checked as a whole (unknown variant, deadline > period, priority clash, out of
              range) and either applied from the task's next job or rejected with the reason.
 """
@@ -45,18 +45,16 @@ from ..core.scheduling import TaskParams
 from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, apply_change, initial_settings
 from ..core.taskset import TasksetError, platform_for_device, with_task_changes
 from ..core.trace import STAGES
-from ..data.drive import SIGN_ROI
 from ..models import zoo
 from ..models.jobs import limit_library_threads, make_segments, warm_up
-from ..models import InputError
-from .conversions import (audio_to_mono, check_serialized_audio, check_serialized_image, image_to_bgr,
+from ..models import SOUND, InputError
+from .conversions import (chunk_to_mono, check_serialized_chunk, check_serialized_image, image_to_bgr,
                           stamp_of_serialized)
 from .resources import default_taskset_file, load_runtime_taskset
 from .spin import spin_node, start_node
 from .topics import JOB_QOS, STATUS_TOPIC, TRACE_TOPIC, job_timing_topic, job_topic, result_topic
 
 FIELDS = ('variant', 'priority', 'deadline_ms', 'period_ms')
-DEFAULT_SIGN_ROI = list(SIGN_ROI)     # right-hand side of the frame, where the camera source puts signs
 
 
 def _ms_to_time(ms: float):
@@ -130,10 +128,11 @@ class ExecutorNode(LifecycleNode):
             }
             settings[name] = TaskSettings(**vals)
         self.settings = apply_change(settings, {}, self.variants)     # the start-up set must be valid too
-        # Tasks whose model crops a region of interest (the sign classifier) get tasks.<name>.roi.
-        self.roi = {name: list(self.declare_parameter(f'tasks.{name}.roi', DEFAULT_SIGN_ROI, ParameterDescriptor(
-            description='crop [x0, y0, x1, y1] as fractions of the frame')).value)
-            for name in self.settings if self.families[name].uses_roi}
+        # Tasks whose model crops a region of interest get tasks.<name>.roi (default: the family's).
+        roi_doc = ParameterDescriptor(description='crop [x0, y0, x1, y1] as fractions of the frame')
+        self.roi = {name: list(self.declare_parameter(f'tasks.{name}.roi', list(self.families[name].default_roi),
+                                                      roi_doc).value)
+                    for name in self.settings if self.families[name].uses_roi}
         self.malformed_log: dict[str, str] = {}
         self.result_listeners = []          # in-process observers of JobReports (benchmarks, tests)
         self.runtime: Runtime | None = None
@@ -147,7 +146,7 @@ class ExecutorNode(LifecycleNode):
         self._rejected = collections.Counter()        # inputs refused at receipt (not jobs)
         self._rate_limited = collections.Counter()
         self._gates = {n: self._gate(n) for n in self.settings}
-        self._check_input = {n: check_serialized_audio if self.families[n].input == 'audio' else check_serialized_image
+        self._check_input = {n: check_serialized_chunk if self.families[n].input == SOUND else check_serialized_image
                              for n in self.settings}
         self._logged: dict[tuple[str, str], float] = {}
         self._timings = {n: collections.OrderedDict() for n in self.settings}   # JobTimings before their job
@@ -182,7 +181,7 @@ class ExecutorNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         for name in self.settings:
             fam = self.families[name]
-            decode = self._decode_audio if fam.input == 'audio' else self._decode_image
+            decode = self._decode_chunk if fam.input == SOUND else self._decode_image
             self.segments[name] = make_segments(fam, self.backend, self.labels[name], decode, options=(
                 lambda n=name: {'roi': tuple(self.roi[n])} if n in self.roi else {}))
         self.configure_s = time.monotonic() - t0
@@ -207,7 +206,7 @@ class ExecutorNode(LifecycleNode):
         self._gates = {n: self._gate(n) for n in self.settings}
         self._active = True
         for name in self.settings:
-            msg_type = AudioChunk if self.families[name].input == 'audio' else Image
+            msg_type = AudioChunk if self.families[name].input == SOUND else Image
             self._subs.append(self.create_subscription(
                 msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS, raw=True))
             self._subs.append(self.create_subscription(
@@ -286,9 +285,9 @@ class ExecutorNode(LifecycleNode):
     # of pre-processing, so it runs at the job's priority on a CPU worker instead
     # of in the ROS callback thread, and a malformed message fails that job only.
     @staticmethod
-    def _decode_audio(raw: bytes):
+    def _decode_chunk(raw: bytes):
         msg = deserialize_message(raw, AudioChunk)
-        return audio_to_mono(msg), msg.header
+        return chunk_to_mono(msg), msg.header
 
     @staticmethod
     def _decode_image(raw: bytes):

@@ -10,16 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.taskset import TasksetError, read_yaml
+from ..models import IMAGE, SOUND
+from .topics import DEFAULT_CAMERA_TOPIC, DEFAULT_SOUND_TOPIC
 
 # executable -> 'module:function' (the console scripts of setup.py)
 ENTRY_POINTS = {
     'rtmdl_executor': 'rtmdl_ros.nodes.executor_node:main',
     'camera_task_node': 'rtmdl_ros.nodes.task_nodes:camera_task_main',
-    'audio_task_node': 'rtmdl_ros.nodes.task_nodes:audio_task_main',
+    'sound_task_node': 'rtmdl_ros.nodes.task_nodes:sound_task_main',
     'camera_source': 'rtmdl_ros.nodes.sources:camera_main',
     'microphone_source': 'rtmdl_ros.nodes.sources:microphone_main',
 }
-TASK_NODE_FOR_INPUT = {'image': 'camera_task_node', 'audio': 'audio_task_node'}
+TASK_NODE_FOR_INPUT = {IMAGE: 'camera_task_node', SOUND: 'sound_task_node'}
+SENSOR_FOR_INPUT = {IMAGE: ('camera_source', DEFAULT_CAMERA_TOPIC), SOUND: ('microphone_source', DEFAULT_SOUND_TOPIC)}
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ def _param_text(v) -> str:
 
 
 def task_inputs(taskset_file: str) -> dict[str, tuple[str, str | None]]:
-    """Task -> (input kind 'image' or 'audio', its `input_topic` or None) for every task."""
+    """Task -> (input kind IMAGE or SOUND, its `input_topic` or None) for every task."""
     from ..models.catalog import read_task_requirements, task_families
     raw = read_task_requirements(taskset_file)
     out = {}
@@ -78,15 +81,21 @@ def check_plan_file(plan_file: str, taskset_file: str) -> None:
 
 
 def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 'onnxruntime', device: str = 'cpu',
-                sim_sensors: bool = True, camera_topic: str = 'image_raw', audio_topic: str = 'audio',
-                executor_params: dict | None = None, camera_params: dict | None = None) -> list[NodeSpec]:
+                sim_sensors: bool = True, camera_topic: str = DEFAULT_CAMERA_TOPIC,
+                sound_topic: str = DEFAULT_SOUND_TOPIC, executor_params: dict | None = None,
+                camera_params: dict | None = None) -> list[NodeSpec]:
     """Executor, one task node per task (subscribed to its sensor), and a simulated
     sensor per input topic. A task's `input_topic` (task set) wins over the
-    camera_topic / audio_topic defaults; tasks on one topic share its sensor."""
+    camera_topic / sound_topic defaults; tasks on one topic share its sensor,
+    which a task set's `sensors: {TOPIC: {PARAM: VALUE}}` may configure (e.g.
+    `source:` an image folder, relative to the task set, and `fps:`)."""
+    from ..models.catalog import read_task_requirements, task_families
     inputs = task_inputs(taskset_file)
+    families = task_families(read_task_requirements(taskset_file), taskset_file)
+    sensors = sensor_settings(taskset_file)
     if plan_file:
         check_plan_file(plan_file, taskset_file)
-    default = {'image': camera_topic, 'audio': audio_topic}
+    default = {IMAGE: camera_topic, SOUND: sound_topic}
     specs = [NodeSpec('rtmdl_executor', 'rtmdl_executor', {
         'taskset_file': taskset_file, 'backend': backend, 'device': device, **(executor_params or {})},
         params_file=plan_file or None, role='executor')]
@@ -98,18 +107,55 @@ def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 
             raise TasksetError(f'task set {taskset_file}: tasks.{task} reads {kind} from {topic!r}, which task '
                                f'{users[topic]!r} reads as {topics[topic]} (one message type per topic)')
         users.setdefault(topic, task)
-        specs.append(NodeSpec(TASK_NODE_FOR_INPUT[kind], f'{task}_node', {
-            'task': task, 'taskset_file': taskset_file, 'input_topic': topic}))
+        params = {'task': task, 'taskset_file': taskset_file, 'input_topic': topic}
+        if kind == SOUND:
+            params['window_s'] = float(families[task].window_s)
+        specs.append(NodeSpec(TASK_NODE_FOR_INPUT[kind], f'{task}_node', params))
+    unused = sorted(set(sensors) - set(topics))
+    if unused:
+        raise TasksetError(f'task set {taskset_file}: sensors {unused}: no task reads these topics '
+                           f'({sorted(topics)})')
     if sim_sensors:
-        count = {'image': 0, 'audio': 0}
+        count = {IMAGE: 0, SOUND: 0}
         for topic, kind in topics.items():
             k = count[kind]
             count[kind] += 1
-            if kind == 'image':
-                specs.append(NodeSpec('camera_source', 'camera_source' + (f'_{k + 1}' if k else ''),
-                                      {**(camera_params or {}), **({'seed': k} if k else {})},
-                                      remaps=(('image_raw', topic),), role='sensor'))
-            else:
-                specs.append(NodeSpec('microphone_source', 'microphone_source' + (f'_{k + 1}' if k else ''),
-                                      {'seed': k} if k else {}, remaps=(('audio', topic),), role='sensor'))
+            executable, own_topic = SENSOR_FOR_INPUT[kind]
+            params = {**((camera_params or {}) if kind == IMAGE else {}), **({'seed': k} if k else {}),
+                      **sensors.get(topic, {})}
+            specs.append(NodeSpec(executable, executable + (f'_{k + 1}' if k else ''), params,
+                                  remaps=((own_topic, topic),), role='sensor'))
     return specs
+
+
+SENSOR_KEYS = {'source': str, 'fps': float, 'width': int, 'height': int, 'encoding': str, 'frame_id': str,
+               'seed': int, 'prerender': int, 'chunk_s': float}
+
+
+def sensor_settings(taskset_file: str) -> dict[str, dict]:
+    """The task set's `sensors:` section, checked: topic -> simulated-sensor parameters
+    (a relative `source` path is made absolute against the task set's folder)."""
+    import os
+    raw = read_yaml(taskset_file, 'task set')
+    section = raw.get('sensors') or {}
+    where = f'task set {taskset_file}: sensors'
+    if not isinstance(section, dict):
+        raise TasksetError(f'{where}: expected a mapping topic -> {{parameter: value}}')
+    out = {}
+    for topic, params in section.items():
+        if not isinstance(params, dict):
+            raise TasksetError(f'{where}.{topic}: expected a mapping of sensor parameters')
+        checked = {}
+        for key, value in params.items():
+            kind = SENSOR_KEYS.get(key)
+            if kind is None:
+                raise TasksetError(f'{where}.{topic}.{key}: unknown; known: {sorted(SENSOR_KEYS)}')
+            ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+            if isinstance(value, bool) or not ok:
+                raise TasksetError(f'{where}.{topic}.{key}: expected a {kind.__name__}, got {value!r}')
+            checked[key] = kind(value)
+        src = checked.get('source')
+        if src and src != 'synthetic' and not os.path.isabs(src):
+            checked['source'] = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(taskset_file)), src))
+        out[str(topic)] = checked
+    return out

@@ -3,7 +3,7 @@
 camera_source: publishes image_raw (sensor_msgs/Image, sensor-data QoS) at
 `fps` from a synthetic F1/10 driving sequence (default), a video file or an
 image folder (`source` parameter: 'synthetic', a file path or a folder).
-microphone_source: publishes audio (AudioChunk, mono float32) in chunks of
+microphone_source: publishes sound (AudioChunk, mono float32) in chunks of
 `chunk_s` from synthetic urban sounds (default) or a WAV file, looping.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..data import sounds
 from ..data.drive import DriveSequence
 from .conversions import bgr_to_image
 from .spin import float32_array, run_node
+from .topics import DEFAULT_CAMERA_TOPIC, DEFAULT_SOUND_TOPIC
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
 
@@ -81,7 +82,7 @@ class CameraSource(Node):
         prerender = self.declare_parameter('prerender', 0, ro).value
         self.frames = DriveSequence(width, height, fps, seed=seed) if source == 'synthetic' else _Frames(source, width, height)
         self._loop = [self._image(self.frames.next()) for _ in range(prerender)]
-        self.pub = self.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
+        self.pub = self.create_publisher(Image, DEFAULT_CAMERA_TOPIC, qos_profile_sensor_data)
         self.published = 0
         self.create_timer(1.0 / fps, self.tick)
         self.get_logger().info(f'camera_source: {source} at {fps:g} fps, {width}x{height} {self.encoding}')
@@ -116,10 +117,10 @@ class MicrophoneSource(Node):
             try:
                 data, self.rate = soundfile.read(source, dtype='float32', always_2d=True)
             except Exception as e:
-                raise SourceError(f'{source}: cannot read audio: {e}') from None
+                raise SourceError(f'{source}: cannot read a sound file: {e}') from None
             self.wav = data.mean(axis=1)
             self.stream = np.zeros(0, np.float32)
-        self.pub = self.create_publisher(AudioChunk, 'audio', qos_profile_sensor_data)
+        self.pub = self.create_publisher(AudioChunk, DEFAULT_SOUND_TOPIC, qos_profile_sensor_data)
         self.published = 0
         self.create_timer(self.chunk_s, self.tick)
         self.get_logger().info(f'microphone_source: {source}, {self.rate} Hz, chunks of {self.chunk_s:g} s')

@@ -1,15 +1,16 @@
 """Task nodes: release a job into the executor when an input arrives.
 
-camera task nodes (traffic_light_node, sign_node, or camera_task_node with a
-`task` parameter) subscribe to a camera (sensor_msgs/Image, sensor-data QoS)
+camera_task_node (parameter `task`: its name in the task set) subscribes to a
+camera (sensor_msgs/Image, sensor-data QoS)
 and release a frame on jobs/<task> when its stamp is at least the task's
 min_interarrival_ms after the last released one (core/release.py): on
 arrival, so releases follow the camera's phase instead of beating against
 it, and decimated for a task slower than its camera. Frames are relayed as
 serialized bytes, unchanged.
-audio task nodes keep the last CLIP_S seconds of AudioChunks and release that
-window (with the header of its newest chunk) under the same rule. Malformed
-chunks (NaN, bad rate) are counted, logged and left out.
+sound_task_node keeps the last `window_s` seconds of AudioChunks (the clip its
+model reads; graph.py sets it from the family) and releases that window, with
+the header of its newest chunk, under the same rule. Malformed chunks (NaN,
+bad rate) are counted, logged and left out.
 
 Before each job a JobTiming on jobs/<task>/timing says when the input came
 and when the job left, for the job's stage trace. Nothing is released while
@@ -19,7 +20,7 @@ loses no job and counts none as missed.
 from __future__ import annotations
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rtmdl_interfaces.msg import AudioChunk, JobTiming
@@ -27,12 +28,11 @@ from sensor_msgs.msg import Image
 
 from ..core.release import ADMIT, ReleaseGate
 from ..core.taskset import TasksetError, read_yaml
-from ..data.sounds import CLIP_S
 from ..models import InputError
-from .conversions import audio_to_mono, stamp_of_serialized
+from .conversions import chunk_to_mono, stamp_of_serialized
 from .resources import default_taskset_file
 from .spin import float32_array, run_node
-from .topics import JOB_QOS, job_timing_topic, job_topic
+from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_timing_topic, job_topic
 
 
 def release_gap_ms(taskset_file: str, task: str) -> float:
@@ -106,61 +106,40 @@ class CameraTaskNode(TaskNode):
         self.offer(sec, nanosec, received, msg)
 
 
-class TrafficLightNode(CameraTaskNode):
-    task = 'traffic_light'
-
-
-class SignNode(CameraTaskNode):
-    task = 'sign'
-
-
-class AudioTaskNode(TaskNode):
+class SoundTaskNode(TaskNode):
     msg_type = AudioChunk
-    default_input = 'audio'
+    default_input = DEFAULT_SOUND_TOPIC
 
     def __init__(self, task: str = '', **kwargs):
         self._buffer = np.zeros(0, np.float32)
         self._rate = 0
         super().__init__(task, **kwargs)
+        self.window_s = self.declare_parameter('window_s', 2.0, ParameterDescriptor(
+            read_only=True, description='seconds of sound a job carries (the clip the model reads)',
+            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=30.0, step=0.0)])).value
 
     def on_input(self, msg: AudioChunk) -> None:
         received = self.get_clock().now()
         try:
-            samples, rate = audio_to_mono(msg)
+            samples, rate = chunk_to_mono(msg)
         except InputError as e:
             self.malformed += 1
-            self.get_logger().warning(f'audio chunk rejected ({self.malformed} so far): {e}',
+            self.get_logger().warning(f'AudioChunk rejected ({self.malformed} so far): {e}',
                                       throttle_duration_sec=5.0)
             return
         if rate != self._rate:
             self._buffer = np.zeros(0, np.float32)      # a new stream: do not splice rates
             self._rate = rate
-        keep = int(CLIP_S * rate)
+        keep = int(self.window_s * rate)
         self._buffer = np.concatenate([self._buffer, samples])[-keep:]
         out = AudioChunk(header=msg.header, sample_rate=self._rate, channels=1)
         out.samples = float32_array(self._buffer)
         self.offer(msg.header.stamp.sec, msg.header.stamp.nanosec, received, out)
 
 
-class AudioNode(AudioTaskNode):
-    task = 'audio'
-
-
-def traffic_light_main() -> int:
-    return run_node(TrafficLightNode, 'traffic_light_node', (TasksetError, ValueError))
-
-
-def sign_main() -> int:
-    return run_node(SignNode, 'sign_node', (TasksetError, ValueError))
-
-
-def audio_main() -> int:
-    return run_node(AudioNode, 'audio_node', (TasksetError, ValueError))
-
-
 def camera_task_main() -> int:
     return run_node(CameraTaskNode, 'camera_task_node', (TasksetError, ValueError))
 
 
-def audio_task_main() -> int:
-    return run_node(AudioTaskNode, 'audio_task_node', (TasksetError, ValueError))
+def sound_task_main() -> int:
+    return run_node(SoundTaskNode, 'sound_task_node', (TasksetError, ValueError))

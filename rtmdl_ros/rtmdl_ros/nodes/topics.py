@@ -19,3 +19,7 @@ def result_topic(task: str, kind: str) -> str:
 
 STATUS_TOPIC = 'status'
 TRACE_TOPIC = 'trace'
+
+# Sensor topics a task reads unless its `input_topic` says otherwise.
+DEFAULT_CAMERA_TOPIC = 'image_raw'
+DEFAULT_SOUND_TOPIC = 'sound'
