@@ -67,3 +67,32 @@ def test_bringup_stops_cleanly_on_sigterm(tmp_path):
     assert proc.returncode == 0, out
     assert 'final (whole run' in out
     assert 'Traceback' not in out + _node_logs(tmp_path)
+
+
+def _launch_available() -> bool:
+    import importlib.util
+    import shutil
+    return shutil.which('ros2') is not None and importlib.util.find_spec('launch_ros') is not None
+
+
+@pytest.mark.skipif(not _launch_available(), reason='ros2 launch (launch, launch_ros, ros2cli) is not installed')
+def test_ros2_launch_starts_the_graph_every_task_publishes_and_ctrl_c_is_clean(tmp_path):
+    """The real launch file (where launch_ros exists): the same graph as bringup."""
+    env = _env(tmp_path, 2)
+    proc = subprocess.Popen(['ros2', 'launch', 'rtmdl_ros', 'rtmdl.launch.py'], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        mon = subprocess.run(RTMDL + ['monitor', '--duration-s', '20', '--quiet'], capture_output=True, text=True,
+                             timeout=90, env=env)
+        assert mon.returncode == 0, mon.stdout + mon.stderr
+        for task in ('traffic_light', 'sign', 'audio'):
+            row = next(line for line in mon.stdout.splitlines() if line.startswith(task))
+            assert int(row.split()[4]) > 0, mon.stdout           # jobs with results
+        os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C in the terminal
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out
+    assert out.count('process has finished cleanly') == 6, out    # executor, 3 task nodes, 2 sensors
+    assert 'Traceback' not in out + _node_logs(tmp_path)
