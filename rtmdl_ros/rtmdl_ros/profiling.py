@@ -190,6 +190,17 @@ def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = Non
             'probe': f'{first}/{mid}'}
 
 
+def profile_steps(config: str, zoo_dir: str | None = None) -> int:
+    """How many variants `profile` measures (each zoo model once, every user variant)."""
+    from .models.catalog import family_variants, task_families, task_models
+    base = read_config(config)
+    families, models = task_families(base, config, 'config'), task_models(base)
+    zoo_models = {models[t] for t, f in families.items() if not getattr(f, 'user', False)}
+    users = [f for f in families.values() if getattr(f, 'user', False)]
+    return sum(len(family_variants(families[next(t for t in families if models[t] == m)], zoo_dir)[0])
+               for m in zoo_models) + sum(len(f.variants) for f in users)
+
+
 def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: str = 'cpu',
             samples: int = 200, warmup: int = 20, zoo_dir: str | None = None, lanes: int = 4,
             progress=None) -> tuple[str, str]:

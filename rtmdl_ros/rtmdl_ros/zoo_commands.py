@@ -131,8 +131,8 @@ def cmd_export(args) -> int:
 def cmd_profile(args) -> int:
     from tqdm import tqdm
 
-    from .profiling import profile
-    with tqdm(total=36, desc='profile', disable=args.quiet) as bar:
+    from .profiling import profile, profile_steps
+    with tqdm(total=profile_steps(args.config, args.zoo), desc='profile', disable=args.quiet) as bar:
         out, prof = profile(args.config, args.out, args.backend, args.device, args.samples, args.warmup,
                             args.zoo, progress=lambda t, v: bar.set_postfix_str(f'{t}/{v}') or bar.update(1))
     print(f'wrote {prof}\nwrote {out}  (next: rtmdl optimize {out} --out plan.yaml)')
