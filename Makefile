@@ -16,7 +16,7 @@ demo-two-camera: setup
 	@source tools/env.sh && DEMO_EXAMPLE=two_camera bash tools/demo.sh
 
 bench: setup
-	@source tools/env.sh && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py \
+	@source tools/env.sh && pip install -q -r bench/requirements.txt && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py \
 	  && python bench/bench_zoo.py && python bench/bench_runtime_overhead.py && python bench/bench_ros_path.py
 
 evaluate: setup

@@ -1,56 +1,103 @@
-"""Optimizer time for random multi-DNN task sets of 5, 10 and 20 tasks.
+"""The optimizer at car scale, side by side with a standard evolutionary peer.
 
-    python bench/bench_optimizer.py [--variants 12] [--sets 8] [--time-limit-s 30]
+    python bench/bench_optimizer.py [--sizes 5 8 10 20 40] [--sets 6] [--budget-s 5]
 
-Prints, per size, how many sets were solved to proven optimality, found
-infeasible, or stopped at the time limit; the median / p90 / max time of the
-whole search; and for the warm start alone (greedy + local search, the plan
-you get first) its median time and its median gap to the final objective. Sets come from rtmdl_ros.core.synthetic with fixed seeds (2 CPU workers,
-1 GPU lane, 50 execution-time samples per segment, loads 0.5 and 0.7).
+Random multi-DNN task sets (rtmdl_ros.core.synthetic, fixed seeds, 12 variants
+per task, 2 CPU workers, 1 GPU lane, 50 samples per segment, loads 0.5 and
+0.7). On each set, in one run:
+  ours   rtmdl_ros.core.optimizer.optimize with --budget-s (exact branch and
+         bound up to 8 tasks, with --exact-limit-s; anytime local search above);
+  peer   a DEAP genetic algorithm over the same variables with the same analysis
+         as fitness (bench/peer_ga.py), with the same budget;
+  ref    for the local-search sizes, ours again with --ref-factor x the budget
+         and another seed, only to know a best objective.
+Best known = the least objective of the three. Printed per size: sets, proven
+optimal, infeasible; ours' median / max time to return and median / max time to
+a plan within 1 % of the best known; how many of ours are within 1 %; the peer's
+feasible count; ours better / tie / worse than the peer; and unsafe plans (each
+returned plan re-checked by the exact analysis and by 20 s of simulation).
 """
 import argparse
+import math
+import os
 import statistics
+import sys
 import time
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rtmdl_ros.core.optimizer import _Search, optimize
-from rtmdl_ros.core.synthetic import random_taskset
+from peer_ga import ga_optimize  # noqa: E402
+
+from rtmdl_ros.core.analysis import analyze  # noqa: E402
+from rtmdl_ros.core.optimizer import EXACT_TASKS, optimize  # noqa: E402
+from rtmdl_ros.core.simulator import simulate  # noqa: E402
+from rtmdl_ros.core.synthetic import random_taskset  # noqa: E402
+
+EPS = 1e-9
+
+
+def within(obj: float, best: float) -> bool:
+    return obj <= best * 1.01 + EPS
+
+
+def unsafe(ts, plan) -> bool:
+    if not all(a.meets_bound for a in analyze(ts, plan).values()):
+        return True
+    sim = simulate(ts, plan, 20.0, seed=1)
+    return any(s.jobs and s.missed / s.jobs > ts.tasks[n].max_miss_rate + EPS for n, s in sim.tasks.items())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--sizes', type=int, nargs='+', default=[5, 10, 20])
+    ap.add_argument('--sizes', type=int, nargs='+', default=[5, 8, 10, 20, 40])
     ap.add_argument('--variants', type=int, default=12)
-    ap.add_argument('--sets', type=int, default=8, help='task sets per size (half at each load)')
-    ap.add_argument('--time-limit-s', type=float, default=30.0)
+    ap.add_argument('--sets', type=int, default=6, help='task sets per size (half at each load)')
+    ap.add_argument('--budget-s', type=float, default=5.0, help='time budget of ours (local) and of the peer')
+    ap.add_argument('--exact-limit-s', type=float, default=10.0, help='time limit of the exact search')
+    ap.add_argument('--ref-factor', type=float, default=3.0)
     args = ap.parse_args()
-    print(f'{"tasks":>5} {"variants":>8} {"optimal":>8} {"infeas.":>8} {"limit":>6} '
-          f'{"median s":>9} {"p90 s":>7} {"max s":>7} {"warm s":>7} {"warm gap":>9}')
+    print(f'{"tasks":>5} {"sets":>4} {"opt":>4} {"inf":>4} {"med s":>6} {"max s":>6} {"1% med":>7} {"1% max":>7} '
+          f'{"in 1%":>6} {"peer ok":>7} {"better":>6} {"tie":>4} {"worse":>5} {"unsafe":>6} {"med gap %":>9}',
+          flush=True)
     for n in args.sizes:
-        times, warm_times, gaps, optimal, infeasible, limited = [], [], [], 0, 0, 0
+        exact = n <= EXACT_TASKS
+        rows = []
         for k in range(args.sets):
             load = 0.5 if k % 2 == 0 else 0.7
             ts = random_taskset(k // 2, n, args.variants, utilisation=load, samples=50, cpu_workers=2)
+            marks = []
             t0 = time.perf_counter()
-            warm = _Search(ts, args.time_limit_s)
-            warm.greedy()
-            warm_times.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            res = optimize(ts, time_limit_s=args.time_limit_s)
-            times.append(time.perf_counter() - t0)
-            if res.plan is not None and np.isfinite(warm.best_obj):
-                gaps.append(warm.best_obj - res.objective)
-            if not res.optimal:
-                limited += 1
-            elif res.plan is None:
-                infeasible += 1
-            else:
-                optimal += 1
-        gap = f'{statistics.median(gaps):.3f}' if gaps else '-'
-        print(f'{n:>5} {args.variants:>8} {optimal:>8} {infeasible:>8} {limited:>6} '
-              f'{statistics.median(times):>9.2f} {np.percentile(times, 90):>7.2f} {max(times):>7.2f} '
-              f'{statistics.median(warm_times):>7.2f} {gap:>9}', flush=True)
+            ours = optimize(ts, args.exact_limit_s if exact else args.budget_s,
+                            progress=lambda obj, lb, el: marks.append((el, obj)))
+            took = time.perf_counter() - t0
+            plan_peer, peer_obj = ga_optimize(ts, args.budget_s, seed=k)
+            ref_obj = math.inf
+            if not exact:
+                from rtmdl_ros.core.optimizer import _Search
+                ref = _Search(ts, args.ref_factor * args.budget_s)
+                ref.quick_start()
+                ref.local_search(seed=k + 1)
+                ref_obj = ref.best_obj
+            our_obj = ours.objective if ours.plan is not None else math.inf
+            best = min(our_obj, peer_obj, ref_obj)
+            to_1 = next((el for el, obj in marks if within(obj, best)), math.inf) if math.isfinite(best) else math.nan
+            rows.append({'optimal': ours.optimal and ours.plan is not None, 'infeasible': ours.optimal and ours.plan is None,
+                         'took': took, 'to_1': to_1, 'in_1': ours.plan is not None and within(our_obj, best),
+                         'peer_ok': plan_peer is not None, 'ours': our_obj, 'peer': peer_obj, 'best': best,
+                         'unsafe': ours.plan is not None and unsafe(ts, ours.plan)})
+        found = [r for r in rows if math.isfinite(r['best'])]
+        to_1 = [r['to_1'] for r in found]
+        gaps = [100 * (r['ours'] - r['best']) / r['best'] for r in found if r['best'] > 0 and math.isfinite(r['ours'])]
+        better = sum(r['ours'] < r['peer'] - EPS for r in rows)
+        tie = sum(abs(r['ours'] - r['peer']) <= EPS or (math.isinf(r['ours']) and math.isinf(r['peer'])) for r in rows)
+        fmt = (lambda xs, f: f'{f(xs):.2f}' if xs and all(map(math.isfinite, xs)) else
+               (f'{f(xs):.2f}' if xs and math.isfinite(f(xs)) else '-'))
+        print(f'{n:>5} {len(rows):>4} {sum(r["optimal"] for r in rows):>4} {sum(r["infeasible"] for r in rows):>4} '
+              f'{statistics.median(r["took"] for r in rows):>6.2f} {max(r["took"] for r in rows):>6.2f} '
+              f'{fmt(to_1, statistics.median):>7} {fmt(to_1, max):>7} '
+              f'{sum(r["in_1"] for r in rows):>6} {sum(r["peer_ok"] for r in rows):>7} {better:>6} {tie:>4} '
+              f'{len(rows) - better - tie:>5} {sum(r["unsafe"] for r in rows):>6} '
+              f'{(statistics.median(gaps) if gaps else 0.0):>9.2f}', flush=True)
 
 
 if __name__ == '__main__':

@@ -37,11 +37,64 @@ def _plan_for(args, taskset):
     return load_plan(args.plan, taskset) if args.plan else default_plan(taskset)
 
 
+def _search_line(search) -> str:
+    how = {'exact': 'branch and bound', 'local': 'local search'}[search.method]
+    proof = 'proven optimal' if search.optimal else (
+        f'best found within the time limit, at most {search.gap:.4f} above the lower bound {search.lower_bound:.4f}')
+    return f'{how}, {proof}, {search.elapsed_s:.2f} s'
+
+
+def _plan_with_progress(taskset, policy: str, time_limit_s: float, quiet: bool):
+    """plan_with, showing the best plan so far against the time budget (stderr)."""
+    from tqdm import tqdm
+    # disable=None: shown on a terminal only, so logs and pipes get the result lines alone.
+    with tqdm(total=round(time_limit_s, 1), desc='optimize', unit='s', ncols=100, file=sys.stderr,
+              disable=True if quiet or policy != 'rtmdl' else None,
+              bar_format='{desc}: {bar} {n:.1f}/{total:.1f} s{postfix}') as bar:
+        def progress(best, lower, elapsed):
+            bar.n = round(min(elapsed, time_limit_s), 1)
+            bar.set_postfix_str(f'best {best:.4f}, lower bound {lower:.4f}')
+        res = plan_with(taskset, policy, time_limit_s=time_limit_s, progress=progress)
+        if res.search is not None:
+            bar.n = round(min(res.search.elapsed_s, time_limit_s), 1)
+            bar.refresh()
+    return res
+
+
+def _write_front(args, taskset) -> None:
+    """Loss vs execution-time margin: the plans a user can trade accuracy for robustness with."""
+    from .core.front import loss_front
+    from .core.files import atomic_write
+    import yaml
+    points = loss_front(taskset, args.front_margins, args.time_limit_s / max(1, len(args.front_margins)))
+    base = os.path.splitext(args.out)[0]
+    rows = [{'margin': p.margin, 'objective': p.objective, 'proven_optimal': p.optimal,
+             'plan': {n: {'variant': a.variant, 'priority': a.priority} for n, a in (p.plan or {}).items()}}
+            for p in points]
+    atomic_write(base + '_front.yaml', lambda f: yaml.safe_dump({'front': rows}, f, sort_keys=False))
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    ok = [p for p in points if p.objective is not None]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([100 * (p.margin - 1) for p in ok], [p.objective for p in ok], 'o-')
+    ax.set_xlabel('execution-time margin (%)')
+    ax.set_ylabel('summed normalised accuracy loss')
+    ax.set_title(os.path.basename(args.taskset))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(base + '_front.png', lambda f: fig.savefig(f, format='png', dpi=120), binary=True)
+    for p in points:
+        print(f'front: margin +{100 * (p.margin - 1):.0f}%: ' +
+              (f'loss {p.objective:.4f}' if p.objective is not None else 'no plan meets the bounds'))
+    print(f'wrote {base}_front.yaml and {base}_front.png')
+
+
 def cmd_optimize(args) -> int:
     if not (args.time_limit_s > 0 and math.isfinite(args.time_limit_s)):
         raise CliError(f'--time-limit-s must be a positive number, got {args.time_limit_s}')
     taskset = load_taskset(args.taskset)
-    res = plan_with(taskset, args.policy, time_limit_s=args.time_limit_s)
+    res = _plan_with_progress(taskset, args.policy, args.time_limit_s, args.quiet)
     if res.plan is None:
         print(f'rtmdl optimize: no plan meets the bounds: {res.reason}', file=sys.stderr)
         return 1
@@ -49,16 +102,19 @@ def cmd_optimize(args) -> int:
              f'objective (sum of normalised accuracy loss): {res.objective:.4f}',
              f'storage: {res.storage_mb:.2f} MB']
     if res.search is not None:
-        lines.append(f'search: {"optimal" if res.search.optimal else "best found within time limit"}, '
-                     f'{res.search.nodes} nodes, {res.search.elapsed_s:.2f} s')
+        lines.append(f'search: {_search_line(res.search)}')
     lines += _accuracy_lines(args.taskset)
     write_plan(args.out, res.plan, header='\n'.join(lines))
     for name, a in sorted(res.plan.items(), key=lambda kv: kv[1].priority):
         an = res.analysis[name]
         print(f'{name}: variant={a.variant} priority={a.priority} '
               f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}')
+    if res.search is not None:
+        print(f'search: {_search_line(res.search)}')
     if res.search is not None and not res.search.optimal:
         print('rtmdl optimize: time limit reached; the plan is feasible but may not be optimal', file=sys.stderr)
+    if args.front:
+        _write_front(args, taskset)
     if not res.meets_bounds:
         print(f'rtmdl optimize: warning: the {args.policy} plan does not meet the bounds of '
               f'{", ".join(res.violations) or "the storage budget"} (written anyway: baselines are fixed rules)',
@@ -187,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument('--policy', choices=POLICIES, default='rtmdl')
     o.add_argument('--out', required=True, help='ROS 2 parameters file for rtmdl_executor')
     o.add_argument('--time-limit-s', type=float, default=30.0, help='search time limit (rtmdl policy)')
+    o.add_argument('--quiet', action='store_true', help='no progress display')
+    o.add_argument('--front', action='store_true',
+                   help='also the loss vs execution-time margin front: OUT_front.yaml and OUT_front.png')
+    o.add_argument('--front-margins', type=float, nargs='+', default=[1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0],
+                   help='execution-time factors of the front (default: %(default)s)')
     o.set_defaults(func=cmd_optimize)
 
     a = sub.add_parser('analyze', help='response-time and miss-rate bounds of a plan')

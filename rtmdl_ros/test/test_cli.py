@@ -111,3 +111,29 @@ def test_unknown_variant_in_plan_exits_2(tmp_path):
 def test_bad_arguments_exit_2(args):
     res = rtmdl(*args)
     assert res.returncode == 2 and 'Traceback' not in res.stderr and res.stderr.count('\n') == 1
+
+
+def test_optimize_a_twenty_task_set_returns_in_its_budget_with_the_gap(tmp_path):
+    import numpy as np
+
+    from rtmdl_ros.core.synthetic import random_taskset_dict
+    path = tmp_path / 'car20.yaml'
+    path.write_text(yaml.safe_dump(random_taskset_dict(np.random.default_rng(4), 20, 12, utilisation=0.6,
+                                                       samples=20, cpu_workers=2)))
+    res = rtmdl('optimize', path, '--out', tmp_path / 'plan.yaml', '--time-limit-s', 3)
+    assert res.returncode == 0, res.stderr
+    assert 'search: local search, best found within the time limit, at most' in res.stdout
+    header = (tmp_path / 'plan.yaml').read_text()
+    assert 'search: local search' in header and 'lower bound' in header
+    assert 'time limit reached' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_optimize_front_writes_loss_per_margin_and_a_plot(tmp_path):
+    res = rtmdl('optimize', EXAMPLE_TASKSET, '--out', tmp_path / 'plan.yaml', '--front', '--front-margins', 1, 1.2, 3,
+                '--time-limit-s', 6)
+    assert res.returncode == 0, res.stderr
+    front = yaml.safe_load((tmp_path / 'plan_front.yaml').read_text())['front']
+    assert [p['margin'] for p in front] == [1.0, 1.2, 3.0]
+    assert front[0]['objective'] is not None and front[0]['plan']
+    assert front[2]['objective'] is None and 'margin +200%: no plan meets the bounds' in res.stdout
+    assert (tmp_path / 'plan_front.png').stat().st_size > 1000

@@ -132,3 +132,76 @@ def test_warm_start_looks_past_a_slower_next_variant():
     assert search.best_order is not None
     assert sorted(v for _, v in search.best_order) == ['big', 'small']
     assert optimize(ts).objective == pytest.approx(search.best_obj)
+
+
+# --------------------------------------------------------------------------- anytime search (issue 14)
+
+def test_early_exit_feasibility_agrees_with_the_full_analysis():
+    seen = set()
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        ts = random_taskset(seed, int(rng.integers(3, 9)), 6, utilisation=float(rng.uniform(0.3, 0.9)), samples=30,
+                            cpu_workers=int(rng.integers(1, 3)))
+        an = Analyzer(ts)
+        for _ in range(40):
+            names = list(rng.permutation(list(ts.tasks)))
+            order = [(n, str(rng.choice(sorted(ts.tasks[n].variants)))) for n in names]
+            full = all(r.meets_bound for r in an.analyze_order(order))
+            assert an.feasible(order) == full, (seed, order)
+            seen.add(full)
+    assert seen == {True, False}
+
+
+@pytest.mark.parametrize('seed,n', [(0, 20), (1, 20), (2, 12)])
+def test_local_search_on_a_large_set_returns_a_safe_plan_and_its_gap(seed, n):
+    from rtmdl_ros.core.simulator import simulate
+    ts = random_taskset(seed, n, 12, utilisation=0.6, samples=30, cpu_workers=2)
+    seen = []
+    res = optimize(ts, time_limit_s=2.0, progress=lambda obj, lb, el: seen.append((obj, lb, el)))
+    assert res.method == 'local' and res.plan is not None and not res.optimal
+    assert res.elapsed_s < 4.0                                   # the budget, not the exact search
+    assert res.lower_bound <= res.objective and res.gap == pytest.approx(res.objective - res.lower_bound)
+    assert [o for o, _, _ in seen] == sorted((o for o, _, _ in seen), reverse=True)   # only better plans
+    assert seen[-1][0] == pytest.approx(res.objective)
+    assert all(a.meets_bound for a in analyze(ts, res.plan).values())
+    assert storage_mb(ts, {t: a.variant for t, a in res.plan.items()}) <= ts.platform.storage_budget_mb + 1e-9
+    sim = simulate(ts, res.plan, 10.0, seed=seed)
+    assert all(s.missed / max(1, s.jobs) <= ts.tasks[t].max_miss_rate for t, s in sim.tasks.items())
+
+
+def test_local_search_improves_on_its_warm_start():
+    ts = random_taskset(1, 20, 12, utilisation=0.7, samples=50, cpu_workers=2)
+    warm = _Search(ts, 60)
+    warm.quick_start()
+    res = optimize(ts, time_limit_s=3.0)
+    assert res.objective <= warm.best_obj + 1e-9
+
+
+@pytest.mark.parametrize('seed', range(8))
+def test_local_search_never_beats_the_proven_optimum(seed):
+    ts = random_taskset(seed, 4, 4, utilisation=0.8, samples=20, cpu_workers=1)
+    exact = optimize(ts, time_limit_s=60)
+    local = optimize(ts, time_limit_s=0.5, exact=False)
+    assert exact.optimal
+    if exact.plan is None:
+        assert local.plan is None
+    else:
+        assert local.plan is None or local.objective >= exact.objective - 1e-9
+
+
+def test_local_search_proves_a_set_infeasible_when_a_task_fails_alone():
+    raw = random_taskset_dict(np.random.default_rng(3), 12, 3)
+    raw['tasks']['t5']['deadline_ms'] = 0.001
+    res = optimize(taskset_from_dict(raw), time_limit_s=1.0)
+    assert res.method == 'local' and res.plan is None and res.optimal and "'t5'" in res.reason
+
+
+def test_the_front_loses_accuracy_as_the_margin_grows():
+    from rtmdl_ros.core.front import loss_front
+    ts = random_taskset(0, 4, 6, utilisation=0.6, samples=20, cpu_workers=2)
+    points = loss_front(ts, [1.5, 1.0, 1.2], time_limit_s=10)
+    assert [p.margin for p in points] == [1.0, 1.2, 1.5]
+    objs = [p.objective for p in points if p.objective is not None]
+    assert objs == sorted(objs) and points[0].objective is not None
+    with pytest.raises(ValueError, match='>= 1'):
+        loss_front(ts, [0.9], 1.0)

@@ -54,7 +54,8 @@ class SegmentTimes:
     path_best: float = 0.0              # the quickest release path
 
     def longest_on(self, resource: str) -> float:
-        return max((self.c[k] for k, s in enumerate(SEGMENTS) if RESOURCE_OF[s] == resource), default=0.0)
+        # pre and post run on the CPU, infer on the GPU lanes (taskset.RESOURCE_OF)
+        return self.c[1] if resource == 'gpu' else max(self.c[0], self.c[2])
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, 
     wait of t needs  M*t <= g(t) = sum_blocking min(b, t)
                                  + sum_hp n(t) * min(c, t),   n(t) = floor((t + span)/T) + 1.
     The wait is at most the first t where M*t exceeds g(t); g is piecewise linear,
-    so a sweep over its breakpoints finds that t exactly. Memoised: the optimizer
+    so a sweep over its breakpoints finds that t exactly (jumping over stretches
+    where g(t)/M shows the servers are still busy). Memoised: the optimizer
     asks the same question for every plan that differs only elsewhere.
     """
     if not hp:
@@ -137,9 +139,12 @@ def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, 
             return t, count + len(block)
         if slope > 0 and t - h / slope < nxt:
             return t - h / slope, count + len(block)
-        if nxt >= limit:
+        # No crossing before the next breakpoint; nor before g(t)/M, since g never
+        # falls (h < 0 up to there): jump to the later one, as response-time
+        # iteration does, instead of walking every instance arrival.
+        t = max(nxt, g / servers)
+        if t >= limit:
             return math.inf, 0
-        t = nxt
 
 
 def bound_task(task: Task, times: SegmentTimes, platform: Platform,
@@ -246,15 +251,62 @@ class Analyzer:
         ts = self.taskset
         hp: dict[str, list] = {'cpu': [], 'gpu': []}
         timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
+        servers = {r: ts.platform.servers(r) for r in RESOURCES}
+        # The longest segments of the tasks below each position, kept `servers` deep
+        # from the bottom up (blocking_candidates() of every suffix, in one pass).
+        below = {r: [()] * (len(timed) + 1) for r in RESOURCES}
+        for idx in range(len(timed) - 1, -1, -1):
+            for r in RESOURCES:
+                below[r][idx] = tuple(sorted(below[r][idx + 1] + tuple(blocking_candidates(
+                    [timed[idx]], r, None, overrunning)), reverse=True)[:servers[r]])
         out = {}
         for idx, (task, times) in enumerate(timed):
-            cands = {r: blocking_candidates(timed[idx + 1:], r, (task, times), overrunning) for r in RESOURCES}
-            block = {r: blocking(cands[r], ts.platform.servers(r)) for r in RESOURCES}
+            block = {r: blocking(below[r][idx + 1] + tuple(blocking_candidates([], r, (task, times), overrunning)),
+                                 servers[r]) for r in RESOURCES}
             b = bound_task(task, times, ts.platform, hp, block)
             out[task.name] = b
             for r, c, span, period in b.interference(times, task.interarrival_ms):
                 hp[r].append((c, span, period))
         return out
+
+    def feasible(self, order: Sequence[tuple[str, str]]) -> bool:
+        """analyze_order(order) meets every bound, decided early where it can be.
+
+        One pass with no task charged an overrun, top-down, stops at the first
+        task over its miss-rate bound: charges only add, so it fails in
+        analyze_order too. If no task's worst-case bound passes its deadline, that
+        pass is analyze_order's own result; otherwise analyze_order decides."""
+        ts = self.taskset
+        p = ts.percentile
+        hp_max: dict[str, list] = {'cpu': [], 'gpu': []}
+        hp_p: dict[str, list] = {'cpu': [], 'gpu': []}
+        servers = {r: ts.platform.servers(r) for r in RESOURCES}
+        tasks = [ts.tasks[t] for t, _ in order]
+        t_max = [self.times(t, v, 100.0) for t, v in order]
+        t_p = t_max if self.single_percentile else [self.times(t, v, p) for t, v in order]
+        below_max = {r: [()] * (len(order) + 1) for r in RESOURCES}
+        below_p = {r: [()] * (len(order) + 1) for r in RESOURCES}
+        for idx in range(len(order) - 1, -1, -1):
+            for r in RESOURCES:
+                below_max[r][idx] = tuple(sorted(below_max[r][idx + 1] + (t_max[idx].longest_on(r),),
+                                                 reverse=True)[:servers[r]])
+                below_p[r][idx] = tuple(sorted(below_p[r][idx + 1] + (t_p[idx].longest_on(r),),
+                                               reverse=True)[:servers[r]])
+        any_late = False
+        for idx, task in enumerate(tasks):
+            bmax = bound_task(task, t_max[idx], ts.platform, hp_max,
+                              {r: blocking(below_max[r][idx + 1], servers[r]) for r in RESOURCES})
+            bp = bmax if self.single_percentile else bound_task(
+                task, t_p[idx], ts.platform, hp_p, {r: blocking(below_p[r][idx + 1], servers[r]) for r in RESOURCES})
+            if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p) > task.max_miss_rate + _EPS:
+                return False
+            any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
+            for r, c, span, period in bmax.interference(t_max[idx], task.interarrival_ms):
+                hp_max[r].append((c, span, period))
+            if not self.single_percentile:
+                for r, c, span, period in bp.interference(t_p[idx], task.interarrival_ms):
+                    hp_p[r].append((c, span, period))
+        return not any_late or all(r.meets_bound for r in self.analyze_order(order))
 
     def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:
         """Analyse tasks listed from most to least urgent as (task, variant).

@@ -17,13 +17,23 @@ variant of each remaining task bounds the objective. Every complete plan is
 checked with the exact analysis before it is accepted, so the search returns an
 optimal plan (or proves there is none) when it finishes within its time limit.
 A greedy plan seeds the search so that the objective bound prunes from the start.
+
+The search is anytime. Sets of more than EXACT_TASKS tasks, where the exact
+search cannot finish, are improved by local search instead: from the best
+greedy plan, random moves (a task one variant up; two tasks' priorities
+swapped, each then moved up as far as the plan stays feasible; one task down
+and another up) are kept when the plan stays feasible and the objective does
+not grow, until the time budget. Either way the result says whether it is
+proven optimal and how far it can be from the optimum (the gap to a lower
+bound: the loss of each task's best variant that meets its deadline alone).
 """
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .analysis import (RESOURCES, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
                        deadline_monotonic, miss_rate_bound)
@@ -31,6 +41,8 @@ from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
 
 _EPS = 1e-9
+# Up to this many tasks the exact search runs after the warm start; above, local search.
+EXACT_TASKS = 8
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
@@ -59,10 +71,17 @@ class OptimizeResult:
     elapsed_s: float
     reason: str = ''              # when plan is None: why, naming the binding task
     storage_mb: float | None = None
+    lower_bound: float = 0.0      # no plan has a smaller objective
+    method: str = 'exact'         # 'exact' (branch and bound) or 'local' (anytime local search)
+
+    @property
+    def gap(self) -> float | None:
+        """objective - lower bound (0 when proven optimal); None without a plan."""
+        return None if self.objective is None else (0.0 if self.optimal else max(0.0, self.objective - self.lower_bound))
 
 
 class _Search:
-    def __init__(self, taskset: TaskSet, time_limit_s: float):
+    def __init__(self, taskset: TaskSet, time_limit_s: float, progress: Callable | None = None):
         self.ts = taskset
         self.an = Analyzer(taskset)
         self.pcts = self.an.percentiles            # (p, 100)
@@ -74,6 +93,8 @@ class _Search:
         self.best_obj = math.inf
         self.best_order: list[tuple[str, str]] | None = None
         self.best_analysis: list[TaskAnalysis] | None = None
+        self.progress = progress                   # progress(best objective, lower bound, elapsed s)
+        self.started = time.monotonic()
         self._span_cache: dict = {}
         self.loss = {n: {v: taskset.tasks[n].loss(v) for v in taskset.tasks[n].variants} for n in self.names}
         # Variants per task: cheapest loss first, faster first among equals; only
@@ -84,6 +105,9 @@ class _Search:
             task = taskset.tasks[n]
             ordered = sorted(task.variants, key=lambda v, n=n, t=task: (self.loss[n][v], t.variants[v].mean_total_ms, v))
             self.variants[n] = [v for v in ordered if self._check(n, v, no_hp, nothing)]
+        # Each task's least loss among variants that meet the deadline alone.
+        self.lower_bound = (sum(self.loss[n][vs[0]] for n, vs in self.variants.items())
+                            if all(self.variants.values()) else math.inf)
 
     def _out_of_time(self) -> bool:
         if time.monotonic() > self.deadline:
@@ -209,10 +233,8 @@ class _Search:
         budget = self.ts.platform.storage_budget_mb
         while not self._out_of_time():
             order = [(n, self.variants[n][level[n]]) for n in names]
-            if storage_mb(self.ts, dict(order)) <= budget + _EPS:
-                results = self.an.analyze_order(order)
-                if all(r.meets_bound for r in results):
-                    return order
+            if storage_mb(self.ts, dict(order)) <= budget + _EPS and self.an.feasible(order):
+                return order
             # Any task can be the culprit: higher ones interfere, lower ones block.
             # Step each task to whichever less accurate variant frees the most time
             # and storage per point of loss: the next one in loss order may be
@@ -239,7 +261,7 @@ class _Search:
     def _feasible(self, order) -> bool:
         choice = dict(order)
         return (storage_mb(self.ts, choice) <= self.ts.platform.storage_budget_mb + _EPS
-                and all(r.meets_bound for r in self.an.analyze_order(order)))
+                and self.an.feasible(order))
 
     def _upgrade(self, order) -> list:
         """Move each task to the most accurate variant that keeps the plan feasible."""
@@ -335,6 +357,74 @@ class _Search:
             self.best_obj = loss
             self.best_order = list(order)
             self.best_analysis = results
+            if self.progress is not None:
+                self.progress(loss, self.lower_bound, time.monotonic() - self.started)
+
+    # -- anytime local search (large sets) ---------------------------------------
+    def quick_start(self) -> None:
+        """Greedy plans from each classic order, each moved up once (no polish)."""
+        if any(not self.variants[n] for n in self.names):
+            return
+        for names in self._orders():
+            if self._out_of_time():
+                return
+            order = self._downgrade_until_feasible(names)
+            if order is not None:
+                order = self._upgrade(order)
+                self._leaf(order, objective(self.ts, dict(order)))
+
+    def _raise(self, order, positions) -> list:
+        """Each task at `positions` to its most accurate variant that keeps the plan feasible."""
+        for i in positions:
+            name, current = order[i]
+            for v in self.variants[name]:
+                if self.loss[name][v] >= self.loss[name][current] - _EPS or self._out_of_time():
+                    break
+                trial = order[:i] + [(name, v)] + order[i + 1:]
+                if self._feasible(trial):
+                    order = trial
+                    break
+        return order
+
+    def local_search(self, seed: int = 0) -> None:
+        """Random moves from the best plan until the time budget; keep what is feasible
+        and no worse (equal moves let the search cross plateaus)."""
+        if self.best_order is None:
+            return
+        rng = random.Random(seed)
+        order, obj = list(self.best_order), self.best_obj
+        n = len(order)
+        while not self._out_of_time():
+            kind = rng.random()
+            if kind < 0.4:                                      # one task up
+                i = rng.randrange(n)
+                trial = self._raise(order, [i])
+            elif kind < 0.8 and n > 1:                          # swap, then both up
+                i = rng.randrange(n - 1)
+                j = i + 1 if rng.random() < 0.6 else rng.randrange(n)
+                if i == j:
+                    continue
+                trial = list(order)
+                trial[i], trial[j] = trial[j], trial[i]
+                if not self._feasible(trial):
+                    continue
+                trial = self._raise(trial, sorted({i, j}))
+            else:                                               # one down, another up
+                i, j = rng.randrange(n), rng.randrange(n)
+                name, cur = order[i]
+                worse = [v for v in self.variants[name] if self.loss[name][v] > self.loss[name][cur] + _EPS]
+                if i == j or not worse:
+                    continue
+                trial = list(order)
+                trial[i] = (name, worse[0])
+                trial = self._raise(trial, [j])
+                if not self._feasible(trial):
+                    continue
+            t_obj = objective(self.ts, dict(trial))
+            if t_obj <= obj + _EPS and trial != order:
+                order, obj = trial, t_obj
+                if obj < self.best_obj - _EPS:
+                    self._leaf(order, obj)
 
 
 def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
@@ -363,18 +453,36 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
     return 'no priority order and variant choice meets every miss-rate bound within the storage budget'
 
 
-def optimize(taskset: TaskSet, time_limit_s: float = 30.0) -> OptimizeResult:
-    """The rtmdl policy: the optimal (variant, priority) per task, or why none exists."""
+def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | None = None,
+             exact: bool | None = None) -> OptimizeResult:
+    """The rtmdl policy: the best (variant, priority) per task found within the time
+    limit, whether it is proven optimal, or why no plan exists. exact (default:
+    up to EXACT_TASKS tasks) chooses branch and bound over local search;
+    progress(best objective, lower bound, elapsed s) is called on every better plan."""
     start = time.monotonic()
-    search = _Search(taskset, time_limit_s)
-    search.run()
+    search = _Search(taskset, time_limit_s, progress)
+    exact = len(taskset.tasks) <= EXACT_TASKS if exact is None else exact
+    if exact:
+        search.run()
+    else:
+        search.quick_start()
+        search.local_search()
+        # Local search proves nothing, but a task that fails alone, or storage that the
+        # smallest variants exceed, proves that no plan exists.
+        smallest = {n: min(t.variants, key=lambda v, t=t: t.variants[v].storage_mb) for n, t in taskset.tasks.items()}
+        search.timed_out = not (search.best_order is None and (
+            math.isinf(search.lower_bound)
+            or storage_mb(taskset, smallest) > taskset.platform.storage_budget_mb + _EPS))
     elapsed = time.monotonic() - start
     optimal = not search.timed_out
     if search.best_order is None:
         reason = (_explain_infeasible(taskset, search) if optimal else
                   f'no feasible plan found within the {time_limit_s:g} s time limit')
-        return OptimizeResult(None, None, None, optimal, search.nodes, elapsed, reason=reason)
+        return OptimizeResult(None, None, None, optimal, search.nodes, elapsed, reason=reason,
+                              lower_bound=search.lower_bound, method='exact' if exact else 'local')
     plan = {n: Assignment(v, prio) for prio, (n, v) in enumerate(search.best_order)}
     analysis = {r.task: r for r in search.best_analysis}
     return OptimizeResult(plan, search.best_obj, analysis, optimal, search.nodes, elapsed,
-                          storage_mb=storage_mb(taskset, {n: a.variant for n, a in plan.items()}))
+                          storage_mb=storage_mb(taskset, {n: a.variant for n, a in plan.items()}),
+                          lower_bound=search.best_obj if optimal else search.lower_bound,
+                          method='exact' if exact else 'local')

@@ -64,10 +64,11 @@ class PolicyResult:
         return [n for n, a in (self.analysis or {}).items() if not a.meets_bound]
 
 
-def plan_with(taskset: TaskSet, policy: str, time_limit_s: float = 30.0) -> PolicyResult:
-    """Plan under `policy`. Baselines always return their plan, met bounds or not."""
+def plan_with(taskset: TaskSet, policy: str, time_limit_s: float = 30.0, progress=None) -> PolicyResult:
+    """Plan under `policy`. Baselines always return their plan, met bounds or not.
+    progress(best objective, lower bound, elapsed s): the rtmdl search's better plans."""
     if policy == 'rtmdl':
-        res = optimize(taskset, time_limit_s=time_limit_s)
+        res = optimize(taskset, time_limit_s=time_limit_s, progress=progress)
         return PolicyResult('rtmdl', res.plan, res.analysis, res.objective, res.storage_mb,
                             meets_bounds=res.plan is not None, reason=res.reason, search=res)
     plan = baseline_plan(taskset, policy)
