@@ -25,18 +25,19 @@ from .core.files import atomic_write
 from .core.taskset import _deep_merge, load_taskset, platform_for_device, taskset_from_dict
 from .data import lights, sounds
 from .models import SOUND, export, zoo
+from .models.envelope import DEFAULT_FRAME
 from .models.families import family
 
-CAMERA_W, CAMERA_H = 640, 480
+CAMERA_W, CAMERA_H = DEFAULT_FRAME         # frames are rendered at each task's envelope (models/envelope.py)
 
 
-def sample_input(task: str, rng: np.random.Generator):
+def sample_input(task: str, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_FRAME):
     """A raw sensor payload as the task node hands it over, and post-processing arguments."""
     fam = family(task)
     if fam.input == SOUND:
         return sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), {}
-    frame, _, _ = lights.render(rng, CAMERA_W, CAMERA_H)
-    return frame, ({'frame_w': CAMERA_W, 'frame_h': CAMERA_H} if fam.kind == 'detect' else {})
+    frame, _, _ = lights.render(rng, *size)
+    return frame, ({'frame_w': size[0], 'frame_h': size[1]} if fam.kind == 'detect' else {})
 
 
 def run_job(task: str, runner, payload, post_args) -> tuple[float, float, float]:
@@ -55,9 +56,10 @@ def run_job(task: str, runner, payload, post_args) -> tuple[float, float, float]
     return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
 
-def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0) -> dict:
+def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0,
+                    size: tuple[int, int] = DEFAULT_FRAME) -> dict:
     rng = np.random.default_rng(seed)
-    inputs = [sample_input(task, rng) for _ in range(8)]      # a few scenes, reused: rendering is not the job
+    inputs = [sample_input(task, rng, size) for _ in range(8)]    # a few scenes, reused: rendering is not the job
     runner = backend.runner(task, variant, lane=0)
     for k in range(warmup):
         run_job(task, runner, *inputs[k % len(inputs)])
@@ -106,12 +108,13 @@ def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
     atomic_write(path, write)
 
 
-def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progress=None) -> dict:
+def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progress=None,
+                 size: tuple[int, int] = DEFAULT_FRAME) -> dict:
     """Profiles of a user family's variants, timed through the very segments the runtime runs."""
     from .models.jobs import make_segments, sample_payload
     segments = make_segments(fam, backend, fam.labels, decode=lambda payload: (payload, None))
     rng = np.random.default_rng(seed)
-    payloads = [lights.render(rng, CAMERA_W, CAMERA_H)[0] for _ in range(8)] if fam.input != SOUND \
+    payloads = [lights.render(rng, *size)[0] for _ in range(8)] if fam.input != SOUND \
         else [sample_payload(fam, rng) for _ in range(4)]
     variants = {}
     for v, spec in fam.variants.items():
@@ -165,7 +168,7 @@ def read_config(config: str) -> dict:
 
 
 def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = None, lanes: int = 4,
-            progress=None) -> dict:
+            progress=None, sizes: dict | None = None) -> dict:
     """Profiles of every variant of `tasks` on `backend`: {'platform': {gpu_slowdown}, 'tasks': ...}."""
     out = {}
     for task in tasks:
@@ -178,7 +181,8 @@ def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = Non
             entry = {'accuracy': round(float(metric.get(v, 0.0)), 4),
                      'storage_mb': manifest['variants'][v]['bytes'] / export.MIB,
                      'weight_group': f'{task}_supernet'}
-            entry.update(profile_variant(backend, task, v, samples, warmup))
+            entry.update(profile_variant(backend, task, v, samples, warmup,
+                                         size=(sizes or {}).get(task, DEFAULT_FRAME)))
             variants[v] = entry
             if progress is not None:
                 progress(task, v)
@@ -206,8 +210,9 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             progress=None) -> tuple[str, str]:
     """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
     base = read_config(config)
-    from .models.catalog import family_variants, task_families, task_models
+    from .models.catalog import family_variants, task_envelopes, task_families, task_models
     families, models = task_families(base, config, 'config'), task_models(base)
+    envelopes = task_envelopes(base, config, families)
     # A bad config fails now, not after minutes of profiling: check it with the
     # families' variants (timing unknown yet).
     taskset_from_dict(_deep_merge({'tasks': {t: {'variants': family_variants(f, zoo_dir)[0]}
@@ -218,14 +223,22 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
     # Each zoo model is measured once; every task takes the profile of the model it runs.
     builtin = {t: m for t, m in models.items() if not getattr(families[t], 'user', False)}
     if builtin:
+        # A zoo model shared by tasks is measured at the largest frame any of them admits.
+        sizes = {}
+        for t, m in builtin.items():
+            e = envelopes[t]
+            if e.kind != SOUND and e.max_pixels > sizes.get(m, (0, 0))[0] * sizes.get(m, (0, 0))[1]:
+                sizes[m] = (e.max_width, e.max_height)
         prof = measure(sorted(set(builtin.values()), key=list(builtin.values()).index), backend, samples, warmup,
-                       zoo_dir, lanes, progress)
+                       zoo_dir, lanes, progress, sizes)
     else:
         prof = {'platform': {'gpu_slowdown': {1: 1.0}}, 'tasks': {}, 'probe': 'none (user families only)'}
     tasks = {t: copy.deepcopy(prof['tasks'][m]) for t, m in builtin.items()}   # copies: no YAML aliases
     for t, fam in families.items():
         if t not in builtin:
-            tasks[t] = measure_user(fam, backend, samples, warmup, progress=progress)
+            e = envelopes[t]
+            tasks[t] = measure_user(fam, backend, samples, warmup, progress=progress,
+                                    size=(e.max_width, e.max_height))
     prof['tasks'] = {t: tasks[t] for t in families}
     probe = prof.pop('probe')
     base = _absolute_model_paths(base, config)

@@ -143,3 +143,47 @@ def test_serialized_checks_refuse_truncated_messages_and_nan_audio():
     chunk.samples = float32_array(np.full(64, np.nan))
     with pytest.raises(InputError, match='NaN'):
         check_serialized_chunk(serialize_message(chunk))
+
+
+# --------------------------------------------------------------------------- the profiled envelope
+
+def test_the_envelope_bounds_frame_size_rate_and_length():
+    from rtmdl_ros.models import IMAGE, SOUND
+    from rtmdl_ros.models.envelope import Envelope
+    cam = Envelope(IMAGE, 640, 480)
+    cam.check_frame(640, 480)
+    cam.check_frame(480, 640)                          # the same pixels, rotated
+    with pytest.raises(InputError, match='4096x4096 is larger than the 640x480'):
+        cam.check_frame(4096, 4096)
+    mic = Envelope(SOUND, window_s=2.0, model_rate=16000)
+    for rate in (8000, 16000, 22050, 44100, 48000, 96000):
+        mic.check_sound(rate, 2 * rate)
+    with pytest.raises(InputError, match='191999 Hz resamples to 16000 Hz by 16000/191999'):
+        mic.check_sound(191999, 1000)
+    with pytest.raises(InputError, match='600.00 s of sound in one job; the task takes 2 s'):
+        mic.check_sound(48000, 600 * 48000)
+    fixed = Envelope(SOUND, window_s=1.0, model_rate=16000, resamples=False)
+    with pytest.raises(InputError, match='the model takes 16000 Hz'):
+        fixed.check_sound(44100, 100)
+
+
+def test_envelopes_come_from_max_frame_or_the_sensor_size(tmp_path):
+    import yaml
+
+    from rtmdl_ros.core.taskset import TasksetError
+    from rtmdl_ros.models.catalog import read_task_requirements, task_envelopes, task_families
+    from rtmdl_ros.nodes.resources import default_taskset_file
+    raw = yaml.safe_load(open(default_taskset_file()))
+    raw['tasks']['sign']['max_frame'] = [1280, 720]
+    raw['tasks']['traffic_light']['input_topic'] = 'front/image_raw'
+    raw['sensors'] = {'front/image_raw': {'width': 320, 'height': 240}}
+    path = tmp_path / 'ts.yaml'
+    path.write_text(yaml.safe_dump(raw))
+    env = task_envelopes(raw, str(path), task_families(read_task_requirements(str(path)), str(path)))
+    assert (env['sign'].max_width, env['sign'].max_height) == (1280, 720)
+    assert (env['traffic_light'].max_width, env['traffic_light'].max_height) == (320, 240)
+    assert env['audio'].window_s == 2.0 and env['audio'].model_rate == 16000 and env['audio'].resamples
+    raw['tasks']['sign']['max_frame'] = [1280]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(TasksetError, match=r'tasks\.sign\.max_frame: expected \[width, height\]'):
+        read_task_requirements(str(path))

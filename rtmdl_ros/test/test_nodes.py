@@ -261,6 +261,33 @@ def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
         probe.destroy_publisher(junk_pub)
 
 
+def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
+    """A valid but oversized frame, or sound at a rate that resamples by a prime ratio,
+    would cost far more pre-processing than profiled: refused with the reason."""
+    from rtmdl_ros.nodes.topics import JOB_QOS
+    executor_node, probe = graph
+    frames = probe.create_publisher(Image, 'jobs/traffic_light', JOB_QOS)
+    chunks = probe.create_publisher(AudioChunk, 'jobs/audio', JOB_QOS)
+    try:
+        assert wait_for(lambda: frames.get_subscription_count() > 0 and chunks.get_subscription_count() > 0)
+        jobs = {t: executor_node.runtime.stats(t).total_jobs for t in ('traffic_light', 'audio')}
+        big = bgr_to_image(np.zeros((1200, 1600, 3), np.uint8), Image)
+        frames.publish(stamp_now(big))
+        assert wait_for(lambda: 'larger than the 640x480' in executor_node.malformed_log.get('traffic_light', ''))
+        odd = AudioChunk(sample_rate=191999, channels=1)
+        odd.samples = float32_array(np.zeros(191999, np.float32))
+        chunks.publish(stamp_now(odd))
+        assert wait_for(lambda: 'resamples' in executor_node.malformed_log.get('audio', ''))
+        long = AudioChunk(sample_rate=16000, channels=1)
+        long.samples = float32_array(np.zeros(16000 * 60, np.float32))
+        chunks.publish(stamp_now(long))
+        assert wait_for(lambda: '60.00 s of sound' in executor_node.malformed_log.get('audio', ''))
+        assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs      # none was a release
+    finally:
+        probe.destroy_publisher(frames)
+        probe.destroy_publisher(chunks)
+
+
 FLOOD = textwrap.dedent('''
     import sys, time, rclpy
     from rclpy.qos import qos_profile_sensor_data

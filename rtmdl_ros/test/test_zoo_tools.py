@@ -230,3 +230,16 @@ def test_profile_with_a_bad_config_exits_2(tmp_path):
     res = rtmdl('profile', '--config', bad, '--out', tmp_path / 'ts.yaml', '--quiet')
     assert res.returncode == 2 and 'lidar' in res.stderr
     assert not (tmp_path / 'ts.yaml').exists()
+
+
+def test_a_corrupt_cached_export_is_rebuilt_once(tmp_path):
+    from rtmdl_ros.backends import create
+    from rtmdl_ros.models import export
+    x = np.zeros((1, *family('sign').input_shape), np.float32)
+    want = create('onnxruntime', 'cpu', onnx_root=str(tmp_path)).runner('sign', 'w025_d1')(x)
+    path = export.onnx_path('sign', 'w025_d1', None, str(tmp_path))
+    with open(path, 'r+b') as f:                       # a crash left half a file
+        f.truncate(100)
+    got = create('onnxruntime', 'cpu', onnx_root=str(tmp_path)).runner('sign', 'w025_d1')(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert os.path.getsize(path) > 100

@@ -36,27 +36,50 @@ class OrtBackend:
         return path
 
     def runner(self, task: str, variant: str, lane: int = 0):
-        return self._runner((task, variant, lane), lambda: self.path(task, variant))
+        return self._runner((task, variant, lane), lambda: self.path(task, variant), rebuild=(task, variant))
 
     def file_runner(self, path: str, lane: int = 0):
         """A runner for a user's ONNX file (its first input and first output)."""
         return self._runner((path, lane), lambda: path)
 
-    def _runner(self, key, path):
+    def _session(self, path: str):
+        opts = self._ort.SessionOptions()
+        # One thread per lane: the scheduler, not the library, decides what runs in parallel.
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        return self._ort.InferenceSession(path, opts, providers=self.providers)
+
+    def _runner(self, key, path, rebuild=None):
         with self._lock:
             sess = self._sessions.get(key)
             if sess is None:
-                opts = self._ort.SessionOptions()
-                # One thread per lane: the scheduler, not the library, decides what runs in parallel.
-                opts.intra_op_num_threads = self.threads
-                opts.inter_op_num_threads = 1
                 try:
-                    sess = self._ort.InferenceSession(path(), opts, providers=self.providers)
+                    sess = self._session(path())
                 except Exception as e:        # a corrupt or unsupported model file
-                    raise BackendError(f'{path()}: onnxruntime cannot load it ({type(e).__name__}: {e})') from None
+                    if rebuild is None:
+                        raise BackendError(f'{path()}: onnxruntime cannot load it ({type(e).__name__}: {e})') from None
+                    sess = self._rebuilt(path(), rebuild, e)
                 self._sessions[key] = sess
         name = sess.get_inputs()[0].name
 
         def run(x: np.ndarray) -> np.ndarray:
             return sess.run(None, {name: x})[0]
         return run
+
+    def _rebuilt(self, path: str, zoo_variant: tuple[str, str], first: Exception):
+        """A cached export that does not load (truncated by a crash, a full disk) is made
+        again from the zoo checkpoint once; if that fails too, both errors are reported."""
+        import os
+
+        from ..models import export
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        try:
+            export.export_task(zoo_variant[0], self.zoo_dir, self.onnx_root, check=False)
+            return self._session(path)
+        except Exception as e:
+            raise BackendError(f'{path}: the cached export of {zoo_variant[0]}/{zoo_variant[1]} does not load '
+                               f'({type(first).__name__}: {first}), and exporting it again failed '
+                               f'({type(e).__name__}: {e})') from None

@@ -233,6 +233,7 @@ class Analyzer:
         self.taskset = taskset
         self.percentiles = (taskset.percentile, 100.0)
         self._times: dict[tuple[str, str, float], SegmentTimes] = {}
+        self._prefixes: dict = {}          # feasible(): state after each analysed prefix
         # With short profiles the p-th percentile sample is the worst one for
         # every segment; then both bounds coincide and are computed once.
         self.single_percentile = all(
@@ -275,37 +276,64 @@ class Analyzer:
         One pass with no task charged an overrun, top-down, stops at the first
         task over its miss-rate bound: charges only add, so it fails in
         analyze_order too. If no task's worst-case bound passes its deadline, that
-        pass is analyze_order's own result; otherwise analyze_order decides."""
+        pass is analyze_order's own result; otherwise analyze_order decides.
+        A task's bound depends only on the tasks above it and its blocking, so
+        the pass resumes after the longest prefix (tasks, variants and blocking)
+        it has seen before: a search move low in the order re-analyses little."""
         ts = self.taskset
         p = ts.percentile
-        hp_max: dict[str, list] = {'cpu': [], 'gpu': []}
-        hp_p: dict[str, list] = {'cpu': [], 'gpu': []}
         servers = {r: ts.platform.servers(r) for r in RESOURCES}
-        tasks = [ts.tasks[t] for t, _ in order]
+        n = len(order)
         t_max = [self.times(t, v, 100.0) for t, v in order]
         t_p = t_max if self.single_percentile else [self.times(t, v, p) for t, v in order]
-        below_max = {r: [()] * (len(order) + 1) for r in RESOURCES}
-        below_p = {r: [()] * (len(order) + 1) for r in RESOURCES}
-        for idx in range(len(order) - 1, -1, -1):
+        below_max = {r: [()] * (n + 1) for r in RESOURCES}
+        below_p = {r: [()] * (n + 1) for r in RESOURCES}
+        for idx in range(n - 1, -1, -1):
             for r in RESOURCES:
                 below_max[r][idx] = tuple(sorted(below_max[r][idx + 1] + (t_max[idx].longest_on(r),),
                                                  reverse=True)[:servers[r]])
                 below_p[r][idx] = tuple(sorted(below_p[r][idx + 1] + (t_p[idx].longest_on(r),),
                                                reverse=True)[:servers[r]])
-        any_late = False
-        for idx, task in enumerate(tasks):
+        cache = self._prefixes
+        if len(cache) > 200_000:
+            cache.clear()
+        keys, key, state, start = [], (), ((), (), (), (), False), 0
+        for idx in range(n):
+            key = key + ((order[idx], below_max['cpu'][idx + 1], below_max['gpu'][idx + 1],
+                          below_p['cpu'][idx + 1], below_p['gpu'][idx + 1]),)
+            keys.append(key)
+            hit = cache.get(key)
+            if hit is None:
+                break
+            if hit is False:
+                return False
+            state, start = hit, idx + 1
+        hp_max = {'cpu': state[0], 'gpu': state[1]}
+        hp_p = {'cpu': state[2], 'gpu': state[3]}
+        any_late = state[4]
+        for idx in range(start, n):
+            task = ts.tasks[order[idx][0]]
             bmax = bound_task(task, t_max[idx], ts.platform, hp_max,
                               {r: blocking(below_max[r][idx + 1], servers[r]) for r in RESOURCES})
             bp = bmax if self.single_percentile else bound_task(
                 task, t_p[idx], ts.platform, hp_p, {r: blocking(below_p[r][idx + 1], servers[r]) for r in RESOURCES})
+            if idx >= len(keys):
+                keys.append(keys[-1] + ((order[idx], below_max['cpu'][idx + 1], below_max['gpu'][idx + 1],
+                                         below_p['cpu'][idx + 1], below_p['gpu'][idx + 1]),))
             if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p) > task.max_miss_rate + _EPS:
+                cache[keys[idx]] = False
                 return False
             any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
+            add = {'cpu': [], 'gpu': []}
             for r, c, span, period in bmax.interference(t_max[idx], task.interarrival_ms):
-                hp_max[r].append((c, span, period))
+                add[r].append((c, span, period))
+            hp_max = {r: hp_max[r] + tuple(add[r]) for r in RESOURCES}
             if not self.single_percentile:
+                add = {'cpu': [], 'gpu': []}
                 for r, c, span, period in bp.interference(t_p[idx], task.interarrival_ms):
-                    hp_p[r].append((c, span, period))
+                    add[r].append((c, span, period))
+                hp_p = {r: hp_p[r] + tuple(add[r]) for r in RESOURCES}
+            cache[keys[idx]] = (hp_max['cpu'], hp_max['gpu'], hp_p['cpu'], hp_p['gpu'], any_late)
         return not any_late or all(r.meets_bound for r in self.analyze_order(order))
 
     def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:

@@ -19,7 +19,8 @@ optimal plan (or proves there is none) when it finishes within its time limit.
 A greedy plan seeds the search so that the objective bound prunes from the start.
 
 The search is anytime. Sets of more than EXACT_TASKS tasks, where the exact
-search cannot finish, are improved by local search instead: from the best
+search cannot finish, are improved by local search instead (and so are
+smaller sets whose exact search has not finished in half the budget): from the best
 greedy plan, random moves (a task one variant up; two tasks' priorities
 swapped, each then moved up as far as the plan stays feasible; one task down
 and another up) are kept when the plan stays feasible and the objective does
@@ -41,8 +42,11 @@ from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
 
 _EPS = 1e-9
-# Up to this many tasks the exact search runs after the warm start; above, local search.
+# Up to this many tasks the exact search runs after the warm start (for EXACT_SHARE of
+# the budget, then local search if it has not finished); above, local search alone.
 EXACT_TASKS = 8
+EXACT_SHARE = 0.5
+EXCHANGE_TRIES = 4          # local search: tasks tried upwards after one steps down
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
@@ -396,10 +400,10 @@ class _Search:
         n = len(order)
         while not self._out_of_time():
             kind = rng.random()
-            if kind < 0.4:                                      # one task up
+            if kind < 0.3:                                      # one task up
                 i = rng.randrange(n)
                 trial = self._raise(order, [i])
-            elif kind < 0.8 and n > 1:                          # swap, then both up
+            elif kind < 0.6 and n > 1:                          # swap, then both up
                 i = rng.randrange(n - 1)
                 j = i + 1 if rng.random() < 0.6 else rng.randrange(n)
                 if i == j:
@@ -409,22 +413,26 @@ class _Search:
                 if not self._feasible(trial):
                     continue
                 trial = self._raise(trial, sorted({i, j}))
-            else:                                               # one down, another up
-                i, j = rng.randrange(n), rng.randrange(n)
+            else:                                               # one down, others up
+                i = rng.randrange(n)
                 name, cur = order[i]
                 worse = [v for v in self.variants[name] if self.loss[name][v] > self.loss[name][cur] + _EPS]
-                if i == j or not worse:
+                if not worse:
                     continue
                 trial = list(order)
                 trial[i] = (name, worse[0])
-                trial = self._raise(trial, [j])
                 if not self._feasible(trial):
                     continue
+                # What the step down freed may let others up: try a few, at random.
+                others = [j for j in range(n) if j != i]
+                rng.shuffle(others)
+                trial = self._raise(trial, others[:EXCHANGE_TRIES])
             t_obj = objective(self.ts, dict(trial))
             if t_obj <= obj + _EPS and trial != order:
                 order, obj = trial, t_obj
                 if obj < self.best_obj - _EPS:
                     self._leaf(order, obj)
+
 
 
 def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
@@ -463,7 +471,15 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
     search = _Search(taskset, time_limit_s, progress)
     exact = len(taskset.tasks) <= EXACT_TASKS if exact is None else exact
     if exact:
+        # The exact search gets a share of the budget; if it cannot prove optimality
+        # by then, local search spends the rest improving on the best plan it has.
+        search.deadline = start + EXACT_SHARE * time_limit_s
         search.run()
+        if search.timed_out:
+            search.deadline = start + time_limit_s
+            search.timed_out = False
+            search.local_search()
+            search.timed_out = True
     else:
         search.quick_start()
         search.local_search()

@@ -68,6 +68,19 @@ def task_families(raw: dict, path: str, what: str = 'task set') -> dict:
     return out
 
 
+def task_envelopes(raw: dict, path: str, families: dict) -> dict:
+    """Task -> the inputs its profile covers (models/envelope.py)."""
+    from .envelope import envelope_of
+    sensors = raw.get('sensors') if isinstance(raw.get('sensors'), dict) else {}
+    out = {}
+    for name, fam in families.items():
+        try:
+            out[name] = envelope_of(name, raw['tasks'][name], fam, sensors, f'tasks.{name}')
+        except ValueError as e:
+            raise TasksetError(f'task set {path}: {e}') from None
+    return out
+
+
 def read_task_requirements(path: str, what: str = 'task set') -> dict:
     """The raw task set / config (periods, deadlines, bounds), each task's model checked."""
     raw = read_yaml(path, what)
@@ -76,7 +89,7 @@ def read_task_requirements(path: str, what: str = 'task set') -> dict:
     bad = [t for t, spec in raw['tasks'].items() if not isinstance(spec, dict)]
     if bad:
         raise TasksetError(f'{what} {path}: tasks {bad}: each task is a mapping of its settings')
-    task_families(raw, path, what)
+    task_envelopes(raw, path, task_families(raw, path, what))
     return raw
 
 

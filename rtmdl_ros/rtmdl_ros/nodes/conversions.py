@@ -133,9 +133,10 @@ class _Cdr:
         self.string()                    # frame_id
 
 
-def check_serialized_image(raw: bytes) -> None:
+def check_serialized_image(raw: bytes, envelope=None) -> None:
     """The cheap checks of image_to_bgr on a serialized sensor_msgs/Image (no decoding):
-    what a job topic's callback can afford before a message may count as a release."""
+    what a job topic's callback can afford before a message may count as a release;
+    with an envelope (models/envelope.py), also the frame size the task was profiled for."""
     r = _Cdr(raw)
     r.skip_header()
     height, width = r.u32(), r.u32()
@@ -146,10 +147,13 @@ def check_serialized_image(raw: bytes) -> None:
     if r.pos + size > len(r.buf):
         raise InputError(f'image data of {size} bytes declared, {len(r.buf) - r.pos} present')
     check_image_fields(height, width, encoding, step, size)
+    if envelope is not None:
+        envelope.check_frame(int(width), int(height))
 
 
-def check_serialized_chunk(raw: bytes) -> None:
-    """The checks of chunk_to_mono on a serialized AudioChunk (NaN included), without decoding it."""
+def check_serialized_chunk(raw: bytes, envelope=None) -> None:
+    """The checks of chunk_to_mono on a serialized AudioChunk (NaN included), without decoding
+    it; with an envelope, also the rate and length the task was profiled for."""
     r = _Cdr(raw)
     r.skip_header()
     rate, ch = r.u32(), r.u8()
@@ -158,6 +162,8 @@ def check_serialized_chunk(raw: bytes) -> None:
         raise InputError(f'{n} AudioChunk samples declared, {(len(r.buf) - r.pos) // 4} present')
     dtype = np.dtype(np.float32).newbyteorder(r.order)
     check_chunk_fields(int(rate), int(ch), np.frombuffer(r.buf, dtype, count=n, offset=r.pos))
+    if envelope is not None:
+        envelope.check_sound(int(rate), int(n) // max(1, int(ch)))
 
 
 def stamp_of_serialized(raw: bytes) -> tuple[int, int]:

@@ -21,6 +21,7 @@ Parameters:  taskset_file, zoo_dir, backend, device, cpu_workers, gpu_lanes, rea
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import os
 import sys
@@ -46,6 +47,7 @@ from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, apply_c
 from ..core.taskset import TasksetError, platform_for_device, with_task_changes
 from ..core.trace import STAGES
 from ..models import zoo
+from ..models.catalog import read_task_requirements, task_envelopes
 from ..models.jobs import limit_library_threads, make_segments, warm_up
 from ..models import SOUND, InputError
 from .conversions import (chunk_to_mono, check_serialized_chunk, check_serialized_image, image_to_bgr,
@@ -146,7 +148,10 @@ class ExecutorNode(LifecycleNode):
         self._rejected = collections.Counter()        # inputs refused at receipt (not jobs)
         self._rate_limited = collections.Counter()
         self._gates = {n: self._gate(n) for n in self.settings}
-        self._check_input = {n: check_serialized_chunk if self.families[n].input == SOUND else check_serialized_image
+        # Receipt checks, including the envelope each task was profiled on (models/envelope.py).
+        self.envelopes = task_envelopes(read_task_requirements(taskset_file), taskset_file, self.families)
+        self._check_input = {n: functools.partial(check_serialized_chunk if self.families[n].input == SOUND
+                                                  else check_serialized_image, envelope=self.envelopes[n])
                              for n in self.settings}
         self._logged: dict[tuple[str, str], float] = {}
         self._timings = {n: collections.OrderedDict() for n in self.settings}   # JobTimings before their job

@@ -17,7 +17,8 @@ import threading
 import time
 
 import rclpy
-from rcl_interfaces.msg import Parameter, ParameterDescriptor, ParameterEvent, ParameterType, ParameterValue
+from rcl_interfaces.msg import (FloatingPointRange, Parameter, ParameterDescriptor, ParameterEvent, ParameterType,
+                                ParameterValue)
 from rcl_interfaces.srv import SetParametersAtomically
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -46,7 +47,10 @@ class OptimizerNode(Node):
         self.policy = self.declare_parameter('policy', 'rtmdl', ro).value
         if self.policy not in POLICIES:
             raise ValueError(f'policy must be one of {POLICIES}, got {self.policy!r}')
-        self.time_limit_s = self.declare_parameter('time_limit_s', 10.0).value
+        self.time_limit_s = self.declare_parameter('time_limit_s', 10.0, ParameterDescriptor(
+            description='planning budget: the best plan found within it is pushed (exact search up to 8 '
+                        'tasks, anytime local search above)',
+            floating_point_range=[FloatingPointRange(from_value=0.1, to_value=600.0, step=0.0)])).value
         self.executor_name = self.declare_parameter('executor', 'rtmdl_executor', ro).value
         self.min_jobs = self.declare_parameter('min_jobs', 20).value
         self.margin_step = self.declare_parameter('margin_step', 1.25).value
@@ -85,7 +89,10 @@ class OptimizerNode(Node):
             self.replans += 1
             summary = ', '.join(f'{n}={a.variant}@{a.priority}' for n, a in
                                 sorted(res.plan.items(), key=lambda kv: kv[1].priority))
-            self.get_logger().info(f'plan ({reason}; time margin x{self.margin:.2f}): {summary}')
+            search = '' if res.search is None else (
+                f'; {res.search.method} search, ' + ('proven optimal' if res.search.optimal else
+                                                     f'gap <= {res.search.gap:.4f}') + f' in {res.search.elapsed_s:.1f} s')
+            self.get_logger().info(f'plan ({reason}; time margin x{self.margin:.2f}{search}): {summary}')
             if self.plan_file:
                 write_plan(self.plan_file, res.plan, header=f'written by rtmdl_optimizer ({reason})')
             return res.plan
