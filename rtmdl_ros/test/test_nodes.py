@@ -224,16 +224,17 @@ def test_malformed_inputs_are_counted_and_the_node_keeps_working(graph):
     nan_before = audio_node.malformed
     probe.mic.publish(audio_msg(30, np.full(1600, np.nan, np.float32)))   # rejected by the audio node
     assert wait_for(lambda: audio_node.malformed == nan_before + 1)
-    # Refused on receipt, before they could count as releases: counted as malformed, never a job.
-    assert wait_for(lambda: _malformed(executor_node, 'traffic_light') >= before + 3)
-    assert wait_for(lambda: probe.status is not None and probe.task_status('traffic_light').malformed >= before + 3)
-    assert executor_node.runtime.stats('traffic_light').total_failed == failed_before
-    assert 'unsupported image encoding' in executor_node.malformed_log['traffic_light'] or \
-        'empty image' in executor_node.malformed_log['traffic_light']
+    # Refused by the task node on receipt, before they could take a release: never a job, and
+    # counted in the task's malformed count once the next job's JobTiming reports it.
+    light_node = probe.nodes['traffic_light_node']
+    assert wait_for(lambda: light_node.malformed >= 3)
     probe.clear()
     probe.camera.publish(frame_msg(22))
     probe.mic.publish(audio_msg(31))
     assert wait_for(lambda: probe.results['traffic_light'] and probe.results['audio'])   # still serving
+    assert wait_for(lambda: _malformed(executor_node, 'traffic_light') >= before + 3)
+    assert wait_for(lambda: probe.status is not None and probe.task_status('traffic_light').malformed >= before + 3)
+    assert executor_node.runtime.stats('traffic_light').total_failed == failed_before
     assert executor_node.runtime.stats('audio').total_failed == 0      # NaN never reached a job
 
 
@@ -271,17 +272,17 @@ def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
     try:
         assert wait_for(lambda: frames.get_subscription_count() > 0 and chunks.get_subscription_count() > 0)
         jobs = {t: executor_node.runtime.stats(t).total_jobs for t in ('traffic_light', 'audio')}
+        def refused(pub, msg, task, text):            # republished until seen: discovery may lag
+            return wait_for(lambda: pub.publish(stamp_now(msg)) or time.sleep(0.1) or
+                            text in executor_node.malformed_log.get(task, ''))
         big = bgr_to_image(np.zeros((1200, 1600, 3), np.uint8), Image)
-        frames.publish(stamp_now(big))
-        assert wait_for(lambda: 'larger than the 640x480' in executor_node.malformed_log.get('traffic_light', ''))
+        assert refused(frames, big, 'traffic_light', 'larger than the 640x480')
         odd = AudioChunk(sample_rate=191999, channels=1)
         odd.samples = float32_array(np.zeros(191999, np.float32))
-        chunks.publish(stamp_now(odd))
-        assert wait_for(lambda: 'resamples' in executor_node.malformed_log.get('audio', ''))
+        assert refused(chunks, odd, 'audio', 'resamples')
         long = AudioChunk(sample_rate=16000, channels=1)
         long.samples = float32_array(np.zeros(16000 * 60, np.float32))
-        chunks.publish(stamp_now(long))
-        assert wait_for(lambda: '60.00 s of sound' in executor_node.malformed_log.get('audio', ''))
+        assert refused(chunks, long, 'audio', '60.00 s of sound')
         assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs      # none was a release
     finally:
         probe.destroy_publisher(frames)
@@ -362,6 +363,39 @@ def _profiled_taskset(path, executor_node):
                                    'post_ms': 0.5}
     path.write_text(yaml.safe_dump(raw))
     return str(path)
+
+
+def test_online_optimizer_trusts_only_its_settled_executor_and_lowers_its_margin_again(graph, tmp_path):
+    from rclpy.parameter import Parameter as P
+    from rtmdl_interfaces.msg import SchedulerStatus, TaskStatus
+
+    from rtmdl_ros.nodes.optimizer_node import OptimizerNode
+    executor_node, probe = graph
+    opt = OptimizerNode(namespace='trust', parameter_overrides=[
+        P('taskset_file', value=_profiled_taskset(tmp_path / 'taskset.yaml', executor_node)), P('mode', value='online'),
+        P('cooldown_s', value=0.0), P('relax_after_s', value=0.0), P('min_jobs', value=1)])
+    rogue = probe.create_publisher(SchedulerStatus, '/trust/status', 10)       # not the executor
+    try:
+        def status(active_s, rate):
+            return SchedulerStatus(active_s=active_s, tasks=[TaskStatus(task=n, jobs=100, miss_rate=rate,
+                                                                        max_miss_rate=0.05) for n in opt.base.tasks])
+        assert wait_for(lambda: opt.get_publishers_info_by_topic('/trust/status'))
+        opt._on_status(status(60.0, 0.9))
+        assert opt.margin == 1.0                       # someone else publishes status: ignored
+        probe.destroy_publisher(rogue)
+        rogue = None
+        assert wait_for(lambda: not opt.get_publishers_info_by_topic('/trust/status'))
+        opt._on_status(status(1.0, 0.9))
+        assert opt.margin == 1.0                       # start-up: ignored
+        opt._on_status(status(60.0, 0.9))
+        assert opt.margin == pytest.approx(1.25)       # over its bound: a margin
+        opt._on_status(status(61.0, 0.0))
+        opt._on_status(status(62.0, 0.0))
+        assert opt.margin == 1.0                       # quiet again: the margin goes
+    finally:
+        if rogue is not None:
+            probe.destroy_publisher(rogue)
+        opt.destroy_node()
 
 
 def test_online_optimizer_replans_when_a_deadline_changes(graph, tmp_path):

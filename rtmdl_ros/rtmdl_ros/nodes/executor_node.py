@@ -146,6 +146,8 @@ class ExecutorNode(LifecycleNode):
         self._subs, self._timers = [], []
         self._platform_note = platform_note if self.cpu_workers == fitted['cpu_workers'] else ''
         self._rejected = collections.Counter()        # inputs refused at receipt (not jobs)
+        self._node_refused = collections.Counter()    # ... and by the task nodes (from their JobTimings)
+        self._node_last = {}
         self._rate_limited = collections.Counter()
         self._gates = {n: self._gate(n) for n in self.settings}
         # Receipt checks, including the envelope each task was profiled on (models/envelope.py).
@@ -332,6 +334,10 @@ class ExecutorNode(LifecycleNode):
         self.runtime.submit(task, raw, origin_s=origin, path_marks=marks)
 
     def _on_timing(self, task: str, msg: JobTiming) -> None:
+        # The task node's running count of refused inputs; a restarted node counts from 0 again.
+        last = self._node_last.get(task, 0)
+        self._node_refused[task] += msg.refused - last if msg.refused >= last else msg.refused
+        self._node_last[task] = msg.refused
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         waiting = self._awaiting[task].pop(key, None)
         if waiting is not None:
@@ -455,7 +461,7 @@ class ExecutorNode(LifecycleNode):
                 task=name, variant=s.variant, priority=s.priority, period_ms=s.period_ms, deadline_ms=s.deadline_ms,
                 max_miss_rate=task.max_miss_rate, accuracy=self.accuracy[name].get(s.variant, 0.0),
                 deadline_from=task.deadline_from, jobs=st.total_jobs, missed=st.total_missed,
-                dropped_frames=st.total_dropped, malformed=st.total_failed + self._rejected[name],
+                dropped_frames=st.total_dropped, malformed=st.total_failed + self._rejected[name] + self._node_refused[name],
                 rate_limited=self._rate_limited[name], window_s=self.runtime.window_s, miss_rate=st.miss_rate,
                 response_p50_ms=st.p50_ms if st.p50_ms is not None else nan,
                 response_p99_ms=st.p99_ms if st.p99_ms is not None else nan,

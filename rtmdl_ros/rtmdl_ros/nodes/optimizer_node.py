@@ -6,7 +6,11 @@ online (mode:=online): plans once at start, then re-plans when
   - the executor's deadline or period of a task changes (/parameter_events), or
   - a task's measured miss rate (status topic) exceeds its bound over at least
     min_jobs jobs: the execution times are then re-planned with a margin
-    (x margin_step, the machine runs slower than profiled), or
+    (x margin_step, the machine runs slower than profiled); once every miss
+    rate has stayed under half its bound for relax_after_s, the margin is
+    lowered a step again. Status counts only while the executor it serves is
+    the topic's one publisher and has been active settle_s (start-up jobs
+    say nothing of the plan), or
   - the ~/replan service is called;
   and pushes the new variants and priorities to the executor in one atomic
   parameter call (so that swapped priorities never clash), and rewrites plan_file.
@@ -55,6 +59,12 @@ class OptimizerNode(Node):
         self.min_jobs = self.declare_parameter('min_jobs', 20).value
         self.margin_step = self.declare_parameter('margin_step', 1.25).value
         self.cooldown_s = self.declare_parameter('cooldown_s', 5.0).value
+        self.settle_s = self.declare_parameter('settle_s', 5.0, ParameterDescriptor(
+            description='ignore status until the executor has been active this long (start-up)')).value
+        self.relax_after_s = self.declare_parameter('relax_after_s', 60.0, ParameterDescriptor(
+            description='lower the margin a step after every miss rate stayed under half its bound this long')).value
+        self.quiet_since = None
+        self._foreign_seen: list = []
         self.base = load_taskset(path)
         self.margin = 1.0
         self.last_plan = None
@@ -68,6 +78,7 @@ class OptimizerNode(Node):
             self.executor_fqn = f'{ns}/{self.executor_name}'
             self.client = self.create_client(SetParametersAtomically, f'{self.executor_fqn}/set_parameters_atomically',
                                              callback_group=group)
+            self.status_topic = f'{ns}/{STATUS_TOPIC}'
             self.create_subscription(SchedulerStatus, STATUS_TOPIC, self._on_status, 10, callback_group=group)
             self.create_subscription(ParameterEvent, '/parameter_events', self._on_parameter_event, 50,
                                      callback_group=group)
@@ -147,14 +158,39 @@ class OptimizerNode(Node):
         if changed:
             self._replan_and_push('task set changed on the executor')
 
+    def _trusted(self, msg: SchedulerStatus) -> bool:
+        """Status counts only from the executor this node serves, once it has settled: any
+        node on the domain can publish on `status`, and start-up jobs say nothing of the plan."""
+        foreign = sorted({f'{i.node_namespace.rstrip("/")}/{i.node_name}'
+                          for i in self.get_publishers_info_by_topic(self.status_topic)} - {self.executor_fqn})
+        if foreign:
+            if foreign != self._foreign_seen:
+                self.get_logger().warning(f'ignoring {self.status_topic}: published by {foreign} too, not only by '
+                                          f'{self.executor_fqn}')
+            self._foreign_seen = foreign
+            return False
+        self._foreign_seen = []
+        return msg.active_s >= self.settle_s and {t.task for t in msg.tasks} == set(self.base.tasks)
+
     def _on_status(self, msg: SchedulerStatus) -> None:
-        if time.monotonic() - self.last_replan < self.cooldown_s:
+        if not self._trusted(msg):
             return
-        over = [t for t in msg.tasks if t.jobs >= self.min_jobs and t.miss_rate > t.max_miss_rate]
+        now = time.monotonic()
+        counted = [t for t in msg.tasks if t.jobs >= self.min_jobs]
+        quiet = len(counted) == len(msg.tasks) and all(t.miss_rate <= 0.5 * t.max_miss_rate for t in counted)
+        self.quiet_since = (self.quiet_since or now) if quiet else None
+        if now - self.last_replan < self.cooldown_s:
+            return
+        over = [t for t in counted if t.miss_rate > t.max_miss_rate]
         if over:
             self.margin *= self.margin_step
             names = ', '.join(f'{t.task} ({t.miss_rate:.3f} > {t.max_miss_rate:g})' for t in over)
             self._replan_and_push(f'measured miss rate over bound: {names}')
+        elif self.margin > 1.0 and self.quiet_since is not None and now - self.quiet_since >= self.relax_after_s:
+            # Load went away: give the accuracy back, one step at a time.
+            self.margin = max(1.0, self.margin / self.margin_step)
+            self.quiet_since = None
+            self._replan_and_push(f'miss rates under half their bounds for {self.relax_after_s:g} s')
 
     def _on_replan_service(self, request, response):
         plan = self.replan(request.reason or 'service call')

@@ -29,7 +29,7 @@ from sensor_msgs.msg import Image
 from ..core.release import ADMIT, ReleaseGate
 from ..core.taskset import TasksetError, read_yaml
 from ..models import InputError
-from .conversions import chunk_to_mono, stamp_of_serialized
+from .conversions import check_serialized_image, chunk_to_mono, stamp_of_serialized
 from .resources import default_taskset_file
 from .spin import float32_array, run_node
 from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_timing_topic, job_topic
@@ -43,6 +43,15 @@ def release_gap_ms(taskset_file: str, task: str) -> float:
         return float(spec.get('min_interarrival_ms', spec['period_ms']))
     except (KeyError, TypeError, ValueError, AttributeError):
         raise TasksetError(f'task set {taskset_file}: no tasks.{task}.period_ms') from None
+
+
+def _envelope(taskset_file: str, task: str):
+    """The inputs the task was profiled on (models/envelope.py), checked here as in the executor."""
+    from ..models.catalog import read_task_requirements, task_envelopes, task_families
+    raw = read_task_requirements(taskset_file)
+    if task not in raw['tasks']:
+        raise TasksetError(f'task set {taskset_file}: no task {task!r}; it has {sorted(raw["tasks"])}')
+    return task_envelopes(raw, taskset_file, task_families(raw, taskset_file))[task]
 
 
 class TaskNode(Node):
@@ -61,6 +70,7 @@ class TaskNode(Node):
             raise TasksetError('parameter task: name the task this node releases jobs for')
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         self.gate = ReleaseGate(release_gap_ms(taskset_file, self.task))
+        self.envelope = _envelope(taskset_file, self.task)
         topic = self.declare_parameter('input_topic', self.default_input, ro).value
         self.pub = self.create_publisher(self.msg_type, job_topic(self.task), JOB_QOS)
         self.timing_pub = self.create_publisher(JobTiming, job_timing_topic(self.task), JOB_QOS)
@@ -81,7 +91,7 @@ class TaskNode(Node):
             return False
         if self.gate.check(sec * 1e3 + nanosec * 1e-6) != ADMIT:
             return False
-        timing = JobTiming(received=received.to_msg())
+        timing = JobTiming(received=received.to_msg(), refused=self.malformed)
         timing.header.stamp.sec, timing.header.stamp.nanosec = sec, nanosec
         timing.released = self.get_clock().now().to_msg()
         self.timing_pub.publish(timing)
@@ -92,13 +102,16 @@ class TaskNode(Node):
 
 class CameraTaskNode(TaskNode):
     # Frames are relayed as serialized bytes: a 640x480 frame costs a copy here,
-    # not a decode; the executor decodes (and validates) only released frames.
+    # not a decode; the executor decodes only released frames. The cheap receipt
+    # checks (fields, size, the task's profiled envelope) run here too, so that a
+    # malformed or oversized frame never takes a release from a valid one.
     raw_input = True
 
     def on_input(self, msg: bytes) -> None:
         received = self.get_clock().now()
         try:
             sec, nanosec = stamp_of_serialized(msg)
+            check_serialized_image(msg, self.envelope)
         except InputError as e:
             self.malformed += 1
             self.get_logger().warning(f'frame rejected ({self.malformed} so far): {e}', throttle_duration_sec=5.0)
@@ -122,6 +135,7 @@ class SoundTaskNode(TaskNode):
         received = self.get_clock().now()
         try:
             samples, rate = chunk_to_mono(msg)
+            self.envelope.check_sound(rate, samples.size)
         except InputError as e:
             self.malformed += 1
             self.get_logger().warning(f'AudioChunk rejected ({self.malformed} so far): {e}',

@@ -1,0 +1,212 @@
+"""Junk floods against the running graph: does the most urgent task keep its bound?
+
+    python bench/bench_reliability.py [--taskset TS --plan PLAN] [--phase-s 60] [--flood-s 60]
+
+Starts `rtmdl bringup` (one process per node, as launched) on its own DDS
+domain, then runs three phases: before, a flood, after. The flood is another
+process publishing 10x each task's rate on every input topic (the sensor
+topics and the job topics) of malformed and out-of-envelope messages: wrong
+encodings, short data, 0x0, declared sizes that do not match, 4096x4096
+frames, NaN sound, sound at 191,999 Hz, 30 s of sound in one message.
+Printed: messages sent per kind, inputs refused per task (TaskStatus.malformed),
+each task's deadline-miss rate per phase (from the executor's counters), and the
+RSS of the executor and of the task nodes before the flood, at its end and
+after the last phase. --flood-s 600 is the 10-minute flood of issue 15.
+CPU used by other processes is printed per phase (the machine may be shared).
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+
+import rclpy
+from rclpy.node import Node
+from rtmdl_interfaces.msg import SchedulerStatus
+
+RTMDL = [sys.executable, '-c', 'import sys; from rtmdl_ros.cli import main; sys.exit(main())']
+
+FLOODER = textwrap.dedent('''
+    import collections, heapq, json, sys, time
+    import numpy as np, rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from rtmdl_interfaces.msg import AudioChunk
+    from rtmdl_ros.nodes.topics import JOB_QOS
+    spec, seconds = json.loads(sys.argv[1]), float(sys.argv[2])
+    rclpy.init()
+    node = rclpy.create_node('junk_flooder')
+    def stamp(m):
+        ns = time.time_ns(); m.header.stamp.sec, m.header.stamp.nanosec = ns // 10**9, ns % 10**9; return m
+    def image(h, w, enc='bgr8', data=None, step=None):
+        m = Image(height=h, width=w, encoding=enc, step=w * 3 if step is None else step)
+        m.data = bytes(h * w * 3) if data is None else data
+        return m
+    def chunk(rate, x):
+        m = AudioChunk(sample_rate=rate, channels=1); m.samples = x.astype(np.float32).tolist(); return m
+    kinds = {'image': {'yuv422': image(480, 640, 'yuv422'), 'short data': image(480, 640, data=bytes(1000)),
+                       '0x0': image(0, 0, data=b''), 'step mismatch': image(480, 640, step=7),
+                       '4096x4096': image(4096, 4096)},
+             'sound': {'NaN': chunk(16000, np.full(1600, np.nan)), '191999 Hz': chunk(191999, np.zeros(24000)),
+                       '30 s': chunk(16000, np.zeros(16000 * 30))}}
+    HEAVY, HEAVY_HZ = {'4096x4096', '30 s'}, 15.0        # valid-looking but costly: at a camera's rate
+    pubs = []
+    for k, s in enumerate(spec):
+        qos = JOB_QOS if s['topic'].startswith('jobs/') else qos_profile_sensor_data
+        pubs.append((node.create_publisher(Image if s['type'] == 'image' else AudioChunk, s['topic'], qos),
+                     s['type'], 1.0 / s['rate']))
+    sent, last_heavy, n = collections.Counter(), collections.defaultdict(float), collections.Counter()
+    start = time.monotonic(); end = start + seconds
+    queue = [(start, k) for k in range(len(pubs))]
+    while queue:
+        when, k = heapq.heappop(queue)
+        if when >= end:
+            continue
+        time.sleep(max(0.0, when - time.monotonic()))
+        pub, kind_of, gap = pubs[k]
+        names = list(kinds[kind_of])
+        name = names[n[k] % len(names)]
+        n[k] += 1
+        if name in HEAVY and time.monotonic() - last_heavy[k] < 1.0 / HEAVY_HZ:
+            name = names[0]
+        if name in HEAVY:
+            last_heavy[k] = time.monotonic()
+        pub.publish(stamp(kinds[kind_of][name])); sent[name] += 1
+        heapq.heappush(queue, (when + gap, k))
+    print(json.dumps(dict(sent)), flush=True)
+''')
+
+
+
+class Watch(Node):
+    def __init__(self):
+        super().__init__('reliability_watch')
+        self.status = None
+        self.create_subscription(SchedulerStatus, 'status', self._on, 10)
+
+    def _on(self, msg):
+        self.status = msg
+
+    def counters(self):
+        s = self.status
+        return {} if s is None else {t.task: (t.jobs, t.missed, t.malformed, t.max_miss_rate) for t in s.tasks}
+
+
+def rss_mb(pattern: str) -> float:
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                if pattern.encode() not in f.read():
+                    continue
+            with open(f'/proc/{pid}/status') as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith('VmRSS')) / 1024
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    with open('/proc/stat') as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    return sum(parts), parts[3] + parts[4]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--taskset', help='task set (default: the shipped F1/10 one)')
+    ap.add_argument('--plan', help='plan file (default: the executor\'s own)')
+    ap.add_argument('--phase-s', type=float, default=60.0)
+    ap.add_argument('--flood-s', type=float, default=60.0)
+    ap.add_argument('--factor', type=float, default=10.0,
+                    help='flood rate on a topic, as a multiple of the rate of the fastest task reading it')
+    args = ap.parse_args()
+    env = dict(os.environ, ROS_DOMAIN_ID=str(60 + os.getpid() % 30))
+    os.environ.update(env)
+    cmd = RTMDL + ['bringup', '--quiet'] + (['--taskset', args.taskset] if args.taskset else []) + \
+        (['--plan', args.plan] if args.plan else [])
+    graph = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
+    rclpy.init()
+    watch = Watch()
+    spinner = threading.Thread(target=rclpy.spin, args=(watch,), daemon=True)
+    spinner.start()
+    try:
+        end = time.monotonic() + 120
+        while watch.status is None and time.monotonic() < end:
+            time.sleep(0.5)
+        if watch.status is None:
+            print('the graph did not come up within 120 s')
+            return 1
+        time.sleep(5.0)                                       # past start-up
+        tasks = sorted(watch.status.tasks, key=lambda t: t.priority)
+        top = tasks[0].task
+        from rtmdl_ros.models import SOUND
+        from rtmdl_ros.models.catalog import read_task_requirements, task_families
+        from rtmdl_ros.nodes.graph import task_inputs
+        from rtmdl_ros.nodes.resources import default_taskset_file
+        path = args.taskset or default_taskset_file()
+        families = task_families(read_task_requirements(path), path)
+        inputs = task_inputs(path)
+        # Every input topic at `factor` x the rate of the fastest task reading it.
+        periods = {t.task: t.period_ms for t in tasks}
+        spec = {}
+        for t, f in families.items():
+            kind = 'sound' if f.input == SOUND else 'image'
+            for topic in (f'jobs/{t}', inputs[t][1] or ('sound' if kind == 'sound' else 'image_raw')):
+                rate = args.factor * 1000.0 / periods[t]
+                spec[topic] = {'topic': topic, 'type': kind, 'rate': max(rate, spec.get(topic, {}).get('rate', 0))}
+        rows, rss = {}, {}
+
+        def phase(name, seconds, flood=False):
+            c0, j0 = watch.counters(), cpu_jiffies()
+            sent = None
+            if flood:
+                with tempfile.TemporaryFile('w+') as out:
+                    p = subprocess.Popen([sys.executable, '-c', FLOODER, json.dumps(list(spec.values())),
+                                          str(seconds)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                    p.wait(timeout=seconds + 120)
+                    out.seek(0)
+                    sent = out.read().strip().splitlines()[-1:]
+            else:
+                time.sleep(seconds)
+            c1, j1 = watch.counters(), cpu_jiffies()
+            rows[name] = {t: ((c1[t][1] - c0[t][1]) / max(1, c1[t][0] - c0[t][0]), c1[t][0] - c0[t][0],
+                              c1[t][2] - c0[t][2], c1[t][3]) for t in c1}
+            rss[name] = (rss_mb('executor_node'), rss_mb('task_nodes'))
+            total, idle = j1[0] - j0[0], j1[1] - j0[1]
+            print(f'{name}: {seconds:.0f} s, machine busy {100 * (1 - idle / max(1, total)):.0f} % of 2 cores'
+                  + (f'; flood sent {sent[0] if sent else "?"}' if flood else ''), flush=True)
+        rss['start'] = (rss_mb('executor_node'), rss_mb('task_nodes'))
+        phase('before', args.phase_s)
+        phase('flood', args.flood_s, flood=True)
+        phase('after', args.phase_s)
+        print('\nflood: ' + ', '.join(f'{s["topic"]} {s["rate"]:.0f}/s' for s in spec.values())
+              + ' (4096x4096 frames and 30 s chunks at most 15/s per topic)')
+        print(f'{"task":<16}{"bound":>7}' + ''.join(f'{p + " DMR":>12}{"jobs":>7}' for p in rows) + f'{"refused":>9}')
+        for t in sorted(rows['before'], key=lambda n: [x.task for x in tasks].index(n)):
+            print(f'{t + (" *" if t == top else ""):<16}{rows["before"][t][3]:>7g}' + ''.join(
+                f'{rows[p][t][0]:>12.3f}{rows[p][t][1]:>7}' for p in rows) + f'{rows["flood"][t][2]:>9}')
+        print('* most urgent task')
+        for k, (ex, tn) in rss.items():
+            print(f'RSS {k:<7}: executor {ex:7.1f} MB, task nodes {tn:7.1f} MB')
+        growth = 100 * (rss['after'][0] - rss['before'][0]) / max(1.0, rss['before'][0])
+        print(f'executor RSS growth before -> after: {growth:+.1f} %')
+        return 0
+    finally:
+        os.killpg(graph.pid, signal.SIGINT)
+        try:
+            graph.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(graph.pid, signal.SIGKILL)
+        watch.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
