@@ -26,6 +26,7 @@ import threading
 import time
 
 import rclpy
+import rclpy.executors
 from rclpy.node import Node
 from rtmdl_interfaces.msg import SchedulerStatus
 
@@ -63,10 +64,8 @@ FLOODER = textwrap.dedent('''
     sent, last_heavy, n = collections.Counter(), collections.defaultdict(float), collections.Counter()
     start = time.monotonic(); end = start + seconds
     queue = [(start, k) for k in range(len(pubs))]
-    while queue:
+    while queue and time.monotonic() < end:          # behind schedule: it sends what it can
         when, k = heapq.heappop(queue)
-        if when >= end:
-            continue
         time.sleep(max(0.0, when - time.monotonic()))
         pub, kind_of, gap = pubs[k]
         names = list(kinds[kind_of])
@@ -134,7 +133,9 @@ def main() -> int:
                              start_new_session=True)
     rclpy.init()
     watch = Watch()
-    spinner = threading.Thread(target=rclpy.spin, args=(watch,), daemon=True)
+    spin = rclpy.executors.SingleThreadedExecutor()
+    spin.add_node(watch)
+    spinner = threading.Thread(target=spin.spin, daemon=True)
     spinner.start()
     try:
         end = time.monotonic() + 120
@@ -170,7 +171,11 @@ def main() -> int:
                 with tempfile.TemporaryFile('w+') as out:
                     p = subprocess.Popen([sys.executable, '-c', FLOODER, json.dumps(list(spec.values())),
                                           str(seconds)], stdout=out, stderr=subprocess.STDOUT, env=env)
-                    p.wait(timeout=seconds + 120)
+                    try:
+                        p.wait(timeout=seconds + 60)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        raise
                     out.seek(0)
                     sent = out.read().strip().splitlines()[-1:]
             else:
@@ -180,8 +185,10 @@ def main() -> int:
                               c1[t][2] - c0[t][2], c1[t][3]) for t in c1}
             rss[name] = (rss_mb('executor_node'), rss_mb('task_nodes'))
             total, idle = j1[0] - j0[0], j1[1] - j0[1]
-            print(f'{name}: {seconds:.0f} s, machine busy {100 * (1 - idle / max(1, total)):.0f} % of 2 cores'
-                  + (f'; flood sent {sent[0] if sent else "?"}' if flood else ''), flush=True)
+            sent_n = sum(json.loads(sent[0]).values()) if sent else 0
+            print(f'{name}: {seconds:.0f} s, machine busy {100 * (1 - idle / max(1, total)):.0f} % of '
+                  f'{os.cpu_count()} cores' + (f'; flood sent {sent_n} messages ({sent_n / seconds:.0f}/s): '
+                                             f'{sent[0] if sent else "?"}' if flood else ''), flush=True)
         rss['start'] = (rss_mb('executor_node'), rss_mb('task_nodes'))
         phase('before', args.phase_s)
         phase('flood', args.flood_s, flood=True)
@@ -204,6 +211,8 @@ def main() -> int:
             graph.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(graph.pid, signal.SIGKILL)
+        spin.shutdown()
+        spinner.join(timeout=5)
         watch.destroy_node()
         rclpy.try_shutdown()
 
