@@ -365,39 +365,6 @@ def _profiled_taskset(path, executor_node):
     return str(path)
 
 
-def test_online_optimizer_trusts_only_its_settled_executor_and_lowers_its_margin_again(graph, tmp_path):
-    from rclpy.parameter import Parameter as P
-    from rtmdl_interfaces.msg import SchedulerStatus, TaskStatus
-
-    from rtmdl_ros.nodes.optimizer_node import OptimizerNode
-    executor_node, probe = graph
-    opt = OptimizerNode(namespace='trust', parameter_overrides=[
-        P('taskset_file', value=_profiled_taskset(tmp_path / 'taskset.yaml', executor_node)), P('mode', value='online'),
-        P('cooldown_s', value=0.0), P('relax_after_s', value=0.0), P('min_jobs', value=1)])
-    rogue = probe.create_publisher(SchedulerStatus, '/trust/status', 10)       # not the executor
-    try:
-        def status(active_s, rate):
-            return SchedulerStatus(active_s=active_s, tasks=[TaskStatus(task=n, jobs=100, miss_rate=rate,
-                                                                        max_miss_rate=0.05) for n in opt.base.tasks])
-        assert wait_for(lambda: opt.get_publishers_info_by_topic('/trust/status'))
-        opt._on_status(status(60.0, 0.9))
-        assert opt.margin == 1.0                       # someone else publishes status: ignored
-        probe.destroy_publisher(rogue)
-        rogue = None
-        assert wait_for(lambda: not opt.get_publishers_info_by_topic('/trust/status'))
-        opt._on_status(status(1.0, 0.9))
-        assert opt.margin == 1.0                       # start-up: ignored
-        opt._on_status(status(60.0, 0.9))
-        assert opt.margin == pytest.approx(1.25)       # over its bound: a margin
-        opt._on_status(status(61.0, 0.0))
-        opt._on_status(status(62.0, 0.0))
-        assert opt.margin == 1.0                       # quiet again: the margin goes
-    finally:
-        if rogue is not None:
-            probe.destroy_publisher(rogue)
-        opt.destroy_node()
-
-
 def test_online_optimizer_replans_when_a_deadline_changes(graph, tmp_path):
     from rclpy.parameter import Parameter as P
 

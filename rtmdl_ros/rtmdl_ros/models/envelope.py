@@ -63,7 +63,8 @@ def envelope_of(task: str, spec: dict, fam, sensors: dict, where: str) -> Envelo
         return Envelope(SOUND, window_s=float(fam.window_s), model_rate=rate, resamples=pre is None)
     size = spec.get('max_frame')
     if size is None:
-        sensor = sensors.get(spec.get('input_topic') or 'image_raw', {})
+        sensor = sensors.get(spec.get('input_topic') or 'image_raw')
+        sensor = sensor if isinstance(sensor, dict) else {}       # nodes/graph.py reports a bad entry
         size = [sensor['width'], sensor['height']] if 'width' in sensor and 'height' in sensor else DEFAULT_FRAME
     if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(
             isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 16384 for v in size)):
