@@ -90,6 +90,17 @@ def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
     return nodes[0], nodes
 
 
+def _close(spinner, node, thread, handlers) -> None:
+    """Stop spinning, end the ROS context and give the signals back (bringup, monitor)."""
+    import rclpy
+    spinner.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown()
+    thread.join(2.0)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 class _Stop:
     """Set by SIGINT / SIGTERM (systemd and docker stop send SIGTERM)."""
 
@@ -202,12 +213,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         final = latest[-1] if latest else None
         cpu = meter.cores() if meter is not None else None
         codes = _stop_all(procs)
-        spinner.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-        thread.join(2.0)
-        for s, h in old.items():
-            signal.signal(s, h)
+        _close(spinner, node, thread, old)
     if summary is not None:
         summary.update(status=final, cpu=cpu, startup_s=active_at)
     if final is not None:
@@ -252,12 +258,7 @@ def monitor(namespace: str = '', duration_s: float | None = None, quiet: bool = 
                 print(('\x1b[2J\x1b[H' if tty else '') + f'rtmdl monitor  t={latest[-1].active_s:.0f} s\n'
                       + _table(latest[-1]) + '\n' + stage_table(latest[-1]), flush=True)
     finally:
-        spinner.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-        thread.join(2.0)
-        for s, h in old.items():
-            signal.signal(s, h)
+        _close(spinner, node, thread, old)
     if not latest:
         print('rtmdl monitor: no status from an active executor' + (f' in namespace {namespace!r}' if namespace else ''),
               file=sys.stderr)

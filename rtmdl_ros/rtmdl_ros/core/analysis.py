@@ -194,6 +194,17 @@ def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: st
     return out
 
 
+def _suffix_blocking(timed, servers: Mapping[str, int], overrunning: frozenset = frozenset()) -> dict:
+    """Per resource and position, the `servers` longest segments of the tasks below it
+    (blocking_candidates() of every suffix in one pass, bottom up)."""
+    below = {r: [()] * (len(timed) + 1) for r in RESOURCES}
+    for idx in range(len(timed) - 1, -1, -1):
+        for r in RESOURCES:
+            below[r][idx] = tuple(sorted(below[r][idx + 1] + tuple(blocking_candidates(
+                [timed[idx]], r, None, overrunning)), reverse=True)[:servers[r]])
+    return below
+
+
 def miss_rate_bound(at_p: SegmentBound, at_max: SegmentBound, deadline: float, percentile: float) -> float:
     """Bound on the share of jobs that miss their deadline.
 
@@ -253,13 +264,7 @@ class Analyzer:
         hp: dict[str, list] = {'cpu': [], 'gpu': []}
         timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
         servers = {r: ts.platform.servers(r) for r in RESOURCES}
-        # The longest segments of the tasks below each position, kept `servers` deep
-        # from the bottom up (blocking_candidates() of every suffix, in one pass).
-        below = {r: [()] * (len(timed) + 1) for r in RESOURCES}
-        for idx in range(len(timed) - 1, -1, -1):
-            for r in RESOURCES:
-                below[r][idx] = tuple(sorted(below[r][idx + 1] + tuple(blocking_candidates(
-                    [timed[idx]], r, None, overrunning)), reverse=True)[:servers[r]])
+        below = _suffix_blocking(timed, servers, overrunning)
         out = {}
         for idx, (task, times) in enumerate(timed):
             block = {r: blocking(below[r][idx + 1] + tuple(blocking_candidates([], r, (task, times), overrunning)),
@@ -286,14 +291,9 @@ class Analyzer:
         n = len(order)
         t_max = [self.times(t, v, 100.0) for t, v in order]
         t_p = t_max if self.single_percentile else [self.times(t, v, p) for t, v in order]
-        below_max = {r: [()] * (n + 1) for r in RESOURCES}
-        below_p = {r: [()] * (n + 1) for r in RESOURCES}
-        for idx in range(n - 1, -1, -1):
-            for r in RESOURCES:
-                below_max[r][idx] = tuple(sorted(below_max[r][idx + 1] + (t_max[idx].longest_on(r),),
-                                                 reverse=True)[:servers[r]])
-                below_p[r][idx] = tuple(sorted(below_p[r][idx + 1] + (t_p[idx].longest_on(r),),
-                                               reverse=True)[:servers[r]])
+        tasks = [ts.tasks[t] for t, _ in order]
+        below_max = _suffix_blocking(list(zip(tasks, t_max)), servers)
+        below_p = below_max if self.single_percentile else _suffix_blocking(list(zip(tasks, t_p)), servers)
         cache = self._prefixes
         if len(cache) > 200_000:
             cache.clear()
@@ -312,7 +312,7 @@ class Analyzer:
         hp_p = {'cpu': state[2], 'gpu': state[3]}
         any_late = state[4]
         for idx in range(start, n):
-            task = ts.tasks[order[idx][0]]
+            task = tasks[idx]
             bmax = bound_task(task, t_max[idx], ts.platform, hp_max,
                               {r: blocking(below_max[r][idx + 1], servers[r]) for r in RESOURCES})
             bp = bmax if self.single_percentile else bound_task(

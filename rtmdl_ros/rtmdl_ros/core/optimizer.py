@@ -219,18 +219,24 @@ class _Search:
                 orders.append(order)
         return orders
 
-    def greedy(self) -> None:
+    def greedy(self, polish: bool = True) -> None:
         """Warm start from each classic order: best variants, then repeatedly
         downgrade the task that frees the most utilisation per point of
-        normalised loss until the plan passes; then polish it by local search."""
+        normalised loss until the plan passes; then polish it by local search
+        (or, polish=False, only move each task up once)."""
         if any(not self.variants[n] for n in self.names):
             return
         for names in self._orders():
             if self._out_of_time():
                 return
             order = self._downgrade_until_feasible(names)
-            if order is not None:
+            if order is None:
+                continue
+            if polish:
                 self._polish(order)
+            else:
+                order = self._upgrade(order)
+                self._leaf(order, objective(self.ts, dict(order)))
 
     def _downgrade_until_feasible(self, names: list[str]):
         level = {n: 0 for n in names}
@@ -269,18 +275,7 @@ class _Search:
 
     def _upgrade(self, order) -> list:
         """Move each task to the most accurate variant that keeps the plan feasible."""
-        order = list(order)
-        for i, (name, current) in enumerate(order):
-            if self._out_of_time():
-                break
-            for v in self.variants[name]:                   # most accurate first
-                if self.loss[name][v] >= self.loss[name][current] - _EPS:
-                    break
-                trial = order[:i] + [(name, v)] + order[i + 1:]
-                if self._feasible(trial):
-                    order = trial
-                    break
-        return order
+        return self._raise(list(order), range(len(order)))
 
     def _polish(self, order) -> None:
         """Local search from a feasible plan: upgrades, then adjacent priority swaps
@@ -366,16 +361,8 @@ class _Search:
 
     # -- anytime local search (large sets) ---------------------------------------
     def quick_start(self) -> None:
-        """Greedy plans from each classic order, each moved up once (no polish)."""
-        if any(not self.variants[n] for n in self.names):
-            return
-        for names in self._orders():
-            if self._out_of_time():
-                return
-            order = self._downgrade_until_feasible(names)
-            if order is not None:
-                order = self._upgrade(order)
-                self._leaf(order, objective(self.ts, dict(order)))
+        """The greedy plans without the polish: the start of the local search."""
+        self.greedy(polish=False)
 
     def _raise(self, order, positions) -> list:
         """Each task at `positions` to its most accurate variant that keeps the plan feasible."""

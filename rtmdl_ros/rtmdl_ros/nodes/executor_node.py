@@ -47,7 +47,6 @@ from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, apply_c
 from ..core.taskset import TasksetError, platform_for_device, with_task_changes
 from ..core.trace import STAGES
 from ..models import zoo
-from ..models.catalog import read_task_requirements, task_envelopes
 from ..models.jobs import limit_library_threads, make_segments, warm_up
 from ..models import SOUND, InputError
 from .conversions import (chunk_to_mono, check_serialized_chunk, check_serialized_image, image_to_bgr,
@@ -80,7 +79,7 @@ class ExecutorNode(LifecycleNode):
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
         zoo_dir = self.declare_parameter('zoo_dir', '', ro).value or None
         self.zoo_dir = zoo_dir
-        self.taskset, self.variants, self.accuracy, self.labels, self.families = \
+        self.taskset, self.variants, self.accuracy, self.labels, self.families, self.envelopes = \
             load_runtime_taskset(taskset_file, zoo_dir)
         platform = self.taskset.platform
         self.backend_name = self.declare_parameter(
@@ -151,7 +150,6 @@ class ExecutorNode(LifecycleNode):
         self._rate_limited = collections.Counter()
         self._gates = {n: self._gate(n) for n in self.settings}
         # Receipt checks, including the envelope each task was profiled on (models/envelope.py).
-        self.envelopes = task_envelopes(read_task_requirements(taskset_file), taskset_file, self.families)
         self._check_input = {n: functools.partial(check_serialized_chunk if self.families[n].input == SOUND
                                                   else check_serialized_image, envelope=self.envelopes[n])
                              for n in self.settings}

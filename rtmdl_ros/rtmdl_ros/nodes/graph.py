@@ -54,12 +54,14 @@ def _param_text(v) -> str:
     return str(v)
 
 
-def task_inputs(taskset_file: str) -> dict[str, tuple[str, str | None]]:
-    """Task -> (input kind IMAGE or SOUND, its `input_topic` or None) for every task."""
+def task_inputs(taskset_file: str, raw: dict | None = None, families: dict | None = None
+                ) -> dict[str, tuple[str, str | None]]:
+    """Task -> (input kind IMAGE or SOUND, its `input_topic` or None) for every task
+    (raw, families: the task set already read, so that model files are read once)."""
     from ..models.catalog import read_task_requirements, task_families
-    raw = read_task_requirements(taskset_file)
+    raw = raw if raw is not None else read_task_requirements(taskset_file)
     out = {}
-    for task, fam in task_families(raw, taskset_file).items():
+    for task, fam in (families if families is not None else task_families(raw, taskset_file)).items():
         topic = raw['tasks'][task].get('input_topic')
         if topic is not None and not (isinstance(topic, str) and topic):
             raise TasksetError(f'task set {taskset_file}: tasks.{task}.input_topic: expected a topic name, got {topic!r}')
@@ -67,14 +69,14 @@ def task_inputs(taskset_file: str) -> dict[str, tuple[str, str | None]]:
     return out
 
 
-def check_plan_file(plan_file: str, taskset_file: str) -> None:
+def check_plan_file(plan_file: str, taskset_file: str, tasks=None) -> None:
     """A plan must parse and name tasks of the task set, before rclpy reads it
     (rclpy's own parser fails with a traceback; an empty file would silently run
     the default plan). The executor checks variants and priorities."""
     from ..core.plan import plan_from_params
     where = f'plan {plan_file}'
     plan = plan_from_params(read_yaml(plan_file, 'plan'), where)
-    tasks = set(task_inputs(taskset_file))
+    tasks = set(tasks if tasks is not None else task_inputs(taskset_file))
     unknown = sorted(set(plan) - tasks)
     if unknown:
         raise TasksetError(f'{where}: tasks {unknown} are not in the task set {taskset_file} ({sorted(tasks)})')
@@ -90,11 +92,12 @@ def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 
     which a task set's `sensors: {TOPIC: {PARAM: VALUE}}` may configure (e.g.
     `source:` an image folder, relative to the task set, and `fps:`)."""
     from ..models.catalog import read_task_requirements, task_families
-    inputs = task_inputs(taskset_file)
-    families = task_families(read_task_requirements(taskset_file), taskset_file)
+    raw = read_task_requirements(taskset_file)
+    families = task_families(raw, taskset_file)
+    inputs = task_inputs(taskset_file, raw, families)
     sensors = sensor_settings(taskset_file)
     if plan_file:
-        check_plan_file(plan_file, taskset_file)
+        check_plan_file(plan_file, taskset_file, inputs)
     default = {IMAGE: camera_topic, SOUND: sound_topic}
     specs = [NodeSpec('rtmdl_executor', 'rtmdl_executor', {
         'taskset_file': taskset_file, 'backend': backend, 'device': device, **(executor_params or {})},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ..core.taskset import TaskSet, TasksetError, _deep_merge, load_taskset, taskset_from_dict
-from ..models.catalog import family_variants, read_task_requirements, task_families, task_models
+from ..models.catalog import family_variants, read_task_requirements, task_envelopes, task_families, task_models
 
 
 def config_dir() -> str:
@@ -26,9 +26,9 @@ def default_taskset_file() -> str:
     return os.path.join(config_dir(), 'f1tenth.yaml')
 
 
-def load_runtime_taskset(path: str, zoo_dir: str | None) -> tuple[TaskSet, dict, dict, dict, dict]:
+def load_runtime_taskset(path: str, zoo_dir: str | None) -> tuple[TaskSet, dict, dict, dict, dict, dict]:
     """The task set as the executor needs it: (task set, variants per task, accuracy per
-    variant, labels per task, family per task). Variants come from the family each
+    variant, labels per task, family per task, input envelope per task). Variants come from the family each
     task runs (the zoo's, or a user's ONNX files); a task set that lists them (e.g.
     a profiled one) must name only variants that family has."""
     raw = read_task_requirements(path)
@@ -49,4 +49,4 @@ def load_runtime_taskset(path: str, zoo_dir: str | None) -> tuple[TaskSet, dict,
                                f'{models[t]!r} does not have')
     accuracy = {t: {v: taskset.tasks[t].variants[v].accuracy for v in vs} for t, vs in variants.items()}
     labels = {t: from_zoo[t][1] for t in taskset.tasks}
-    return taskset, variants, accuracy, labels, families
+    return taskset, variants, accuracy, labels, families, task_envelopes(raw, path, families)
