@@ -1,7 +1,7 @@
 # Front door of rtmdl_ros. Every target does its own set-up (tools/setup.sh),
 # which is skipped in seconds when nothing changed.
 SHELL := /bin/bash
-.PHONY: setup test demo demo-two-camera bench evaluate evaluate-graph clean
+.PHONY: setup test demo demo-two-camera bench evaluate evaluate-graph gpu-bundle gpu-check clean
 
 setup:
 	@bash tools/setup.sh
@@ -24,6 +24,15 @@ evaluate: setup
 
 evaluate-graph: setup
 	@source tools/env.sh && bash bench/evaluate_graph.sh
+
+# The GPU check runs on the GPU machine's own python (no set-up: it must not
+# replace a CUDA torch); gpu-bundle, run where the project is set up, makes
+# what it needs beyond torch, numpy, opencv and pyyaml (docs/gpu.md).
+gpu-bundle: setup
+	@bash tools/gpu_bundle.sh
+
+gpu-check:
+	@bash bench/gpu_check.sh
 
 clean:
 	rm -rf .venv build install log .colcon-build.log

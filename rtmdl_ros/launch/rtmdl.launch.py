@@ -6,7 +6,7 @@ a simulated sensor per input topic.
 
 Arguments: plan_file (ROS parameters file from `rtmdl optimize`; empty = largest
 variants, deadline-monotonic), use_sim_sensors (simulated camera + microphone per input topic),
-backend (onnxruntime | torch), device (cpu | cuda), namespace, taskset_file
+backend (onnxruntime | torch), device (cpu | cuda | tensorrt), namespace, taskset_file
 (default: this package's config/f1tenth.yaml), camera_topic, sound_topic,
 autostart (the executor configures and activates itself; false: drive it with
 `ros2 lifecycle set /rtmdl_executor configure|activate`), respawn_executor
@@ -63,7 +63,7 @@ def generate_launch_description():
         DeclareLaunchArgument('plan_file', default_value='', description='plan from `rtmdl optimize` (empty: dm-nmc)'),
         DeclareLaunchArgument('use_sim_sensors', default_value='true', description='synthetic camera and microphone'),
         DeclareLaunchArgument('backend', default_value='onnxruntime', choices=['onnxruntime', 'torch']),
-        DeclareLaunchArgument('device', default_value='cpu', choices=['cpu', 'cuda']),
+        DeclareLaunchArgument('device', default_value='cpu', choices=['cpu', 'cuda', 'tensorrt']),
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('taskset_file', default_value=config, description='task set (config schema)'),
         DeclareLaunchArgument('camera_topic', default_value='image_raw'),

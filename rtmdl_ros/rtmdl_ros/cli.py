@@ -17,6 +17,7 @@ import math
 import os
 import sys
 
+from .backends import DEVICES
 from .core.analysis import analyze, default_plan
 from .core.plan import load_plan, write_plan
 from .core.policies import POLICIES, plan_with
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--plan', help='plan parameters file from rtmdl optimize (default: dm-nmc)')
     b.add_argument('--taskset', help='task set file (default: the package config/<graph>.yaml)')
     b.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
-    b.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    b.add_argument('--device', choices=DEVICES, default='cpu')
     b.add_argument('--namespace', default='')
     b.add_argument('--no-sim-sensors', action='store_true', help='use real camera/microphone topics')
     b.add_argument('--duration-s', type=float, help='stop after this long (default: until Ctrl-C)')
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def graph_args(q, duration: float) -> None:
         q.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
-        q.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+        q.add_argument('--device', choices=DEVICES, default='cpu')
         q.add_argument('--duration-s', type=float, default=duration)
         q.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
         q.add_argument('--quiet', action='store_true', help='no live table')
@@ -305,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument('--task', required=True)
     q.add_argument('--data', required=True, help='classifier: a folder per label; detector: images/ + labels/ (YOLO)')
     q.add_argument('--backend', choices=('onnxruntime',), default='onnxruntime')
-    q.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    q.add_argument('--device', choices=DEVICES, default='cpu')
     q.add_argument('--quiet', action='store_true')
     q.set_defaults(func=cmd_accuracy)
 

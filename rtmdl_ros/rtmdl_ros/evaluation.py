@@ -193,7 +193,7 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
     from .backends import create
     from .models.families import FAMILIES
     from .models.jobs import limit_library_threads, warm_up
-    from .profiling import measure, read_config
+    from .profiling import default_packing, measure, read_config
     from .models.catalog import zoo_variants
     limit_library_threads()
     base = read_config(config)
@@ -211,7 +211,9 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
                'cpus': os.cpu_count(), 'platform': base['platform'], 'platform_note': platform_note, 'runs': []}
     for load in loads:
         with BackgroundLoad(load):
-            prof = measure(base['tasks'], backend, profile_samples, 5, zoo_dir, lanes=max(1, lanes))
+            prof = measure(base['tasks'], backend, profile_samples, 5, zoo_dir, lanes=max(1, lanes),
+                           packing=default_packing(device))
+            prof.pop('packing', None)
             prof.pop('probe')
             for n in cameras:
                 cfg, models = with_extra_cameras(base, n)

@@ -67,38 +67,64 @@ def profile_variant(backend, task: str, variant: str, samples: int, warmup: int,
     return {seg: [round(float(v), 4) for v in times[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}
 
 
-def packing_slowdown(backend, task: str, variant: str, max_lanes: int = 4, seconds: float = 1.5) -> dict[int, float]:
-    """Mean inference time with k lanes busy at once, relative to one lane."""
-    fam = family(task)
-    x = np.zeros((1, *fam.input_shape), np.float32)
-    runners = [backend.runner(task, variant, lane=k) for k in range(max_lanes)]
-    for r in runners:
+def packing_slowdown(backend, task: str, variant: str, max_lanes: int = 4, seconds: float = 1.5,
+                     co_runner: tuple[str, str] | None = None) -> dict[int, float]:
+    """Mean inference time of `variant` on lane 0 while k - 1 other lanes are busy, relative
+    to lane 0 alone, for k = 1..max_lanes. The other lanes run `co_runner` (a task and
+    variant), by default the same variant."""
+    co_task, co_variant = co_runner or (task, variant)
+    x = np.zeros((1, *family(task).input_shape), np.float32)
+    xo = np.zeros((1, *family(co_task).input_shape), np.float32)
+    runners = [backend.runner(task, variant, lane=0)] + [backend.runner(co_task, co_variant, lane=k)
+                                                          for k in range(1, max_lanes)]
+    for r, inp in zip(runners, [x] + [xo] * (max_lanes - 1)):
         for _ in range(5):
-            r(x)
+            r(inp)
     means = {}
     for k in range(1, max_lanes + 1):
-        durations: list[list[float]] = [[] for _ in range(k)]
-        stop = time.perf_counter() + seconds
+        durations: list[float] = []
+        done = threading.Event()
         barrier = threading.Barrier(k)
 
-        def lane(i: int) -> None:
+        def measured() -> None:
             barrier.wait()
+            stop = time.perf_counter() + seconds
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
-                runners[i](x)
-                durations[i].append(time.perf_counter() - t0)
-        threads = [threading.Thread(target=lane, args=(i,)) for i in range(k)]
+                runners[0](x)
+                durations.append(time.perf_counter() - t0)
+            done.set()
+
+        def busy(i: int) -> None:
+            barrier.wait()
+            while not done.is_set():          # keep the lane busy for the whole measurement
+                runners[i](xo)
+        threads = [threading.Thread(target=measured)] + [threading.Thread(target=busy, args=(i,)) for i in range(1, k)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        means[k] = float(np.mean([d for ds in durations for d in ds]))
+        means[k] = float(np.mean(durations))
     slowdown, last = {1: 1.0}, 1.0
     for k in range(2, max_lanes + 1):
         # Never below 1, never falling as lanes are added: what the engine's model assumes.
         last = max(last, means[k] / means[1])
         slowdown[k] = round(last, 3)
     return slowdown
+
+
+def packing_of_each(backend, profiled: dict, lanes: int, seconds: float = 0.3) -> dict:
+    """Every variant's slowdown with the other lanes running the heaviest variant measured.
+
+    The analysis stretches every inference by one factor per lane count; the
+    largest over all variants bounds each of them against the worst co-runner
+    (small variants lose the most when a large one fills the GPU)."""
+    infer = {(t, v): float(np.mean(e['infer_ms'])) for t, p in profiled.items() for v, e in p['variants'].items()}
+    heavy = max(infer, key=infer.get)
+    each = {t: {v: packing_slowdown(backend, t, v, lanes, seconds, co_runner=heavy) for v in p['variants']}
+            for t, p in profiled.items()}
+    worst = {k: max(s[k] for per in each.values() for s in per.values()) for k in range(1, lanes + 1)}
+    return {'gpu_slowdown': worst, 'co_runner': f'{heavy[0]}/{heavy[1]}', 'variants': each}
 
 
 def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
@@ -168,8 +194,12 @@ def read_config(config: str) -> dict:
 
 
 def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = None, lanes: int = 4,
-            progress=None, sizes: dict | None = None) -> dict:
-    """Profiles of every variant of `tasks` on `backend`: {'platform': {gpu_slowdown}, 'tasks': ...}."""
+            progress=None, sizes: dict | None = None, packing: str = 'probe') -> dict:
+    """Profiles of every variant of `tasks` on `backend`: {'platform': {gpu_slowdown}, 'tasks': ...}.
+
+    packing 'probe': the slowdown of one mid-size variant packed with copies of
+    itself (seconds; enough where lanes are CPU threads); 'each': every variant
+    against the heaviest (what a GPU needs, section `packing` of the result)."""
     out = {}
     for task in tasks:
         net, meta = zoo.load(task, zoo_dir)
@@ -187,11 +217,19 @@ def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = Non
             if progress is not None:
                 progress(task, v)
         out[task] = {'variants': variants}
+    if packing == 'each' and lanes > 1:
+        each = packing_of_each(backend, out, lanes)
+        return {'platform': {'gpu_slowdown': each.pop('gpu_slowdown')}, 'tasks': out, 'packing': each,
+                'probe': f'every variant against {each["co_runner"]}'}
     first = next(iter(tasks))
     probe, _ = zoo.load(first, zoo_dir)
     mid = probe.variants[len(probe.variants) // 2].name
     return {'platform': {'gpu_slowdown': packing_slowdown(backend, first, mid, max_lanes=lanes)}, 'tasks': out,
             'probe': f'{first}/{mid}'}
+
+
+def default_packing(device: str) -> str:
+    return 'probe' if device == 'cpu' else 'each'
 
 
 def profile_steps(config: str, zoo_dir: str | None = None) -> int:
@@ -207,8 +245,9 @@ def profile_steps(config: str, zoo_dir: str | None = None) -> int:
 
 def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: str = 'cpu',
             samples: int = 200, warmup: int = 20, zoo_dir: str | None = None, lanes: int = 4,
-            progress=None) -> tuple[str, str]:
-    """Profile the tasks of `config` and write (task set, profiles file) next to `out`."""
+            progress=None, packing: str | None = None) -> tuple[str, str]:
+    """Profile the tasks of `config` and write (task set, profiles file) next to `out`.
+    packing: see measure(); by default 'each' on a GPU, 'probe' on the CPU."""
     base = read_config(config)
     from .models.catalog import family_variants, task_envelopes, task_families, task_models
     families, models = task_families(base, config, 'config'), task_models(base)
@@ -230,7 +269,7 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             if e.kind != SOUND and e.max_pixels > sizes.get(m, (0, 0))[0] * sizes.get(m, (0, 0))[1]:
                 sizes[m] = (e.max_width, e.max_height)
         prof = measure(sorted(set(builtin.values()), key=list(builtin.values()).index), backend, samples, warmup,
-                       zoo_dir, lanes, progress, sizes)
+                       zoo_dir, lanes, progress, sizes, packing or default_packing(device))
     else:
         prof = {'platform': {'gpu_slowdown': {1: 1.0}}, 'tasks': {}, 'probe': 'none (user families only)'}
     tasks = {t: copy.deepcopy(prof['tasks'][m]) for t, m in builtin.items()}   # copies: no YAML aliases

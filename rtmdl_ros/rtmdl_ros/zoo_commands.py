@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import os
 
+from .backends import DEVICES
+
 
 class CommandError(Exception):
     """Bad input to a model command: printed as one line by the CLI (exit 2)."""
@@ -134,7 +136,8 @@ def cmd_profile(args) -> int:
     from .profiling import profile, profile_steps
     with tqdm(total=profile_steps(args.config, args.zoo), desc='profile', disable=args.quiet) as bar:
         out, prof = profile(args.config, args.out, args.backend, args.device, args.samples, args.warmup,
-                            args.zoo, progress=lambda t, v: bar.set_postfix_str(f'{t}/{v}') or bar.update(1))
+                            args.zoo, args.lanes, progress=lambda t, v: bar.set_postfix_str(f'{t}/{v}') or bar.update(1),
+                            packing=args.packing)
     print(f'wrote {prof}\nwrote {out}  (next: rtmdl optimize {out} --out plan.yaml)')
     return 0
 
@@ -192,7 +195,7 @@ def _default_out() -> str:
 def _add_machine_args(p) -> None:
     """Where the models run and which zoo they come from (profile, evaluate)."""
     p.add_argument('--backend', choices=('onnxruntime', 'torch'), default='onnxruntime')
-    p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    p.add_argument('--device', choices=DEVICES, default='cpu')
     p.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
@@ -238,6 +241,11 @@ def add_parsers(sub) -> None:
     p.add_argument('--out', default=_default_out(), help='task set to write (default: %(default)s)')
     p.add_argument('--samples', type=int, default=200, help='timed jobs per variant')
     p.add_argument('--warmup', type=int, default=20)
+    p.add_argument('--lanes', type=int, default=4, choices=range(1, 9), metavar='1..8',
+                   help='packing is measured with 1..LANES lanes busy (default: %(default)s)')
+    p.add_argument('--packing', choices=('each', 'probe'),
+                   help='each: every variant against the heaviest on the other lanes (default on a GPU); '
+                        'probe: one mid-size variant packed with itself (default on the CPU)')
     _add_machine_args(p)
     p.set_defaults(func=cmd_profile)
 

@@ -6,12 +6,13 @@
 'onnxruntime' runs the exported variant files (one session per variant and
 lane); 'torch' runs the supernet slices in memory (weights held once per task).
 On 'cuda', each lane is its own CUDA stream (torch) or session (onnxruntime),
-so that lanes can pack inferences onto the GPU concurrently.
+so that lanes can pack inferences onto the GPU concurrently. 'tensorrt' is
+onnxruntime's TensorRT execution provider (CUDA for what TensorRT cannot run).
 """
 from __future__ import annotations
 
 BACKENDS = ('onnxruntime', 'torch')
-DEVICES = ('cpu', 'cuda')
+DEVICES = ('cpu', 'cuda', 'tensorrt')
 
 
 class BackendError(RuntimeError):
@@ -24,6 +25,8 @@ def create(backend: str, device: str = 'cpu', zoo_dir: str | None = None, onnx_r
         raise BackendError(f'backend must be one of {BACKENDS}, got {backend!r}')
     if device not in DEVICES:
         raise BackendError(f'device must be one of {DEVICES}, got {device!r}')
+    if device == 'tensorrt' and backend != 'onnxruntime':
+        raise BackendError('device tensorrt is onnxruntime\'s TensorRT provider: use backend onnxruntime')
     if backend == 'onnxruntime':
         from .onnxrt import OrtBackend
         return OrtBackend(device, zoo_dir, onnx_root, threads)

@@ -1,11 +1,36 @@
 """ONNX Runtime backend: one session per (task, variant, lane)."""
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
 
 from . import BackendError
+
+
+# Each lane has a session of its own, and each session its own CUDA compute
+# stream (copies stay on it: do_copy_in_default_stream's default), so lanes
+# overlap. The arena grows by what is asked, not by powers of two.
+_CUDA_OPTIONS = {'arena_extend_strategy': 'kSameAsRequested'}
+# TensorRT builds an engine per session on first load (minutes): keep it on disk.
+_TRT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'rtmdl_ros', 'tensorrt')
+
+
+def providers(device: str, available) -> list:
+    """onnxruntime's execution providers for `device`, or a BackendError saying what is missing."""
+    if device == 'cpu':
+        return ['CPUExecutionProvider']
+    need = ['CUDAExecutionProvider'] + (['TensorrtExecutionProvider'] if device == 'tensorrt' else [])
+    missing = [p for p in need if p not in available]
+    if missing:
+        raise BackendError(f'device {device}: this onnxruntime has no {" or ".join(missing)} '
+                           f'(available: {", ".join(available)}); install onnxruntime-gpu or use device cpu')
+    chosen = [('CUDAExecutionProvider', dict(_CUDA_OPTIONS)), 'CPUExecutionProvider']
+    if device == 'tensorrt':
+        chosen.insert(0, ('TensorrtExecutionProvider', {'trt_engine_cache_enable': 'True',
+                                                        'trt_engine_cache_path': _TRT_CACHE}))
+    return chosen
 
 
 class OrtBackend:
@@ -14,14 +39,7 @@ class OrtBackend:
     def __init__(self, device: str, zoo_dir: str | None, onnx_root: str | None, threads: int):
         import onnxruntime as ort
         self._ort = ort
-        available = ort.get_available_providers()
-        if device == 'cuda':
-            if 'CUDAExecutionProvider' not in available:
-                raise BackendError('device cuda: this onnxruntime has no CUDAExecutionProvider '
-                                   f'(available: {", ".join(available)}); install onnxruntime-gpu or use device cpu')
-            self.providers = ['CUDAExecutionProvider', 'CPUExecutionProvider']
-        else:
-            self.providers = ['CPUExecutionProvider']
+        self.providers = providers(device, ort.get_available_providers())
         self.device, self.zoo_dir, self.onnx_root, self.threads = device, zoo_dir, onnx_root, threads
         self._sessions: dict = {}
         self._lock = threading.Lock()
@@ -30,7 +48,6 @@ class OrtBackend:
         """The variant's ONNX file, exported from the zoo on first use."""
         from ..models import export
         path = export.onnx_path(task, variant, self.zoo_dir, self.onnx_root)
-        import os
         if not os.path.exists(path):
             export.export_task(task, self.zoo_dir, self.onnx_root)
         return path
@@ -69,7 +86,6 @@ class OrtBackend:
     def _rebuilt(self, path: str, zoo_variant: tuple[str, str], first: Exception):
         """A cached export that does not load (truncated by a crash, a full disk) is made
         again from the zoo checkpoint once; if that fails too, both errors are reported."""
-        import os
 
         from ..models import export
         try:

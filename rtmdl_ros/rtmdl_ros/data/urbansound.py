@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 
-import librosa
 import numpy as np
 
 from . import DatasetError
@@ -48,6 +47,7 @@ def load(root: str, split: str) -> dict[str, np.ndarray]:
             if not 0 <= cls < len(CLASSES):
                 raise DatasetError(f'{meta}: classID {cls} outside 0..{len(CLASSES) - 1}')
             path = os.path.join(root, 'audio', f'fold{fold}', row['slice_file_name'])
+            import librosa
             try:
                 x, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
             except Exception as e:

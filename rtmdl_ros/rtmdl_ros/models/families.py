@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import cv2
-import librosa
 import numpy as np
 
 from ..data import DatasetError, drive, gtsrb, lights, signs, sounds, urbansound
@@ -113,6 +112,7 @@ def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.
     x = x[-n:].astype(np.float32)
     if x.size < n:
         x = np.pad(x, (n - x.size, 0))
+    import librosa                            # here: a vision-only machine need not have it
     mel = librosa.feature.melspectrogram(y=x, sr=sounds.SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
     logmel = np.log(mel + 1e-6)
     logmel = (logmel - logmel.mean()) / (logmel.std() + 1e-6)     # gain-invariant
