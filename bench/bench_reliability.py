@@ -1,6 +1,8 @@
 """Junk floods against the running graph: does the most urgent task keep its bound?
 
     python bench/bench_reliability.py [--taskset TS --plan PLAN] [--phase-s 60] [--flood-s 60]
+                                      [--kinds all|malformed|heavy]
+    python bench/bench_reliability.py --load-cores 1.0 [--shed] ...      # competing load instead of a flood
 
 Starts `rtmdl bringup` (one process per node, as launched) on its own DDS
 domain, then runs three phases: before, a flood, after. The flood is another
@@ -8,11 +10,18 @@ process publishing 10x each task's rate on every input topic (the sensor
 topics and the job topics) of malformed and out-of-envelope messages: wrong
 encodings, short data, 0x0, declared sizes that do not match, 4096x4096
 frames, NaN sound, sound at 191,999 Hz, 30 s of sound in one message.
+--kinds malformed floods only the cheap-to-send malformed kinds (a junk flood
+at the full 10x rate); --kinds heavy only the costly-but-valid ones (4096x4096
+frames, 30 s of sound), which cost DDS its transport before any check of ours.
 Printed: messages sent per kind, inputs refused per task (TaskStatus.malformed),
 each task's deadline-miss rate per phase (from the executor's counters), and the
 RSS of the executor and of the task nodes before the flood, at its end and
 after the last phase. --flood-s 600 is the 10-minute flood of issue 15.
 CPU used by other processes is printed per phase (the machine may be shared).
+--load-cores C runs C cores of other CPU work (evaluation.BackgroundLoad: numpy in
+separate processes, like a localisation or planning node) in the middle phase
+instead of the flood; --shed turns on the executor's degraded mode
+(shed_on_overload) by adding it to a copy of the plan file.
 """
 import argparse
 import json
@@ -39,7 +48,7 @@ FLOODER = textwrap.dedent('''
     from sensor_msgs.msg import Image
     from rtmdl_interfaces.msg import AudioChunk
     from rtmdl_ros.nodes.topics import JOB_QOS
-    spec, seconds = json.loads(sys.argv[1]), float(sys.argv[2])
+    spec, seconds, only = json.loads(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
     rclpy.init()
     node = rclpy.create_node('junk_flooder')
     def stamp(m):
@@ -56,6 +65,9 @@ FLOODER = textwrap.dedent('''
              'sound': {'NaN': chunk(16000, np.full(1600, np.nan)), '191999 Hz': chunk(191999, np.zeros(24000)),
                        '30 s': chunk(16000, np.zeros(16000 * 30))}}
     HEAVY, HEAVY_HZ = {'4096x4096', '30 s'}, 15.0        # valid-looking but costly: at a camera's rate
+    for kind in kinds.values():
+        for name in [k for k in kind if (k in HEAVY) != (only == 'heavy') and only != 'all']:
+            del kind[name]
     pubs = []
     for k, s in enumerate(spec):
         qos = JOB_QOS if s['topic'].startswith('jobs/') else qos_profile_sensor_data
@@ -72,6 +84,9 @@ FLOODER = textwrap.dedent('''
         name = names[n[k] % len(names)]
         n[k] += 1
         if name in HEAVY and time.monotonic() - last_heavy[k] < 1.0 / HEAVY_HZ:
+            if only == 'heavy':
+                heapq.heappush(queue, (last_heavy[k] + 1.0 / HEAVY_HZ, k))
+                continue
             name = names[0]
         if name in HEAVY:
             last_heavy[k] = time.monotonic()
@@ -93,7 +108,8 @@ class Watch(Node):
 
     def counters(self):
         s = self.status
-        return {} if s is None else {t.task: (t.jobs, t.missed, t.malformed, t.max_miss_rate) for t in s.tasks}
+        return {} if s is None else {t.task: (t.jobs, t.missed, t.malformed, t.max_miss_rate, t.shed_inputs)
+                                     for t in s.tasks}
 
 
 def rss_mb(pattern: str) -> float:
@@ -122,13 +138,25 @@ def main() -> int:
     ap.add_argument('--plan', help='plan file (default: the executor\'s own)')
     ap.add_argument('--phase-s', type=float, default=60.0)
     ap.add_argument('--flood-s', type=float, default=60.0)
+    ap.add_argument('--kinds', choices=('all', 'malformed', 'heavy'), default='all',
+                    help='malformed: cheap junk at the full rate; heavy: 4096x4096 frames and 30 s chunks only')
+    ap.add_argument('--load-cores', type=float, help='middle phase: this much competing CPU work instead of a flood')
+    ap.add_argument('--shed', action='store_true', help='executor degraded mode on (shed_on_overload)')
     ap.add_argument('--factor', type=float, default=10.0,
                     help='flood rate on a topic, as a multiple of the rate of the fastest task reading it')
     args = ap.parse_args()
     env = dict(os.environ, ROS_DOMAIN_ID=str(60 + os.getpid() % 30))
     os.environ.update(env)
+    plan = args.plan
+    if args.shed:
+        import yaml
+        body = yaml.safe_load(open(plan, encoding='utf-8')) if plan else {'rtmdl_executor': {'ros__parameters': {}}}
+        body['rtmdl_executor']['ros__parameters'].update(shed_on_overload=True)
+        plan = os.path.join(tempfile.mkdtemp(prefix='shed_plan_'), 'plan.yaml')
+        with open(plan, 'w', encoding='utf-8') as f:
+            yaml.safe_dump(body, f)
     cmd = RTMDL + ['bringup', '--quiet'] + (['--taskset', args.taskset] if args.taskset else []) + \
-        (['--plan', args.plan] if args.plan else [])
+        (['--plan', plan] if plan else [])
     graph = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                              start_new_session=True)
     rclpy.init()
@@ -167,10 +195,14 @@ def main() -> int:
         def phase(name, seconds, flood=False):
             c0, j0 = watch.counters(), cpu_jiffies()
             sent = None
-            if flood:
+            if flood and args.load_cores:
+                from rtmdl_ros.evaluation import BackgroundLoad
+                with BackgroundLoad(args.load_cores):
+                    time.sleep(seconds)
+            elif flood:
                 with tempfile.TemporaryFile('w+') as out:
                     p = subprocess.Popen([sys.executable, '-c', FLOODER, json.dumps(list(spec.values())),
-                                          str(seconds)], stdout=out, stderr=subprocess.STDOUT, env=env)
+                                          str(seconds), args.kinds], stdout=out, stderr=subprocess.STDOUT, env=env)
                     try:
                         p.wait(timeout=seconds + 60)
                     except subprocess.TimeoutExpired:
@@ -182,23 +214,27 @@ def main() -> int:
                 time.sleep(seconds)
             c1, j1 = watch.counters(), cpu_jiffies()
             rows[name] = {t: ((c1[t][1] - c0[t][1]) / max(1, c1[t][0] - c0[t][0]), c1[t][0] - c0[t][0],
-                              c1[t][2] - c0[t][2], c1[t][3]) for t in c1}
+                              c1[t][2] - c0[t][2], c1[t][3], c1[t][4] - c0[t][4]) for t in c1}
             rss[name] = (rss_mb('executor_node'), rss_mb('task_nodes'))
             total, idle = j1[0] - j0[0], j1[1] - j0[1]
             sent_n = sum(json.loads(sent[0]).values()) if sent else 0
             print(f'{name}: {seconds:.0f} s, machine busy {100 * (1 - idle / max(1, total)):.0f} % of '
                   f'{os.cpu_count()} cores' + (f'; flood sent {sent_n} messages ({sent_n / seconds:.0f}/s): '
-                                             f'{sent[0] if sent else "?"}' if flood else ''), flush=True)
+                                             f'{sent[0] if sent else "?"}' if flood and not args.load_cores else '')
+                  + (f'; {args.load_cores:g} cores of competing load' if flood and args.load_cores else '')
+                  + (f'; shed: {", ".join(t.task for t in watch.status.tasks if t.shed) or "none"}'
+                     if args.shed else ''), flush=True)
         rss['start'] = (rss_mb('executor_node'), rss_mb('task_nodes'))
         phase('before', args.phase_s)
-        phase('flood', args.flood_s, flood=True)
+        middle = 'load' if args.load_cores else 'flood'
+        phase(middle, args.flood_s, flood=True)
         phase('after', args.phase_s)
         print('\nflood: ' + ', '.join(f'{s["topic"]} {s["rate"]:.0f}/s' for s in spec.values())
-              + ' (4096x4096 frames and 30 s chunks at most 15/s per topic)')
-        print(f'{"task":<16}{"bound":>7}' + ''.join(f'{p + " DMR":>12}{"jobs":>7}' for p in rows) + f'{"refused":>9}')
+              + f' (kinds: {args.kinds}; 4096x4096 frames and 30 s chunks at most 15/s per topic)')
+        print(f'{"task":<16}{"bound":>7}' + ''.join(f'{p + " DMR":>12}{"jobs":>7}' for p in rows) + f'{"refused":>9}{"shed":>6}')
         for t in sorted(rows['before'], key=lambda n: [x.task for x in tasks].index(n)):
             print(f'{t + (" *" if t == top else ""):<16}{rows["before"][t][3]:>7g}' + ''.join(
-                f'{rows[p][t][0]:>12.3f}{rows[p][t][1]:>7}' for p in rows) + f'{rows["flood"][t][2]:>9}')
+                f'{rows[p][t][0]:>12.3f}{rows[p][t][1]:>7}' for p in rows) + f'{rows[middle][t][2]:>9}{rows[middle][t][4]:>6}')
         print('* most urgent task')
         for k, (ex, tn) in rss.items():
             print(f'RSS {k:<7}: executor {ex:7.1f} MB, task nodes {tn:7.1f} MB')

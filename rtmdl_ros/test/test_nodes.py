@@ -76,6 +76,8 @@ def wait_for(cond, timeout=20.0):
 def param(name, value):
     if isinstance(value, str):
         v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    elif isinstance(value, bool):
+        v = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
     elif isinstance(value, int):
         v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
     else:
@@ -486,3 +488,54 @@ def test_a_crop_smaller_than_the_model_input_is_refused(graph):
     res = call(probe, probe.set_params, SetParameters.Request(parameters=[roi]))
     assert not res.results[0].successful and 'crops fewer than 8 x 8' in res.results[0].reason
     assert executor_node.roi['sign'] != [0.5, 0.5, 0.5001, 0.5001]
+
+
+def test_degraded_mode_sheds_the_least_important_task_and_brings_it_back(graph):
+    """An impossible deadline keeps the most urgent task over its bound: with
+    shed_on_overload the lowest-priority task is shed first (status, /diagnostics),
+    then the next; once the deadline is possible again they come back."""
+    executor_node, probe = graph
+    before = {t: (s.priority, s.deadline_ms) for t, s in executor_node.settings.items()}
+    settings = [param('window_s', 1.0), param('shed_after_s', 0.5), param('shed_restore_after_s', 1.5)]
+    order = [param(f'tasks.{t}.priority', p) for p, t in enumerate(('traffic_light', 'sign', 'audio'))]
+    res = call(probe, probe.set_atomic, SetParametersAtomically.Request(parameters=settings + order + [
+        param('tasks.sign.deadline_ms', 100.0), param('tasks.audio.deadline_ms', 250.0),
+        param('shed_on_overload', True), param('tasks.traffic_light.deadline_ms', 1.0)]))
+    assert res.result.successful, res.result.reason
+    stop = threading.Event()
+
+    def feed():
+        seq = 0
+        while not stop.is_set():
+            probe.camera.publish(frame_msg(200 + seq % 5))
+            probe.mic.publish(audio_msg(seq))
+            seq += 1
+            time.sleep(0.15)
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        def shed(task):
+            s = probe.task_status(task)
+            return s is not None and s.shed
+        def state():
+            return [(t.task, t.priority, t.jobs, round(t.miss_rate, 3), t.shed) for t in probe.status.tasks]
+        assert wait_for(lambda: shed('audio'), timeout=30), state()
+        assert not shed('traffic_light')
+        assert wait_for(lambda: shed('sign'), timeout=30)                   # still over: the next one
+        assert wait_for(lambda: probe.task_status('audio').shed_inputs > 0)
+        assert not shed('traffic_light')                                     # never the most important
+        res = call(probe, probe.set_atomic, SetParametersAtomically.Request(parameters=[
+            param('tasks.traffic_light.deadline_ms', 100.0)]))
+        assert res.result.successful, res.result.reason
+        assert wait_for(lambda: not shed('sign'), timeout=30)                # most important first
+        assert wait_for(lambda: not shed('audio'), timeout=30)
+        n = len(probe.results['audio'])
+        assert wait_for(lambda: len(probe.results['audio']) > n)            # it runs again
+    finally:
+        stop.set()
+        feeder.join(5)
+        res = call(probe, probe.set_atomic, SetParametersAtomically.Request(parameters=[
+            param('shed_on_overload', False), param('window_s', 10.0)] + [
+            p for t, (prio, deadline) in before.items()
+            for p in (param(f'tasks.{t}.priority', prio), param(f'tasks.{t}.deadline_ms', deadline))]))
+        assert res.result.successful, res.result.reason

@@ -43,6 +43,7 @@ from ..core.realtime import RealtimeConfig, fifo_range, reserve_cores
 from ..core.release import ADMIT, ReleaseGate
 from ..core.runtime import JobReport, Runtime
 from ..core.scheduling import TaskParams
+from ..core.shedding import LoadShedder
 from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, apply_change, initial_settings
 from ..core.taskset import TasksetError, platform_for_device, with_task_changes
 from ..core.trace import STAGES
@@ -107,6 +108,17 @@ class ExecutorNode(LifecycleNode):
                                         'more cores than scheduler threads')).value
         self.autostart = self.declare_parameter('autostart', True, ParameterDescriptor(
             read_only=True, description='configure and activate at start')).value
+        # Degraded mode (core/shedding.py): off unless asked for, since shedding a task is a decision
+        # about the car's function that its builder must make.
+        self.shed_on = self.declare_parameter('shed_on_overload', False, ParameterDescriptor(
+            description='under overload stop releasing the least important task (lowest priority) first, '
+                        'so that more urgent ones keep their bounds')).value
+        self.shed_after_s = self.declare_parameter('shed_after_s', 3.0, ParameterDescriptor(
+            description='a more urgent task over its bound this long before one is shed',
+            floating_point_range=[FloatingPointRange(from_value=0.5, to_value=600.0, step=0.0)])).value
+        self.shed_restore_s = self.declare_parameter('shed_restore_after_s', 20.0, ParameterDescriptor(
+            description='every running task within its bound this long before a shed task comes back',
+            floating_point_range=[FloatingPointRange(from_value=1.0, to_value=3600.0, step=0.0)])).value
 
         # Per-task settings: task set + plan (from --params-file) + defaults.
         defaults = initial_settings(self.taskset, None)
@@ -148,6 +160,8 @@ class ExecutorNode(LifecycleNode):
         self._node_refused = collections.Counter()    # ... and by the task nodes (from their JobTimings)
         self._node_last = {}
         self._rate_limited = collections.Counter()
+        self._shed_inputs = collections.Counter()     # valid inputs not released: their task is shed
+        self._shedder: LoadShedder | None = None
         self._gates = {n: self._gate(n) for n in self.settings}
         # Receipt checks, including the envelope each task was profiled on (models/envelope.py).
         self._check_input = {n: functools.partial(check_serialized_chunk if self.families[n].input == SOUND
@@ -318,6 +332,9 @@ class ExecutorNode(LifecycleNode):
         if self._gates[task].check(stamp_s * 1e3) != ADMIT:
             self._rate_limited[task] += 1
             return
+        if self._shedder is not None and task in self._shedder.shed:
+            self._shed_inputs[task] += 1
+            return
         to_clock = receipt - ros_now_s           # ROS time -> the runtime's monotonic clock
         stamp = min(receipt, stamp_s + to_clock)  # a stamp from the future (clock skew) counts as now
         # The task node's JobTiming usually came first; if not, it fills the marks in when it comes.
@@ -415,6 +432,19 @@ class ExecutorNode(LifecycleNode):
                 roi = (parts[1], value)
             elif p.name == 'window_s':
                 window = float(p.value)
+            elif p.name == 'shed_on_overload':
+                self.shed_on = bool(p.value)
+                if not self.shed_on and self._shedder is not None and self._shedder.shed:
+                    self.get_logger().warning(f'degraded mode off: {", ".join(self._shedder.shed)} run again')
+                self._shedder = None
+            elif p.name == 'shed_after_s':
+                self.shed_after_s = float(p.value)
+                if self._shedder is not None:
+                    self._shedder.after_s = self.shed_after_s
+            elif p.name == 'shed_restore_after_s':
+                self.shed_restore_s = float(p.value)
+                if self._shedder is not None:
+                    self._shedder.restore_after_s = self.shed_restore_s
         try:
             new = apply_change(self.settings, changes, self.variants)
         except ValueError as e:
@@ -461,6 +491,7 @@ class ExecutorNode(LifecycleNode):
                 deadline_from=task.deadline_from, jobs=st.total_jobs, missed=st.total_missed,
                 dropped_frames=st.total_dropped, malformed=st.total_failed + self._rejected[name] + self._node_refused[name],
                 rate_limited=self._rate_limited[name], window_s=self.runtime.window_s, miss_rate=st.miss_rate,
+                shed=self._shedder is not None and name in self._shedder.shed, shed_inputs=self._shed_inputs[name],
                 response_p50_ms=st.p50_ms if st.p50_ms is not None else nan,
                 response_p99_ms=st.p99_ms if st.p99_ms is not None else nan,
                 run_miss_rate=st.run_miss_rate, run_response_p99_ms=st.run_p99_ms if st.run_p99_ms is not None else nan,
@@ -483,16 +514,41 @@ class ExecutorNode(LifecycleNode):
             out.jobs.append(jt)
         self.trace_pub.publish(out)
 
+    def _degrade(self, status: SchedulerStatus) -> None:
+        """Degraded mode's decision at each status period, from the window miss rates."""
+        if not self.shed_on:
+            return
+        order = sorted(self.settings, key=lambda n: self.settings[n].priority)     # most urgent = most important
+        if self._shedder is None or self._shedder.order != order:
+            kept = self._shedder.shed if self._shedder is not None else []
+            self._shedder = LoadShedder(order, self.shed_after_s, self.shed_restore_s, settle_s=self.window_s,
+                                        shed=[t for t in kept if t in order])
+        over = {t.task: t.miss_rate > t.max_miss_rate for t in status.tasks if not t.shed}
+        change = self._shedder.update(time.monotonic(), over)
+        if change is None:
+            return
+        what, task = change
+        late = ', '.join(f'{t.task} {t.miss_rate:.3f}' for t in status.tasks if over.get(t.task))
+        if what == 'shed':
+            self.get_logger().warning(f'degraded mode: shedding {task} (least important running) because '
+                                      f'{late or "a task"} missed over its bound for {self.shed_after_s:g} s')
+        else:
+            self.get_logger().info(f'degraded mode: {task} runs again (every task within its bound '
+                                   f'for {self.shed_restore_s:g} s)')
+
     def _publish_status(self) -> None:
         status = self.status_message()
         if status is None:
             return
+        self._degrade(status)
         self.status_pub.publish(status)
         diag = DiagnosticArray(header=status.header)
         for t in status.tasks:
             over = t.jobs > 0 and t.miss_rate > t.max_miss_rate
-            level = DiagnosticStatus.WARN if over or t.malformed else DiagnosticStatus.OK
-            text = (f'miss rate {t.miss_rate:.3f} over bound {t.max_miss_rate:g}' if over else
+            level = DiagnosticStatus.ERROR if t.shed else DiagnosticStatus.WARN if over or t.malformed \
+                else DiagnosticStatus.OK
+            text = ('shed under overload (degraded mode): no results' if t.shed else
+                    f'miss rate {t.miss_rate:.3f} over bound {t.max_miss_rate:g}' if over else
                     f'{t.malformed} malformed inputs' if t.malformed else 'meeting its bound')
             diag.status.append(DiagnosticStatus(
                 level=level, name=f'rtmdl_executor: {t.task}', message=text, hardware_id=self.device,
@@ -500,7 +556,7 @@ class ExecutorNode(LifecycleNode):
                     ('variant', t.variant), ('priority', t.priority), ('jobs', t.jobs), ('missed', t.missed),
                     ('miss_rate', f'{t.miss_rate:.4f}'), ('p99_ms', f'{t.response_p99_ms:.2f}'),
                     ('response_bound_ms', f'{t.response_bound_ms:.2f}'), ('run_miss_rate', f'{t.run_miss_rate:.4f}'),
-                    ('malformed', t.malformed), ('rate_limited', t.rate_limited),
+                    ('malformed', t.malformed), ('rate_limited', t.rate_limited), ('shed_inputs', t.shed_inputs),
                     ('last_error', self.malformed_log.get(t.task, '')))]
                 + [KeyValue(key=f'stage.{n}.p50_ms/p99_ms', value=f'{a:.2f}/{b:.2f}')
                    for n, a, b in zip(t.stages, t.stage_p50_ms, t.stage_p99_ms)]))
