@@ -126,6 +126,22 @@ def rss_mb(pattern: str) -> float:
     return total
 
 
+def proc_jiffies(pattern: bytes) -> int:
+    """utime + stime of every process whose command line holds `pattern`."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                if pattern not in f.read():
+                    continue
+            with open(f'/proc/{pid}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def cpu_jiffies() -> tuple[int, int]:
     with open('/proc/stat') as f:
         parts = [int(x) for x in f.readline().split()[1:]]
@@ -141,17 +157,28 @@ def main() -> int:
     ap.add_argument('--kinds', choices=('all', 'malformed', 'heavy'), default='all',
                     help='malformed: cheap junk at the full rate; heavy: 4096x4096 frames and 30 s chunks only')
     ap.add_argument('--load-cores', type=float, help='middle phase: this much competing CPU work instead of a flood')
+    ap.add_argument('--load-nice', type=int, default=0,
+                    help='niceness of the competing load (negative: software more important than the graph)')
     ap.add_argument('--shed', action='store_true', help='executor degraded mode on (shed_on_overload)')
+    ap.add_argument('--executor-param', action='append', default=[], metavar='NAME=VALUE',
+                    help='an executor parameter (YAML value) added to a copy of the plan, e.g. realtime_priority=0')
+    ap.add_argument('--nice', type=int, default=0,
+                    help='niceness of the flooder: 19 leaves it only idle CPU, as if the junk came from another '
+                         'computer (its receipt still costs the graph)')
     ap.add_argument('--factor', type=float, default=10.0,
                     help='flood rate on a topic, as a multiple of the rate of the fastest task reading it')
     args = ap.parse_args()
     env = dict(os.environ, ROS_DOMAIN_ID=str(60 + os.getpid() % 30))
     os.environ.update(env)
     plan = args.plan
-    if args.shed:
+    extra = dict(p.split('=', 1) for p in args.executor_param)
+    if args.shed or extra:
         import yaml
         body = yaml.safe_load(open(plan, encoding='utf-8')) if plan else {'rtmdl_executor': {'ros__parameters': {}}}
-        body['rtmdl_executor']['ros__parameters'].update(shed_on_overload=True)
+        params = body['rtmdl_executor']['ros__parameters']
+        params.update({k: yaml.safe_load(v) for k, v in extra.items()})
+        if args.shed:
+            params['shed_on_overload'] = True
         plan = os.path.join(tempfile.mkdtemp(prefix='shed_plan_'), 'plan.yaml')
         with open(plan, 'w', encoding='utf-8') as f:
             yaml.safe_dump(body, f)
@@ -193,15 +220,17 @@ def main() -> int:
         rows, rss = {}, {}
 
         def phase(name, seconds, flood=False):
-            c0, j0 = watch.counters(), cpu_jiffies()
+            c0, j0, g0, f0 = watch.counters(), cpu_jiffies(), proc_jiffies(b'--ros-args'), proc_jiffies(b'junk_flooder')
             sent = None
             if flood and args.load_cores:
                 from rtmdl_ros.evaluation import BackgroundLoad
-                with BackgroundLoad(args.load_cores):
+                with BackgroundLoad(args.load_cores) as load:
+                    for proc in load.procs:
+                        os.setpriority(os.PRIO_PROCESS, proc.pid, args.load_nice)
                     time.sleep(seconds)
             elif flood:
                 with tempfile.TemporaryFile('w+') as out:
-                    p = subprocess.Popen([sys.executable, '-c', FLOODER, json.dumps(list(spec.values())),
+                    p = subprocess.Popen(['nice', '-n', str(args.nice), sys.executable, '-c', FLOODER, json.dumps(list(spec.values())),
                                           str(seconds), args.kinds], stdout=out, stderr=subprocess.STDOUT, env=env)
                     try:
                         p.wait(timeout=seconds + 60)
@@ -209,19 +238,28 @@ def main() -> int:
                         p.kill()
                         raise
                     out.seek(0)
-                    sent = out.read().strip().splitlines()[-1:]
+                    text = out.read()
+                    # The counts are the flooder's JSON line; anything else it printed is kept for the reader.
+                    sent = [ln for ln in text.splitlines() if ln.startswith('{')][-1:]
+                    if not sent:
+                        print(f'the flooder printed no counts (exit {p.returncode}):\n{text[-2000:]}', flush=True)
             else:
                 time.sleep(seconds)
-            c1, j1 = watch.counters(), cpu_jiffies()
+            c1, j1, g1, f1 = watch.counters(), cpu_jiffies(), proc_jiffies(b'--ros-args'), proc_jiffies(b'junk_flooder')
             rows[name] = {t: ((c1[t][1] - c0[t][1]) / max(1, c1[t][0] - c0[t][0]), c1[t][0] - c0[t][0],
                               c1[t][2] - c0[t][2], c1[t][3], c1[t][4] - c0[t][4]) for t in c1}
             rss[name] = (rss_mb('executor_node'), rss_mb('task_nodes'))
             total, idle = j1[0] - j0[0], j1[1] - j0[1]
+            hz = os.sysconf('SC_CLK_TCK')
+            graph_cores, flood_cores = (g1 - g0) / hz / seconds, (f1 - f0) / hz / seconds
+            other_cores = max(0.0, (total - idle) / max(1, total) * os.cpu_count() - graph_cores - flood_cores)
             sent_n = sum(json.loads(sent[0]).values()) if sent else 0
             print(f'{name}: {seconds:.0f} s, machine busy {100 * (1 - idle / max(1, total)):.0f} % of '
-                  f'{os.cpu_count()} cores' + (f'; flood sent {sent_n} messages ({sent_n / seconds:.0f}/s): '
+                  f'{os.cpu_count()} cores (graph {graph_cores:.2f}, flooder {flood_cores:.2f}, '
+                  f'other processes {other_cores:.2f} cores)' + (f'; flood sent {sent_n} messages ({sent_n / seconds:.0f}/s): '
                                              f'{sent[0] if sent else "?"}' if flood and not args.load_cores else '')
-                  + (f'; {args.load_cores:g} cores of competing load' if flood and args.load_cores else '')
+                  + (f'; {args.load_cores:g} cores of competing load at nice {args.load_nice}'
+                     if flood and args.load_cores else '')
                   + (f'; shed: {", ".join(t.task for t in watch.status.tasks if t.shed) or "none"}'
                      if args.shed else ''), flush=True)
         rss['start'] = (rss_mb('executor_node'), rss_mb('task_nodes'))

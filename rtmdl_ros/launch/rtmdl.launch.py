@@ -38,7 +38,7 @@ def _graph(context):
     for spec in specs:
         params = [spec.params] + ([spec.params_file] if spec.params_file else [])
         # A crashed executor comes back with the plan file; the task nodes wait for it by themselves.
-        extra = {'respawn': True, 'respawn_delay': 2.0} if respawn and spec.role == 'executor' else {}
+        extra = {'respawn': True, 'respawn_delay': 1.0} if respawn and spec.role == 'executor' else {}
         actions.append(Node(package='rtmdl_ros', executable=spec.executable, name=spec.name,
                             namespace=arg['namespace'], parameters=params, remappings=list(spec.remaps),
                             output='screen', emulate_tty=spec.role == 'executor', **extra))

@@ -516,7 +516,9 @@ class ExecutorNode(LifecycleNode):
 
     def _degrade(self, status: SchedulerStatus) -> None:
         """Degraded mode's decision at each status period, from the window miss rates."""
-        if not self.shed_on:
+        # The first window after activation holds the start-up (page faults, first
+        # inferences, discovery): it says nothing about overload.
+        if not self.shed_on or status.active_s < self.window_s + self.shed_after_s:
             return
         order = sorted(self.settings, key=lambda n: self.settings[n].priority)     # most urgent = most important
         if self._shedder is None or self._shedder.order != order:
