@@ -125,7 +125,7 @@ def main() -> int:
                   flush=True)
             rc |= 0 if (same or not plan) else 1
         print(f'outage over {len(outages)} kills: min {min(outages):.2f} s, max {max(outages):.2f} s, '
-              f'mean {sum(outages) / len(outages):.2f} s (the launch file's respawn delay included)')
+              f'mean {sum(outages) / len(outages):.2f} s (the respawn delay of the launch file included)')
     finally:
         os.killpg(launch.pid, signal.SIGINT)
         try:
