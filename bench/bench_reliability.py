@@ -26,7 +26,6 @@ instead of the flood; --shed turns on the executor's degraded mode
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import time
 import rclpy
 import rclpy.executors
 from rclpy.node import Node
+from process_group import interrupt
 from rtmdl_interfaces.msg import SchedulerStatus
 
 RTMDL = [sys.executable, '-c', 'import sys; from rtmdl_ros.cli import main; sys.exit(main())']
@@ -280,11 +280,7 @@ def main() -> int:
         print(f'executor RSS growth before -> after: {growth:+.1f} %')
         return 0
     finally:
-        os.killpg(graph.pid, signal.SIGINT)
-        try:
-            graph.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(graph.pid, signal.SIGKILL)
+        interrupt(graph)
         spin.shutdown()
         spinner.join(timeout=5)
         watch.destroy_node()

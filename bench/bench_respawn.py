@@ -26,6 +26,7 @@ import yaml
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
+from process_group import interrupt
 from rtmdl_interfaces.msg import Classification, DetectionArray, SchedulerStatus
 
 
@@ -127,11 +128,7 @@ def main() -> int:
         print(f'outage over {len(outages)} kills: min {min(outages):.2f} s, max {max(outages):.2f} s, '
               f'mean {sum(outages) / len(outages):.2f} s (the respawn delay of the launch file included)')
     finally:
-        os.killpg(launch.pid, signal.SIGINT)
-        try:
-            launch.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(launch.pid, signal.SIGKILL)
+        interrupt(launch)
         spin.shutdown()
         watch.destroy_node()
         rclpy.try_shutdown()
