@@ -3,7 +3,8 @@
 #   1. profile every zoo variant here (short run) -> a task set for this machine;
 #   2. calibrate it on the running graph: the release path from each sensor's
 #      stamp to the scheduler, and segments that run slower beside ROS;
-#   3. plan it with RT-mDL and with the dm-nmc baseline; show both analyses;
+#   3. plan it with RT-mDL and with the dm-nmc baseline; show both analyses
+#      (where no plan meets the bounds, RT-mDL's is the fastest variants, uncertified);
 #   4. run the ROS graph (executor, task nodes, synthetic camera + microphone,
 #      one process each) under the RT-mDL plan, with a live per-task table and a
 #      final table over the whole run (from the executor's activation).
@@ -47,14 +48,20 @@ echo "=== 1. profiling every task's variants on this machine (onnxruntime, CPU)"
 rtmdl profile --config "$CONFIG" --out "$TASKSET" --samples 40 --warmup 5
 echo "=== 2. calibrating on the running graph (largest variants, 20 s)"
 rtmdl calibrate "$TASKSET" --duration-s 20 --quiet
+rm -f "$OUT"/plan_*.yaml
 for policy in rtmdl dm-nmc; do
   echo "=== 3. plan: $policy"
+  # Where no plan meets the bounds, RT-mDL's plan is the fastest variants (marked NOT CERTIFIED):
+  # a car should lose accuracy before it loses deadlines.
   rtmdl optimize "$TASKSET" --policy "$policy" --out "$OUT/plan_$policy.yaml" --time-limit-s 20 \
-    2>&1 | sed 's/^/  /' || true
+    $([ "$policy" = rtmdl ] && echo --fallback fastest) 2>&1 | sed 's/^/  /' || true
   [ -f "$OUT/plan_$policy.yaml" ] && rtmdl analyze "$TASKSET" --plan "$OUT/plan_$policy.yaml" | sed 's/^/  /'
 done
 PLAN="$OUT/plan_rtmdl.yaml"
-[ -f "$PLAN" ] || { echo "no RT-mDL plan meets the bounds on this machine; running the dm-nmc plan"; PLAN="$OUT/plan_dm-nmc.yaml"; }
+if grep -q 'NOT CERTIFIED' "$PLAN"; then
+  echo "no RT-mDL plan meets the bounds on this machine (see its analysis above); running every task's fastest"
+  echo "variant, deadline-monotonic: its deadlines are not guaranteed"
+fi
 echo "=== 4. the ROS graph under $(basename "$PLAN") for ${DEMO_SECONDS:-60} s"
 rtmdl bringup --taskset "$TASKSET" --plan "$PLAN" --duration-s "${DEMO_SECONDS:-60}"
 echo "task set, plans, profiles and calibration traces are in $OUT"

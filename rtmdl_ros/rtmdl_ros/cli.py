@@ -98,6 +98,8 @@ def cmd_optimize(args) -> int:
     res = _plan_with_progress(taskset, args.policy, args.time_limit_s, args.quiet)
     if res.plan is None:
         print(f'rtmdl optimize: no plan meets the bounds: {res.reason}', file=sys.stderr)
+        if args.fallback == 'fastest':
+            _write_fastest(args, taskset, res.reason)
         return 1
     lines = [f'written by: rtmdl optimize {args.taskset} --policy {args.policy}',
              f'objective (sum of normalised accuracy loss): {res.objective:.4f}',
@@ -122,6 +124,23 @@ def cmd_optimize(args) -> int:
               file=sys.stderr)
     print(f'wrote {args.out}')
     return 0
+
+
+def _write_fastest(args, taskset, reason: str) -> None:
+    """--fallback fastest: the plan to run anyway, said to be uncertified in its header and here."""
+    from .core.policies import fastest_plan
+    plan = fastest_plan(taskset)
+    write_plan(args.out, plan, header='\n'.join([
+        f'written by: rtmdl optimize {args.taskset} --policy {args.policy} --fallback fastest',
+        f'NOT CERTIFIED: no plan meets the bounds ({reason});',
+        'this is every task\'s fastest variant, deadline-monotonic']))
+    analysis = analyze(taskset, plan)
+    for name, a in sorted(plan.items(), key=lambda kv: kv[1].priority):
+        an = analysis[name]
+        print(f'{name}: variant={a.variant} priority={a.priority} '
+              f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}')
+    print(f'rtmdl optimize: wrote the fastest plan to {args.out} (--fallback fastest); '
+          'its bounds are not met, so its deadlines are not guaranteed', file=sys.stderr)
 
 
 def _accuracy_lines(taskset_file: str) -> list[str]:
@@ -245,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument('--out', required=True, help='ROS 2 parameters file for rtmdl_executor')
     o.add_argument('--time-limit-s', type=float, default=30.0, help='search time limit (rtmdl policy)')
     o.add_argument('--quiet', action='store_true', help='no progress display')
+    o.add_argument('--fallback', choices=('none', 'fastest'), default='none',
+                   help='when no plan meets the bounds: none (write nothing) or fastest (every task\'s fastest '
+                        'variant, deadline-monotonic, marked as not certified); the exit code is 1 either way')
     o.add_argument('--front', action='store_true',
                    help='also the loss vs execution-time margin front: OUT_front.yaml and OUT_front.png')
     o.add_argument('--front-margins', type=float, nargs='+', default=[1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0],

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .core.analysis import analyze, deadline_monotonic
+from .core.analysis import analyze
 from .core.optimizer import storage_mb
 from .core.plan import Assignment
-from .core.policies import POLICIES, plan_with
+from .core.policies import POLICIES, fastest_plan, plan_with
 from .core.runtime import Runtime
 from .core.scheduling import TaskParams
 from .core.simulator import simulate
@@ -151,12 +151,6 @@ def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dic
 
 # --------------------------------------------------------------------------- the evaluation
 
-def fallback_plan(taskset: TaskSet) -> dict[str, Assignment]:
-    """When no plan meets the bounds: fastest variants, deadline-monotonic."""
-    return {n: Assignment(min(taskset.tasks[n].variants, key=lambda v, n=n: taskset.tasks[n].variants[v].mean_total_ms),
-                          prio) for prio, n in enumerate(deadline_monotonic(taskset))}
-
-
 def extra_camera_task(config: dict) -> str:
     """The task an extra camera copies: the most urgent one running a zoo detector."""
     from .models.families import FAMILIES
@@ -224,7 +218,7 @@ def evaluate(config: str, out_dir: str, loads=(0.0, 0.5, 1.0), policies=POLICIES
                     res = plan_with(taskset, policy, time_limit_s=time_limit_s)
                     plan, note = res.plan, ''
                     if plan is None:
-                        plan, note = fallback_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
+                        plan, note = fastest_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
                     runs, util = run_plan(taskset, plan, backend, labels, inputs, duration_s, seed, models)
                     bounds = analyze(taskset, plan)
                     sim = simulate(taskset, plan, duration_s, seed=seed).to_json()['tasks']

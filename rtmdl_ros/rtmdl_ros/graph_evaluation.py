@@ -21,9 +21,9 @@ import yaml
 from .core.analysis import analyze
 from .core.files import atomic_write
 from .core.plan import write_plan
-from .core.policies import POLICIES, plan_with
+from .core.policies import POLICIES, fastest_plan, plan_with
 from .core.taskset import load_taskset, platform_for_device
-from .evaluation import BackgroundLoad, fallback_plan, with_extra_cameras
+from .evaluation import BackgroundLoad, with_extra_cameras
 from .report import level_label, notes_and_comparisons
 
 CAMERA_PARAMS = {'prerender': 30}
@@ -106,7 +106,7 @@ def evaluate_graph(config: str, out_dir: str, loads=(0.0, 1.0), cameras=(0,), po
                     res = plan_with(taskset, policy, time_limit_s=time_limit_s)
                     plan, note = res.plan, ''
                     if plan is None:
-                        plan, note = fallback_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
+                        plan, note = fastest_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
                     plan_file = os.path.join(level_dir, f'plan_{policy}.yaml')
                     write_plan(plan_file, plan, header=f'rtmdl evaluate --graph: {policy} at {level_label(load, n)}')
                     summary: dict = {}

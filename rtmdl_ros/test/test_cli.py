@@ -137,3 +137,25 @@ def test_optimize_front_writes_loss_per_margin_and_a_plot(tmp_path):
     assert front[0]['objective'] is not None and front[0]['plan']
     assert front[2]['objective'] is None and 'margin +200%: no plan meets the bounds' in res.stdout
     assert (tmp_path / 'plan_front.png').stat().st_size > 1000
+
+
+def test_optimize_without_a_plan_writes_nothing_or_with_fallback_the_fastest_plan_marked_uncertified(tmp_path):
+    raw = yaml.safe_load(open(EXAMPLE_TASKSET))
+    for t in raw['tasks'].values():                  # deadlines no variant can meet
+        t['period_ms'] = t['deadline_ms'] = 5.0
+        t.pop('min_interarrival_ms', None)
+    ts = tmp_path / 'tight.yaml'
+    ts.write_text(yaml.safe_dump(raw))
+    plan = tmp_path / 'plan.yaml'
+    res = rtmdl('optimize', ts, '--out', plan, '--quiet')
+    assert res.returncode == 1 and 'no plan meets the bounds' in res.stderr and not plan.exists()
+    res = rtmdl('optimize', ts, '--out', plan, '--quiet', '--fallback', 'fastest')
+    assert res.returncode == 1, res.stderr                    # still: no plan meets the bounds
+    assert 'NOT CERTIFIED' in plan.read_text() and 'not guaranteed' in res.stderr
+    tasks = yaml.safe_load(plan.read_text())['rtmdl_executor']['ros__parameters']['tasks']
+    for name, spec in raw['tasks'].items():
+        fastest = min(spec['variants'], key=lambda v: sum(
+            sum(spec['variants'][v][s]) / len(spec['variants'][v][s]) for s in ('pre_ms', 'infer_ms', 'post_ms')))
+        assert tasks[name]['variant'] == fastest
+    assert sorted(t['priority'] for t in tasks.values()) == [0, 1, 2]
+    assert rtmdl('analyze', ts, '--plan', plan).returncode == 0   # a valid plan file for the other commands

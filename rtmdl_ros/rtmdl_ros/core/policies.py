@@ -47,6 +47,14 @@ def baseline_plan(taskset: TaskSet, policy: str) -> dict[str, Assignment]:
     return {name: Assignment(pick(taskset.tasks[name]), prio) for prio, name in enumerate(order)}
 
 
+def fastest_plan(taskset: TaskSet) -> dict[str, Assignment]:
+    """What to run when no plan meets the bounds: every task's fastest variant,
+    deadline-monotonic. It keeps the most slack the variants allow (a robot
+    loses accuracy before it loses deadlines); the analysis does not certify it."""
+    return {n: Assignment(min(taskset.tasks[n].variants, key=lambda v, n=n: taskset.tasks[n].variants[v].mean_total_ms),
+                          prio) for prio, n in enumerate(deadline_monotonic(taskset))}
+
+
 @dataclass
 class PolicyResult:
     policy: str
