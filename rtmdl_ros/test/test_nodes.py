@@ -41,6 +41,7 @@ class Probe(Node):
         self.lock = threading.Lock()
         self.results = {'traffic_light': [], 'sign': [], 'audio': []}
         self.status = None
+        self._kept = {}
         self.camera = self.create_publisher(Image, 'image_raw', qos_profile_sensor_data)
         self.mic = self.create_publisher(AudioChunk, 'sound', qos_profile_sensor_data)
         self.create_subscription(DetectionArray, 'detections/traffic_light', self._keep('traffic_light'), 50)
@@ -58,6 +59,14 @@ class Probe(Node):
 
     def _on_status(self, msg):
         self.status = msg
+
+    def publisher(self, msg_type, topic, qos):
+        """A publisher kept until the module's end: destroying one while the executor
+        thread builds its wait set kills that thread in rclpy (InvalidHandle)."""
+        key = (msg_type, topic)
+        if key not in self._kept:
+            self._kept[key] = self.create_publisher(msg_type, topic, qos)
+        return self._kept[key]
 
     def clear(self):
         with self.lock:
@@ -245,23 +254,20 @@ def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
     frame queued before it still produces its result."""
     from rtmdl_ros.nodes.topics import JOB_QOS
     executor_node, probe = graph
-    junk_pub = probe.create_publisher(Image, 'jobs/sign', JOB_QOS)
-    try:
-        assert wait_for(lambda: junk_pub.get_subscription_count() > 0)
-        probe.clear()
-        jobs_before = executor_node.runtime.stats('sign').total_jobs
-        bad_before = _malformed(executor_node, 'sign')
-        junk = frame_msg(50)
-        junk.encoding = 'yuv422'
-        for _ in range(20):
-            junk_pub.publish(stamp_now(junk))
-            time.sleep(0.01)               # the job topic keeps 2: a burst would be cut short by DDS
-        assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 10)
-        assert executor_node.runtime.stats('sign').total_jobs == jobs_before      # none was a release
-        probe.camera.publish(frame_msg(51))
-        assert wait_for(lambda: probe.results['sign'])
-    finally:
-        probe.destroy_publisher(junk_pub)
+    junk_pub = probe.publisher(Image, 'jobs/sign', JOB_QOS)
+    assert wait_for(lambda: junk_pub.get_subscription_count() > 0)
+    probe.clear()
+    jobs_before = executor_node.runtime.stats('sign').total_jobs
+    bad_before = _malformed(executor_node, 'sign')
+    junk = frame_msg(50)
+    junk.encoding = 'yuv422'
+    for _ in range(20):
+        junk_pub.publish(stamp_now(junk))
+        time.sleep(0.01)               # the job topic keeps 2: a burst would be cut short by DDS
+    assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 10)
+    assert executor_node.runtime.stats('sign').total_jobs == jobs_before      # none was a release
+    probe.camera.publish(frame_msg(51))
+    assert wait_for(lambda: probe.results['sign'])
 
 
 def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
@@ -269,26 +275,22 @@ def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
     would cost far more pre-processing than profiled: refused with the reason."""
     from rtmdl_ros.nodes.topics import JOB_QOS
     executor_node, probe = graph
-    frames = probe.create_publisher(Image, 'jobs/traffic_light', JOB_QOS)
-    chunks = probe.create_publisher(AudioChunk, 'jobs/audio', JOB_QOS)
-    try:
-        assert wait_for(lambda: frames.get_subscription_count() > 0 and chunks.get_subscription_count() > 0)
-        jobs = {t: executor_node.runtime.stats(t).total_jobs for t in ('traffic_light', 'audio')}
-        def refused(pub, msg, task, text):            # republished until seen: discovery may lag
-            return wait_for(lambda: pub.publish(stamp_now(msg)) or time.sleep(0.1) or
-                            text in executor_node.malformed_log.get(task, ''))
-        big = bgr_to_image(np.zeros((1200, 1600, 3), np.uint8), Image)
-        assert refused(frames, big, 'traffic_light', 'larger than the 640x480')
-        odd = AudioChunk(sample_rate=191999, channels=1)
-        odd.samples = float32_array(np.zeros(191999, np.float32))
-        assert refused(chunks, odd, 'audio', 'resamples')
-        long = AudioChunk(sample_rate=16000, channels=1)
-        long.samples = float32_array(np.zeros(16000 * 60, np.float32))
-        assert refused(chunks, long, 'audio', '60.00 s of sound')
-        assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs      # none was a release
-    finally:
-        probe.destroy_publisher(frames)
-        probe.destroy_publisher(chunks)
+    frames = probe.publisher(Image, 'jobs/traffic_light', JOB_QOS)
+    chunks = probe.publisher(AudioChunk, 'jobs/audio', JOB_QOS)
+    assert wait_for(lambda: frames.get_subscription_count() > 0 and chunks.get_subscription_count() > 0)
+    jobs = {t: executor_node.runtime.stats(t).total_jobs for t in ('traffic_light', 'audio')}
+    def refused(pub, msg, task, text):            # republished until seen: discovery may lag
+        return wait_for(lambda: pub.publish(stamp_now(msg)) or time.sleep(0.1) or
+                        text in executor_node.malformed_log.get(task, ''))
+    big = bgr_to_image(np.zeros((1200, 1600, 3), np.uint8), Image)
+    assert refused(frames, big, 'traffic_light', 'larger than the 640x480')
+    odd = AudioChunk(sample_rate=191999, channels=1)
+    odd.samples = float32_array(np.zeros(191999, np.float32))
+    assert refused(chunks, odd, 'audio', 'resamples')
+    long = AudioChunk(sample_rate=16000, channels=1)
+    long.samples = float32_array(np.zeros(16000 * 60, np.float32))
+    assert refused(chunks, long, 'audio', '60.00 s of sound')
+    assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs      # none was a release
 
 
 FLOOD = textwrap.dedent('''

@@ -408,7 +408,7 @@ class ExecutorNode(LifecycleNode):
 
     # -- parameters ------------------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
-        changes, roi, window = {}, None, None
+        changes, roi, window, shed = {}, None, None, {}
         for p in params:
             parts = p.name.split('.')
             if p.name == 'use_sim_time' and self._active:
@@ -432,19 +432,8 @@ class ExecutorNode(LifecycleNode):
                 roi = (parts[1], value)
             elif p.name == 'window_s':
                 window = float(p.value)
-            elif p.name == 'shed_on_overload':
-                self.shed_on = bool(p.value)
-                if not self.shed_on and self._shedder is not None and self._shedder.shed:
-                    self.get_logger().warning(f'degraded mode off: {", ".join(self._shedder.shed)} run again')
-                self._shedder = None
-            elif p.name == 'shed_after_s':
-                self.shed_after_s = float(p.value)
-                if self._shedder is not None:
-                    self._shedder.after_s = self.shed_after_s
-            elif p.name == 'shed_restore_after_s':
-                self.shed_restore_s = float(p.value)
-                if self._shedder is not None:
-                    self._shedder.restore_after_s = self.shed_restore_s
+            elif p.name in ('shed_on_overload', 'shed_after_s', 'shed_restore_after_s'):
+                shed[p.name] = p.value
         try:
             new = apply_change(self.settings, changes, self.variants)
         except ValueError as e:
@@ -458,6 +447,8 @@ class ExecutorNode(LifecycleNode):
                 self._gates[task] = self._gate(task)
         if changes:
             self.bounds = self._analysed_bounds()
+        if shed:
+            self._set_shedding(shed)
         if roi is not None:
             self.roi[roi[0]] = roi[1]
         if window is not None:
@@ -514,6 +505,18 @@ class ExecutorNode(LifecycleNode):
             out.jobs.append(jt)
         self.trace_pub.publish(out)
 
+    def _set_shedding(self, values: dict) -> None:
+        """Degraded mode's parameters, once the whole parameter set is known to be valid."""
+        self.shed_after_s = float(values.get('shed_after_s', self.shed_after_s))
+        self.shed_restore_s = float(values.get('shed_restore_after_s', self.shed_restore_s))
+        if self._shedder is not None:
+            self._shedder.after_s, self._shedder.restore_after_s = self.shed_after_s, self.shed_restore_s
+        if 'shed_on_overload' in values and bool(values['shed_on_overload']) != self.shed_on:
+            self.shed_on = bool(values['shed_on_overload'])
+            if self._shedder is not None and self._shedder.shed:
+                self.get_logger().warning(f'degraded mode off: {", ".join(self._shedder.shed)} run again')
+            self._shedder = None
+
     def _degrade(self, status: SchedulerStatus) -> None:
         """Degraded mode's decision at each status period, from the window miss rates."""
         # The first window after activation holds the start-up (page faults, first
@@ -543,6 +546,8 @@ class ExecutorNode(LifecycleNode):
         if status is None:
             return
         self._degrade(status)
+        for t in status.tasks:                  # as decided this period
+            t.shed = self._shedder is not None and t.task in self._shedder.shed
         self.status_pub.publish(status)
         diag = DiagnosticArray(header=status.header)
         for t in status.tasks:
