@@ -36,7 +36,8 @@ import time
 import rclpy
 import rclpy.executors
 from rclpy.node import Node
-from process_group import interrupt
+from process_group import interrupt, pids_matching, rss_mb
+from rtmdl_ros.bringup import CpuMeter
 from rtmdl_interfaces.msg import SchedulerStatus
 
 RTMDL = [sys.executable, '-c', 'import sys; from rtmdl_ros.cli import main; sys.exit(main())']
@@ -115,42 +116,6 @@ class Watch(Node):
                                      for t in s.tasks}
 
 
-def rss_mb(pattern: str) -> float:
-    total = 0.0
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                if pattern.encode() not in f.read():
-                    continue
-            with open(f'/proc/{pid}/status') as f:
-                total += next(int(line.split()[1]) for line in f if line.startswith('VmRSS')) / 1024
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
-def proc_jiffies(pattern: bytes) -> int:
-    """utime + stime of every process whose command line holds `pattern`."""
-    total = 0
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                if pattern not in f.read():
-                    continue
-            with open(f'/proc/{pid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def cpu_jiffies() -> tuple[int, int]:
-    with open('/proc/stat') as f:
-        parts = [int(x) for x in f.readline().split()[1:]]
-    return sum(parts), parts[3] + parts[4]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--taskset', help='task set (default: the shipped F1/10 one)')
@@ -224,7 +189,8 @@ def main() -> int:
 
         def phase(name, seconds, flood=False):
             t_start = time.monotonic()
-            c0, j0, g0, f0 = watch.counters(), cpu_jiffies(), proc_jiffies(b'--ros-args'), proc_jiffies(b'junk_flooder')
+            # The graph's processes are the ones started with --ros-args; the flooder is among the others.
+            c0, meter = watch.counters(), CpuMeter(pids_matching(b'--ros-args'))
             sent = None
             if flood and args.load_cores:
                 from rtmdl_ros.evaluation import BackgroundLoad
@@ -249,25 +215,22 @@ def main() -> int:
                         print(f'the flooder printed no counts (exit {p.returncode}):\n{text[-2000:]}', flush=True)
             else:
                 time.sleep(seconds)
-            c1, j1, g1, f1 = watch.counters(), cpu_jiffies(), proc_jiffies(b'--ros-args'), proc_jiffies(b'junk_flooder')
+            c1, cores = watch.counters(), meter.cores() or (float('nan'), float('nan'))
             rows[name] = {t: ((c1[t][1] - c0[t][1]) / max(1, c1[t][0] - c0[t][0]), c1[t][0] - c0[t][0],
                               c1[t][2] - c0[t][2], c1[t][3], c1[t][4] - c0[t][4]) for t in c1}
-            rss[name] = (rss_mb('executor_node'), rss_mb('task_nodes'))
-            total, idle = j1[0] - j0[0], j1[1] - j0[1]
+            rss[name] = (rss_mb(b'executor_node'), rss_mb(b'task_nodes'))
             seconds = time.monotonic() - t_start           # what the phase really lasted
-            hz = os.sysconf('SC_CLK_TCK')
-            graph_cores, flood_cores = (g1 - g0) / hz / seconds, (f1 - f0) / hz / seconds
-            other_cores = max(0.0, (total - idle) / max(1, total) * os.cpu_count() - graph_cores - flood_cores)
+            graph_cores, other_cores = cores
             sent_n = sum(v for k, v in json.loads(sent[0]).items() if k != 'publish refused by DDS') if sent else 0
-            print(f'{name}: {seconds:.0f} s, machine busy {100 * (1 - idle / max(1, total)):.0f} % of '
-                  f'{os.cpu_count()} cores (graph {graph_cores:.2f}, flooder {flood_cores:.2f}, '
-                  f'other processes {other_cores:.2f} cores)' + (f'; flood sent {sent_n} messages ({sent_n / seconds:.0f}/s): '
+            print(f'{name}: {seconds:.0f} s, machine busy {100 * (graph_cores + other_cores) / os.cpu_count():.0f} % of '
+                  f'{os.cpu_count()} cores (graph {graph_cores:.2f}, other processes incl. flooder or load '
+                  f'{other_cores:.2f} cores)' + (f'; flood sent {sent_n} messages ({sent_n / seconds:.0f}/s): '
                                              f'{sent[0] if sent else "?"}' if flood and not args.load_cores else '')
                   + (f'; {args.load_cores:g} cores of competing load at nice {args.load_nice}'
                      if flood and args.load_cores else '')
                   + (f'; shed: {", ".join(t.task for t in watch.status.tasks if t.shed) or "none"}'
                      if args.shed else ''), flush=True)
-        rss['start'] = (rss_mb('executor_node'), rss_mb('task_nodes'))
+        rss['start'] = (rss_mb(b'executor_node'), rss_mb(b'task_nodes'))
         phase('before', args.phase_s)
         middle = 'load' if args.load_cores else 'flood'
         phase(middle, args.flood_s, flood=True)

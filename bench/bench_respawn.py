@@ -26,7 +26,7 @@ import yaml
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
-from process_group import interrupt
+from process_group import interrupt, pids_matching
 from rtmdl_interfaces.msg import Classification, DetectionArray, SchedulerStatus
 
 
@@ -45,16 +45,8 @@ class Watch(Node):
 
 
 def executor_pids() -> list[int]:
-    pids = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                cmd = f.read().split(b'\0')
-        except OSError:
-            continue
-        if any(part.endswith(b'rtmdl_executor') for part in cmd) and b'--ros-args' in cmd:
-            pids.append(int(pid))
-    return pids
+    """The executor process (its Python runs rtmdl_executor with --ros-args), not launch's wrapper."""
+    return [pid for pid in pids_matching(b'rtmdl_executor') if pid in pids_matching(b'--ros-args')]
 
 
 def plan_variants(path: str) -> dict:
