@@ -352,6 +352,27 @@ def test_camera_flood_keeps_memory_bounded_and_the_most_urgent_task_on_time(grap
     assert rss_end - rss_start < 50, (rss_start, rss_end)
 
 
+@pytest.mark.parametrize('sig', ['SIGTERM', 'SIGINT'])
+def test_an_idle_task_node_ends_cleanly_on_a_signal(sig):
+    """systemd, docker stop and bringup signal a node that may be waiting on nothing:
+    it must end at once with status 0 and no traceback, each time."""
+    import signal
+    procs = [subprocess.Popen([sys.executable, '-c', TASK_NODE.replace('flooded_', f'idle{k}_')],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(3)]
+    try:
+        for k, p in enumerate(procs):
+            assert 'releasing on arrival' in p.stderr.readline()    # spinning from here on
+            time.sleep(0.05 * k)                                    # signals at varied phases
+            p.send_signal(getattr(signal, sig))
+        for p in procs:
+            _, err = p.communicate(timeout=10)
+            assert p.returncode == 0 and 'Traceback' not in err, err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 def _profiled_taskset(path, executor_node):
     """The F1/10 task set with fixed, made-up execution times that grow with width x depth."""
     import yaml

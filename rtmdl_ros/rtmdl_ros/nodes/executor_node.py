@@ -576,14 +576,13 @@ class ExecutorNode(LifecycleNode):
 
 def main() -> int:
     from ..backends import BackendError
-    node = start_node(ExecutorNode, 'rtmdl_executor', (TasksetError, zoo.ZooError, BackendError, ValueError))
-    if node is None:
-        return 2
-    if node.autostart and not node.start():
-        print('rtmdl_executor: error: configure/activate failed (see the log above)', file=sys.stderr)
-        node.destroy_node()
-        import rclpy
-        rclpy.try_shutdown()
-        return 1
+    node, executor = start_node(ExecutorNode, 'rtmdl_executor',
+                                (TasksetError, zoo.ZooError, BackendError, ValueError))
+
+    def start() -> bool:
+        ok = node.start()
+        if not ok and node.context.ok():
+            print('rtmdl_executor: error: configure/activate failed (see the log above)', file=sys.stderr)
+        return ok
     # One ROS thread: the callbacks only admit jobs and publish; the work runs on the scheduler's threads.
-    return spin_node(node, threads=1)
+    return spin_node(node, executor, prepare=start if node.autostart else None)

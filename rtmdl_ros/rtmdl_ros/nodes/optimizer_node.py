@@ -208,12 +208,10 @@ class OptimizerNode(Node):
 
 
 def main() -> int:
-    node = start_node(OptimizerNode, 'rtmdl_optimizer', (TasksetError, ValueError))
-    if node is None:
-        return 2
+    node, executor = start_node(OptimizerNode, 'rtmdl_optimizer', (TasksetError, ValueError), threads=4)
     if node.mode == 'offline':
         code = 0 if node.ok is not None else 1
         node.destroy_node()
         rclpy.try_shutdown()
         return code
-    return spin_node(node, threads=4)
+    return spin_node(node, executor)

@@ -16,39 +16,86 @@ def float32_array(x: np.ndarray) -> array.array:
     return out
 
 
-def start_node(make, name: str, errors: tuple = (ValueError,)):
-    """rclpy.init() and the node, or None after printing a start-up error in one line."""
-    rclpy.init()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stopped() -> bool:
+    """True once a stop signal (rclpy's handler) has shut the context down."""
+    return not rclpy.ok()
+
+
+def _end(node=None) -> None:
+    # Ctrl-C in a terminal reaches every node of the process group and launch then
+    # sends its own SIGINT: the second one must not cut the clean-up short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return make()
-    except errors as e:
-        print(f'{name}: error: {e}', file=sys.stderr)
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
-        return None
+    except KeyboardInterrupt:           # arrived before the line above
+        pass
 
 
-def spin_node(node, threads: int = 1) -> int:
-    """Spin until Ctrl-C or shutdown, then clean up."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
-    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
-    executor.add_node(node)
+def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1):
+    """rclpy.init(), an executor, then the node: (node, executor).
+
+    A start-up error is one line and exit status 2; a stop signal at any point of
+    start-up ends the process quietly with status 0, as one during spin does. The
+    executor is made first, with the stop signals held for that moment: made after a
+    signal, on the dead context, it would fail in its constructor with tracebacks.
+    """
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        executor.spin()
+        rclpy.init()
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    try:
+        node = make()
+    except (Exception, KeyboardInterrupt) as e:
+        if _stopped() or isinstance(e, KeyboardInterrupt):
+            _end()
+            sys.exit(0)
+        if not isinstance(e, errors):
+            raise
+        print(f'{name}: error: {e}', file=sys.stderr)
+        _end()
+        sys.exit(2)
+    executor.add_node(node)
+    return node, executor
+
+
+def spin_node(node, executor, prepare=None) -> int:
+    """Spin until a stop signal or shutdown, then clean up: exit status 0.
+
+    `prepare` (the executor node's configure + activate) runs first; False from it,
+    not caused by a signal, is status 1.
+    """
+    from rclpy.clock import Clock, ClockType
+    from rclpy.executors import ExternalShutdownException
+    code = 0
+    try:
+        # rclpy's signal thread triggers the executor's guard condition, then shuts the
+        # context down; a wait set built between the two blocks forever on an idle node
+        # (seen: a task node ignoring SIGTERM). A steady 0.5 s tick bounds that wait, so
+        # spin() sees the dead context. Steady: a ROS-time timer stops under use_sim_time.
+        node.create_timer(0.5, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        if prepare is not None and not prepare():
+            code = 0 if _stopped() else 1
+        else:
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if not _stopped():
+            raise
+        # the same race the other way round: "failed to initialize wait set" on the dead context
     finally:
-        # Ctrl-C in a terminal reaches every node of the process group and launch then
-        # sends its own SIGINT: the second one must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            node.destroy_node()
-            rclpy.try_shutdown()
-        except KeyboardInterrupt:       # arrived before the line above
-            pass
-    return 0
+        _end(node)
+    return code
 
 
 def run_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1) -> int:
-    """Start a node and spin it; a start-up error is one line and exit status 2."""
-    node = start_node(make, name, errors)
-    return 2 if node is None else spin_node(node, threads)
+    """Start a node and spin it (see start_node and spin_node for the exit status)."""
+    return spin_node(*start_node(make, name, errors, threads))
