@@ -121,9 +121,10 @@ def graph():
     assert res.result.successful, res.result.reason
     probe.nodes = {n.get_name(): n for n in nodes}
     probe.spinner = spinner
+    probe.extra_nodes = []             # kept to the end, like the extra publishers
     yield executor_node, probe
     spinner.shutdown()
-    for n in nodes + [probe]:
+    for n in nodes + probe.extra_nodes + [probe]:
         n.destroy_node()
     rclpy.try_shutdown()
     thread.join(5)
@@ -223,35 +224,78 @@ def test_malformed_inputs_are_counted_and_the_node_keeps_working(graph):
     executor_node, probe = graph
     before = _malformed(executor_node, 'traffic_light')
     failed_before = executor_node.runtime.stats('traffic_light').total_failed
+    light_node = probe.nodes['traffic_light_node']
+    received_before = light_node.received
     bad = frame_msg(20)
-    bad.data = bytes(bad.data)[:1000]                                # wrong size
+    bad.data = bytes(bad.data)[:1000]                                # wrong size: past the DDS filter
     odd = frame_msg(21)
-    odd.encoding = 'yuv422'                                           # unknown encoding
-    empty = stamp_now(Image(encoding='bgr8'))                         # empty
-    for m in (bad, odd, empty):
+    odd.encoding = 'yuv422'                                           # unknown encoding: dropped in DDS
+    empty = stamp_now(Image(encoding='bgr8'))                         # empty: dropped in DDS
+    for m in (odd, empty, bad):
         probe.camera.publish(stamp_now(m))
         time.sleep(0.15)
     audio_node = probe.nodes['audio_node']
     nan_before = audio_node.malformed
     probe.mic.publish(audio_msg(30, np.full(1600, np.nan, np.float32)))   # rejected by the audio node
     assert wait_for(lambda: audio_node.malformed == nan_before + 1)
-    # Refused by the task node on receipt, before they could take a release: never a job, and
+    # Refused by the task node on receipt, before it could take a release: never a job, and
     # counted in the task's malformed count once the next job's JobTiming reports it.
-    light_node = probe.nodes['traffic_light_node']
-    assert wait_for(lambda: light_node.malformed >= 3)
+    assert wait_for(lambda: light_node.malformed >= 1)
+    assert light_node.received == received_before + 1, 'the DDS filter let a yuv422 or 0x0 frame through'
     probe.clear()
     probe.camera.publish(frame_msg(22))
     probe.mic.publish(audio_msg(31))
     assert wait_for(lambda: probe.results['traffic_light'] and probe.results['audio'])   # still serving
-    assert wait_for(lambda: _malformed(executor_node, 'traffic_light') >= before + 3)
-    assert wait_for(lambda: probe.status is not None and probe.task_status('traffic_light').malformed >= before + 3)
+    assert wait_for(lambda: _malformed(executor_node, 'traffic_light') >= before + 1)
+    assert wait_for(lambda: probe.status is not None and probe.task_status('traffic_light').malformed >= before + 1)
     assert executor_node.runtime.stats('traffic_light').total_failed == failed_before
     assert executor_node.runtime.stats('audio').total_failed == 0      # NaN never reached a job
 
 
+def test_the_input_filter_passes_every_valid_frame_kind(graph):
+    """DDS's filter is a necessary condition only: rgb8, mono8, padded rows and smaller
+    frames all reach the task node (a frame it dropped would be lost without a trace)."""
+    _, probe = graph
+    light_node = probe.nodes['traffic_light_node']
+    img = DriveSequence(seed=24).next().image
+    kinds = [bgr_to_image(img, Image, encoding='rgb8'), bgr_to_image(img, Image, encoding='mono8'),
+             bgr_to_image(img[:240, :320].copy(), Image)]
+    padded = bgr_to_image(img, Image)
+    padded.step += 64
+    rows = np.frombuffer(bytes(padded.data), np.uint8).reshape(img.shape[0], -1)
+    padded.data = np.hstack([rows, np.zeros((img.shape[0], 64), np.uint8)]).tobytes()
+    kinds.append(padded)
+    before, bad_before = light_node.received, light_node.malformed
+    for m in kinds:
+        probe.camera.publish(stamp_now(m))
+        time.sleep(0.2)
+    assert wait_for(lambda: light_node.received == before + len(kinds)), light_node.received - before
+    assert light_node.malformed == bad_before
+
+
+def test_without_the_input_filter_every_malformed_kind_is_counted(graph):
+    """input_filter:=false: the kinds DDS would drop reach the receipt checks, each
+    counted and logged by its reason (diagnosis of a mis-set camera)."""
+    from rtmdl_ros.nodes.task_nodes import CameraTaskNode
+    _, probe = graph
+    node = CameraTaskNode(cli_args=['--ros-args', '-p', 'task:=traffic_light', '-p', 'input_filter:=false',
+                                    '-p', 'input_topic:=image_unfiltered', '-r', '__node:=unfiltered_light_node'])
+    probe.extra_nodes.append(node)
+    probe.spinner.add_node(node)
+    pub = probe.publisher(Image, 'image_unfiltered', qos_profile_sensor_data)
+    assert wait_for(lambda: pub.get_subscription_count() > 0)
+    odd = frame_msg(23)
+    odd.encoding = 'yuv422'
+    for m in (odd, Image(encoding='bgr8')):
+        pub.publish(stamp_now(m))
+        time.sleep(0.15)
+    assert wait_for(lambda: node.malformed == 2), node.malformed
+
+
 def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
-    """A publisher sending junk straight to jobs/<task> is refused on receipt; the valid
-    frame queued before it still produces its result."""
+    """A publisher sending junk straight to jobs/<task> is refused on receipt (kinds the
+    DDS filter passes) or dropped in DDS (the rest); the valid frame queued before it
+    still produces its result."""
     from rtmdl_ros.nodes.topics import JOB_QOS
     executor_node, probe = graph
     junk_pub = probe.publisher(Image, 'jobs/sign', JOB_QOS)
@@ -259,12 +303,15 @@ def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
     probe.clear()
     jobs_before = executor_node.runtime.stats('sign').total_jobs
     bad_before = _malformed(executor_node, 'sign')
-    junk = frame_msg(50)
-    junk.encoding = 'yuv422'
-    for _ in range(20):
-        junk_pub.publish(stamp_now(junk))
+    short, odd = frame_msg(50), frame_msg(52)
+    short.data = bytes(short.data)[:1000]
+    odd.encoding = 'yuv422'
+    for k in range(20):
+        junk_pub.publish(stamp_now(short if k % 2 else odd))
         time.sleep(0.01)               # the job topic keeps 2: a burst would be cut short by DDS
-    assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 10)
+    assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 5)
+    time.sleep(0.5)
+    assert _malformed(executor_node, 'sign') <= bad_before + 10          # no yuv422 one got past DDS
     assert executor_node.runtime.stats('sign').total_jobs == jobs_before      # none was a release
     probe.camera.publish(frame_msg(51))
     assert wait_for(lambda: probe.results['sign'])

@@ -52,6 +52,7 @@ from ..models.jobs import limit_library_threads, make_segments, warm_up
 from ..models import SOUND, InputError
 from .conversions import (chunk_to_mono, check_serialized_chunk, check_serialized_image, image_to_bgr,
                           stamp_of_serialized)
+from .input_filters import INPUT_FILTER_HELP, filtered_subscription
 from .resources import default_taskset_file, load_runtime_taskset
 from .spin import spin_node, start_node
 from .topics import JOB_QOS, STATUS_TOPIC, TRACE_TOPIC, job_timing_topic, job_topic, result_topic
@@ -106,6 +107,8 @@ class ExecutorNode(LifecycleNode):
         self.reserve = self.declare_parameter('reserve_cores', True, ParameterDescriptor(
             read_only=True, description='keep cores for the scheduler threads alone where the machine has '
                                         'more cores than scheduler threads')).value
+        self.input_filter = self.declare_parameter('input_filter', True, ParameterDescriptor(
+            read_only=True, description=INPUT_FILTER_HELP)).value
         self.autostart = self.declare_parameter('autostart', True, ParameterDescriptor(
             read_only=True, description='configure and activate at start')).value
         # Degraded mode (core/shedding.py): off unless asked for, since shedding a task is a decision
@@ -226,8 +229,9 @@ class ExecutorNode(LifecycleNode):
         self._active = True
         for name in self.settings:
             msg_type = AudioChunk if self.families[name].input == SOUND else Image
-            self._subs.append(self.create_subscription(
-                msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg), JOB_QOS, raw=True))
+            sub, _ = filtered_subscription(self, msg_type, job_topic(name), lambda msg, n=name: self._on_job(n, msg),
+                                           JOB_QOS, self.envelopes[name] if self.input_filter else None, raw=True)
+            self._subs.append(sub)
             self._subs.append(self.create_subscription(
                 JobTiming, job_timing_topic(name), lambda msg, n=name: self._on_timing(n, msg), JOB_QOS))
         self._timers = [self.create_timer(self.status_period, self._publish_status),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rtmdl_interfaces.msg import AudioChunk, JobTiming
@@ -30,6 +31,7 @@ from ..core.release import ADMIT, ReleaseGate
 from ..core.taskset import TasksetError, read_yaml
 from ..models import InputError
 from .conversions import check_serialized_image, chunk_to_mono, stamp_of_serialized
+from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription
 from .resources import default_taskset_file
 from .spin import float32_array, run_node
 from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_timing_topic, job_topic
@@ -54,6 +56,9 @@ def _envelope(taskset_file: str, task: str):
     return task_envelopes(raw, taskset_file, task_families(raw, taskset_file))[task]
 
 
+SILENCE_S = 5.0                    # publishers heard, nothing passed the filter: warn
+
+
 class TaskNode(Node):
     task = ''                      # default of the `task` parameter
     msg_type = Image
@@ -74,12 +79,35 @@ class TaskNode(Node):
         topic = self.declare_parameter('input_topic', self.default_input, ro).value
         self.pub = self.create_publisher(self.msg_type, job_topic(self.task), JOB_QOS)
         self.timing_pub = self.create_publisher(JobTiming, job_timing_topic(self.task), JOB_QOS)
-        self.create_subscription(self.msg_type, topic, self.on_input, qos_profile_sensor_data, raw=self.raw_input)
+        use_filter = self.declare_parameter('input_filter', True, ParameterDescriptor(
+            read_only=True, description=INPUT_FILTER_HELP)).value
+        self.input_sub, filtered = filtered_subscription(
+            self, self.msg_type, topic, self.on_input, qos_profile_sensor_data,
+            self.envelope if use_filter else None, raw=self.raw_input)
+        self.input_topic = topic
         self.released = 0
         self.before_active = 0         # inputs that came while no executor was active
         self.malformed = 0
+        self.received = 0              # inputs that reached this node (past the DDS filter)
+        if filtered:
+            # DDS drops what fails the filter without a trace: say so when a publisher is
+            # heard from but nothing arrives, or a mis-set camera looks like a dead one.
+            self.create_timer(SILENCE_S, self._check_silence, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f'{self.task}: releasing on arrival from {topic}, at least '
-                               f'{self.gate.min_gap_ms:g} ms apart by stamp')
+                               f'{self.gate.min_gap_ms:g} ms apart by stamp' +
+                               ('; DDS drops inputs outside the profiled envelope' if filtered else ''))
+
+    def _check_silence(self) -> None:
+        publishers, heard = self.count_publishers(self.input_topic), self.received
+        self.received = 0
+        if publishers == 0 or heard:
+            return
+        self.get_logger().warning(
+            f'{self.task}: no input from {self.input_topic} in {SILENCE_S:g} s, although {publishers} '
+            f'publisher(s) are on it. DDS drops inputs outside the profiled envelope ({filter_text(self.envelope)}): '
+            'if it is publishing, check its encoding and size against the task set (input_filter:=false '
+            'shows why each input is refused)',
+            throttle_duration_sec=30.0)
 
     def executor_active(self) -> bool:
         return self.pub.get_subscription_count() > 0
@@ -109,6 +137,7 @@ class CameraTaskNode(TaskNode):
 
     def on_input(self, msg: bytes) -> None:
         received = self.get_clock().now()
+        self.received += 1
         try:
             sec, nanosec = stamp_of_serialized(msg)
             check_serialized_image(msg, self.envelope)
@@ -133,6 +162,7 @@ class SoundTaskNode(TaskNode):
 
     def on_input(self, msg: AudioChunk) -> None:
         received = self.get_clock().now()
+        self.received += 1
         try:
             samples, rate = chunk_to_mono(msg)
             self.envelope.check_sound(rate, samples.size)

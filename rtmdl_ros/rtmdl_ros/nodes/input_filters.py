@@ -1,0 +1,71 @@
+"""DDS content filters that drop junk before it reaches Python.
+
+A flood of malformed frames costs the graph in DDS copies and Python callbacks,
+and pushes real frames out of a sensor-data queue (depth 5) before any check
+runs. A content-filtered subscription lets DDS evaluate the cheap field checks
+(encoding, sizes, sample rate) on receipt, or in the publishing process, so a
+refused sample never enters the queue. The filter is a necessary condition
+only: what passes is still checked in full in Python (conversions.py), and
+what it drops is not counted as malformed.
+
+ContentFilterOptions is rclpy >= 9 (Kilted); on Humble and Jazzy, or an RMW
+without content filters, the subscription is made without one and the Python
+checks carry the whole load.
+"""
+from __future__ import annotations
+
+from ..models import SOUND
+from .conversions import ENCODINGS
+
+INPUT_FILTER_HELP = ('drop inputs outside the profiled envelope in DDS (rclpy >= 9): a junk flood then '
+                     'costs little, but what DDS drops is not counted as malformed; false: every input '
+                     'reaches the receipt checks and is counted by its reason')
+MAX_RATE_HZ, MIN_RATE_HZ = 192000, 4000          # check_chunk_fields' range
+
+
+def image_filter(envelope) -> tuple[str, list[str]]:
+    """(expression, parameters) passing frames check_image_fields and the envelope may accept."""
+    encodings = sorted(ENCODINGS) + sorted(e.upper() for e in ENCODINGS)
+    params = [f"'{e}'" for e in encodings]
+    either = ' OR '.join(f'encoding = %{k}' for k in range(len(encodings)))
+    # width x height <= max_pixels cannot be written in the filter grammar (no
+    # arithmetic); each side within it is the necessary condition.
+    n = len(params)
+    params.append(str(envelope.max_pixels))
+    return (f'({either}) AND width > 0 AND height > 0 AND width <= %{n} AND height <= %{n} '
+            'AND step >= width', params)
+
+
+def sound_filter(envelope) -> tuple[str, list[str]]:
+    """(expression, parameters) passing chunks check_chunk_fields and the envelope may accept."""
+    if envelope.model_rate and not envelope.resamples:
+        return 'sample_rate = %0 AND channels > 0', [str(envelope.model_rate)]
+    return ('sample_rate >= %0 AND sample_rate <= %1 AND channels > 0',
+            [str(MIN_RATE_HZ), str(MAX_RATE_HZ)])
+
+
+def filter_for(envelope) -> tuple[str, list[str]]:
+    return sound_filter(envelope) if envelope.kind == SOUND else image_filter(envelope)
+
+
+def filter_text(envelope) -> str:
+    """The filter with its parameters written in, for a log line."""
+    expression, params = filter_for(envelope)
+    for k in reversed(range(len(params))):           # %10 before %1
+        expression = expression.replace(f'%{k}', params[k])
+    return expression
+
+
+def filtered_subscription(node, msg_type, topic: str, callback, qos, envelope, raw: bool = False):
+    """(subscription, True) filtered in DDS by the envelope, or (subscription, False) where
+    this rclpy or RMW has no content filters or no envelope is given (filter off)."""
+    if envelope is None:
+        return node.create_subscription(msg_type, topic, callback, qos, raw=raw), False
+    try:
+        from rclpy.subscription_content_filter_options import ContentFilterOptions
+    except ImportError:                          # rclpy < 9: Humble, Jazzy
+        return node.create_subscription(msg_type, topic, callback, qos, raw=raw), False
+    expression, params = filter_for(envelope)
+    sub = node.create_subscription(msg_type, topic, callback, qos, raw=raw, content_filter_options=(
+        ContentFilterOptions(filter_expression=expression, expression_parameters=params)))
+    return sub, bool(sub.is_cft_enabled)
