@@ -155,6 +155,8 @@ def test_the_envelope_bounds_frame_size_rate_and_length():
     cam.check_frame(480, 640)                          # the same pixels, rotated
     with pytest.raises(InputError, match='4096x4096 is larger than the 640x480'):
         cam.check_frame(4096, 4096)
+    with pytest.raises(InputError, match='4096x75 has a side longer than the 640 px'):
+        cam.check_frame(4096, 75)                     # fewer pixels, but no camera's shape
     mic = Envelope(SOUND, window_s=2.0, model_rate=16000)
     for rate in (8000, 16000, 22050, 44100, 48000, 96000):
         mic.check_sound(rate, 2 * rate)

@@ -271,6 +271,10 @@ def test_the_input_filter_passes_every_valid_frame_kind(graph):
         time.sleep(0.2)
     assert wait_for(lambda: light_node.received == before + len(kinds)), light_node.received - before
     assert light_node.malformed == bad_before
+    huge = bgr_to_image(np.zeros((4096, 4096, 3), np.uint8), Image)   # 50 MB: dropped before any copy to Python
+    probe.camera.publish(stamp_now(huge))
+    time.sleep(1.0)
+    assert light_node.received == before + len(kinds) and light_node.malformed == bad_before
 
 
 def test_without_the_input_filter_every_malformed_kind_is_counted(graph):
@@ -290,6 +294,25 @@ def test_without_the_input_filter_every_malformed_kind_is_counted(graph):
         pub.publish(stamp_now(m))
         time.sleep(0.15)
     assert wait_for(lambda: node.malformed == 2), node.malformed
+
+
+def test_a_camera_the_filter_drops_entirely_is_reported(graph, capfd):
+    """A mis-set camera (yuv422) looks dead behind the DDS filter: the node says why."""
+    from rtmdl_ros.nodes.task_nodes import SILENCE_S, CameraTaskNode
+    _, probe = graph
+    node = CameraTaskNode(cli_args=['--ros-args', '-p', 'task:=traffic_light', '-p', 'input_topic:=image_mis_set',
+                                    '-r', '__node:=mis_set_light_node'])
+    probe.extra_nodes.append(node)
+    probe.spinner.add_node(node)
+    pub = probe.publisher(Image, 'image_mis_set', qos_profile_sensor_data)
+    odd = frame_msg(25)
+    odd.encoding = 'yuv422'
+    end = time.monotonic() + 2.5 * SILENCE_S
+    while time.monotonic() < end and 'no input from image_mis_set' not in capfd.readouterr().err:
+        pub.publish(stamp_now(odd))
+        time.sleep(0.2)
+    assert time.monotonic() < end, 'no warning about a publisher whose frames the filter drops'
+    assert node.received == 0 and node.malformed == 0
 
 
 def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
@@ -329,7 +352,7 @@ def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
     def refused(pub, msg, task, text):            # republished until seen: discovery may lag
         return wait_for(lambda: pub.publish(stamp_now(msg)) or time.sleep(0.1) or
                         text in executor_node.malformed_log.get(task, ''))
-    big = bgr_to_image(np.zeros((1200, 1600, 3), np.uint8), Image)
+    big = bgr_to_image(np.zeros((640, 640, 3), np.uint8), Image)   # sides DDS passes, more pixels
     assert refused(frames, big, 'traffic_light', 'larger than the 640x480')
     odd = AudioChunk(sample_rate=191999, channels=1)
     odd.samples = float32_array(np.zeros(191999, np.float32))

@@ -8,7 +8,9 @@ inputs outside the task's envelope, with the reason:
 
     camera tasks:  at most max_frame pixels (`max_frame: [W, H]` in the task set;
                    default: the `sensors:` size of its topic, else 640 x 480, the
-                   frame size `rtmdl profile` measures with);
+                   frame size `rtmdl profile` measures with), either way round,
+                   and no side longer than its longer side (a strip no camera
+                   makes; the bound DDS can check before a frame is copied);
     sound tasks:   at most the family's window (+5 %) of samples, at a rate the
                    model takes as it is or resamples by a ratio of small integers
                    (both terms <= 1000: 44.1 and 48 kHz to 16 kHz cost a few ms).
@@ -37,10 +39,17 @@ class Envelope:
     def max_pixels(self) -> int:
         return self.max_width * self.max_height
 
+    @property
+    def max_side(self) -> int:
+        return max(self.max_width, self.max_height)
+
     def check_frame(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
             raise InputError(f'frame of {width}x{height} is larger than the {self.max_width}x{self.max_height} '
                              'the task was profiled for (set max_frame in the task set and profile again)')
+        if max(width, height) > self.max_side:
+            raise InputError(f'frame of {width}x{height} has a side longer than the {self.max_side} px of the '
+                             f'{self.max_width}x{self.max_height} the task was profiled for')
 
     def check_sound(self, rate: int, samples: int) -> None:
         if self.model_rate and rate != self.model_rate:

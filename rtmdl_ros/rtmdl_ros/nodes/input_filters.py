@@ -29,9 +29,9 @@ def image_filter(envelope) -> tuple[str, list[str]]:
     params = [f"'{e}'" for e in encodings]
     either = ' OR '.join(f'encoding = %{k}' for k in range(len(encodings)))
     # width x height <= max_pixels cannot be written in the filter grammar (no
-    # arithmetic); each side within it is the necessary condition.
+    # arithmetic); the envelope's bound on each side can.
     n = len(params)
-    params.append(str(envelope.max_pixels))
+    params.append(str(envelope.max_side))
     return (f'({either}) AND width > 0 AND height > 0 AND width <= %{n} AND height <= %{n} '
             'AND step >= width', params)
 

@@ -89,6 +89,7 @@ class TaskNode(Node):
         self.before_active = 0         # inputs that came while no executor was active
         self.malformed = 0
         self.received = 0              # inputs that reached this node (past the DDS filter)
+        self._received_at_check = 0
         if filtered:
             # DDS drops what fails the filter without a trace: say so when a publisher is
             # heard from but nothing arrives, or a mis-set camera looks like a dead one.
@@ -98,8 +99,8 @@ class TaskNode(Node):
                                ('; DDS drops inputs outside the profiled envelope' if filtered else ''))
 
     def _check_silence(self) -> None:
-        publishers, heard = self.count_publishers(self.input_topic), self.received
-        self.received = 0
+        publishers, heard = self.count_publishers(self.input_topic), self.received - self._received_at_check
+        self._received_at_check = self.received
         if publishers == 0 or heard:
             return
         self.get_logger().warning(
