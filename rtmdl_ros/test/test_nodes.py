@@ -277,6 +277,21 @@ def test_the_input_filter_passes_every_valid_frame_kind(graph):
     assert light_node.received == before + len(kinds) and light_node.malformed == bad_before
 
 
+def test_without_content_filters_the_subscription_is_plain(graph, monkeypatch):
+    """Humble and Jazzy (rclpy < 9) have no ContentFilterOptions: a plain subscription."""
+    from rtmdl_ros.models import IMAGE
+    from rtmdl_ros.models.envelope import Envelope
+    from rtmdl_ros.nodes.input_filters import filtered_subscription
+    _, probe = graph
+    sub, filtered = filtered_subscription(probe, Image, 'image_probe_filtered', lambda m: None,
+                                          qos_profile_sensor_data, Envelope(IMAGE))
+    assert filtered and sub.is_cft_enabled
+    monkeypatch.setitem(sys.modules, 'rclpy.subscription_content_filter_options', None)   # import fails
+    sub, filtered = filtered_subscription(probe, Image, 'image_probe_plain', lambda m: None,
+                                          qos_profile_sensor_data, Envelope(IMAGE))
+    assert not filtered and not sub.is_cft_enabled
+
+
 def test_without_the_input_filter_every_malformed_kind_is_counted(graph):
     """input_filter:=false: the kinds DDS would drop reach the receipt checks, each
     counted and logged by its reason (diagnosis of a mis-set camera)."""
