@@ -5,6 +5,7 @@
 # (sensor_msgs/Image) or microphone sound (rtmdl_interfaces/AudioChunk).
 IMAGE, SOUND = 'image', 'sound'
 INPUT_KINDS = (IMAGE, SOUND)
+SAMPLE_RATES_HZ = (4000, 192000)       # the sound rates accepted at all (chunks, models)
 
 
 class InputError(ValueError):

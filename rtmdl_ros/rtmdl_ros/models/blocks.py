@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import InputError
+from . import SAMPLE_RATES_HZ, InputError
 
 LETTERBOX_FILL = 114            # the grey YOLO pads with
 
@@ -137,7 +137,7 @@ class LogMelPre:
             raise ValueError(f'{where}: a sound pre-processing is logmel: {{sample_rate, clip_s, n_mels, n_fft, hop}}')
         _check_keys(spec, set(cls.__dataclass_fields__), f'{where}.logmel')
         out = cls(**{k: type(getattr(cls, k))(v) for k, v in spec.items()})
-        if not (4000 <= out.sample_rate <= 192000 and 0 < out.clip_s <= 30 and out.n_mels > 0 and out.hop > 0
+        if not (SAMPLE_RATES_HZ[0] <= out.sample_rate <= SAMPLE_RATES_HZ[1] and 0 < out.clip_s <= 30 and out.n_mels > 0 and out.hop > 0
                 and out.n_fft >= out.hop):
             raise ValueError(f'{where}.logmel: values out of range: {spec}')
         return out

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..data import DatasetError, drive, gtsrb, lights, signs, sounds, urbansound
-from . import IMAGE, SOUND, InputError, detection  # noqa: F401  (InputError is re-exported)
+from . import IMAGE, SAMPLE_RATES_HZ, SOUND, InputError, detection  # noqa: F401  (InputError is re-exported)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.
         raise InputError(f'expected mono float samples, got shape {x.shape} {x.dtype}')
     if not np.all(np.isfinite(x)):
         raise InputError('audio holds NaN or infinite samples')
-    if not 4000 <= sample_rate <= 192000:
+    if not SAMPLE_RATES_HZ[0] <= sample_rate <= SAMPLE_RATES_HZ[1]:
         raise InputError(f'sample rate {sample_rate} Hz is out of range')
     if sample_rate != sounds.SAMPLE_RATE:
         from scipy.signal import resample_poly

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..models import InputError
+from ..models import SAMPLE_RATES_HZ, InputError
 
 ENCODINGS = {'bgr8': 3, 'rgb8': 3, 'mono8': 1}
 MAX_PIXELS = 4096 * 4096
@@ -75,8 +75,9 @@ def bgr_to_image(img: np.ndarray, msg_type, header=None, encoding: str = 'bgr8')
 def check_chunk_fields(rate: int, ch: int, x: np.ndarray) -> None:
     if ch < 1:
         raise InputError(f'AudioChunk with {ch} channels')
-    if not 4000 <= rate <= 192000:
-        raise InputError(f'AudioChunk sample rate {rate} Hz is out of range (4000..192000)')
+    lo, hi = SAMPLE_RATES_HZ
+    if not lo <= rate <= hi:
+        raise InputError(f'AudioChunk sample rate {rate} Hz is out of range ({lo}..{hi})')
     if x.size == 0:
         raise InputError('empty AudioChunk')
     if x.size % ch:

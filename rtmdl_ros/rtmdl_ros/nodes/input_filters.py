@@ -14,13 +14,12 @@ checks carry the whole load.
 """
 from __future__ import annotations
 
-from ..models import SOUND
+from ..models import SAMPLE_RATES_HZ, SOUND
 from .conversions import ENCODINGS
 
 INPUT_FILTER_HELP = ('drop inputs outside the profiled envelope in DDS (rclpy >= 9): a junk flood then '
                      'costs little, but what DDS drops is not counted as malformed; false: every input '
                      'reaches the receipt checks and is counted by its reason')
-MAX_RATE_HZ, MIN_RATE_HZ = 192000, 4000          # check_chunk_fields' range
 
 
 def image_filter(envelope) -> tuple[str, list[str]]:
@@ -40,8 +39,7 @@ def sound_filter(envelope) -> tuple[str, list[str]]:
     """(expression, parameters) passing chunks check_chunk_fields and the envelope may accept."""
     if envelope.model_rate and not envelope.resamples:
         return 'sample_rate = %0 AND channels > 0', [str(envelope.model_rate)]
-    return ('sample_rate >= %0 AND sample_rate <= %1 AND channels > 0',
-            [str(MIN_RATE_HZ), str(MAX_RATE_HZ)])
+    return 'sample_rate >= %0 AND sample_rate <= %1 AND channels > 0', [str(r) for r in SAMPLE_RATES_HZ]
 
 
 def filter_for(envelope) -> tuple[str, list[str]]:
@@ -59,13 +57,14 @@ def filter_text(envelope) -> str:
 def filtered_subscription(node, msg_type, topic: str, callback, qos, envelope, raw: bool = False):
     """(subscription, True) filtered in DDS by the envelope, or (subscription, False) where
     this rclpy or RMW has no content filters or no envelope is given (filter off)."""
-    if envelope is None:
-        return node.create_subscription(msg_type, topic, callback, qos, raw=raw), False
-    try:
-        from rclpy.subscription_content_filter_options import ContentFilterOptions
-    except ImportError:                          # rclpy < 9: Humble, Jazzy
-        return node.create_subscription(msg_type, topic, callback, qos, raw=raw), False
-    expression, params = filter_for(envelope)
-    sub = node.create_subscription(msg_type, topic, callback, qos, raw=raw, content_filter_options=(
-        ContentFilterOptions(filter_expression=expression, expression_parameters=params)))
-    return sub, bool(sub.is_cft_enabled)
+    options = {}
+    if envelope is not None:
+        try:
+            from rclpy.subscription_content_filter_options import ContentFilterOptions
+            expression, params = filter_for(envelope)
+            options['content_filter_options'] = ContentFilterOptions(
+                filter_expression=expression, expression_parameters=params)
+        except ImportError:                      # rclpy < 9: Humble, Jazzy
+            pass
+    sub = node.create_subscription(msg_type, topic, callback, qos, raw=raw, **options)
+    return sub, bool(options) and bool(sub.is_cft_enabled)
