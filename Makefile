@@ -1,10 +1,16 @@
 # Front door of rtmdl_ros. Every target does its own set-up (tools/setup.sh),
-# which is skipped in seconds when nothing changed.
+# which is skipped in seconds when nothing changed. RTMDL_DEPS=latest (e.g.
+# `make test RTMDL_DEPS=latest`) sets up the newest allowed versions instead of
+# the lock (locks/); `make lock` re-resolves the lock from requirements*.txt.
 SHELL := /bin/bash
-.PHONY: setup test demo demo-two-camera bench evaluate evaluate-graph gpu-bundle gpu-check clean
+export RTMDL_DEPS
+.PHONY: setup lock test demo demo-two-camera bench evaluate evaluate-graph gpu-bundle gpu-check clean
 
 setup:
 	@bash tools/setup.sh
+
+lock:
+	@bash tools/lock.sh
 
 test: setup
 	@source tools/env.sh && cd rtmdl_ros && python -m pytest -q test
@@ -35,4 +41,4 @@ gpu-check:
 	@bash bench/gpu_check.sh
 
 clean:
-	rm -rf .venv build install log .colcon-build.log
+	rm -rf .venv build install log .colcon-build.log .ci-cache

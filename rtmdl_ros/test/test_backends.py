@@ -18,11 +18,13 @@ def test_cuda_without_the_cuda_provider_names_what_is_missing():
         providers('tensorrt', ['CUDAExecutionProvider', 'CPUExecutionProvider'])
 
 
-def test_tensorrt_comes_first_then_cuda_then_cpu_for_what_neither_runs():
+def test_tensorrt_comes_first_then_cuda_then_cpu_for_what_neither_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv('RTMDL_CACHE', str(tmp_path))
     chosen = providers('tensorrt', ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider'])
     names = [p[0] if isinstance(p, tuple) else p for p in chosen]
     assert names == ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']
     assert chosen[0][1]['trt_engine_cache_enable'] == 'True'       # engines are built once, not at every start
+    assert chosen[0][1]['trt_engine_cache_path'] == str(tmp_path / 'tensorrt')
     assert [p[0] for p in providers('cuda', ['CUDAExecutionProvider', 'CPUExecutionProvider'])[:1]] \
         == ['CUDAExecutionProvider']
 

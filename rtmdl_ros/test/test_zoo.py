@@ -11,7 +11,7 @@ from rtmdl_ros.backends import create
 from rtmdl_ros.models import export, zoo
 from rtmdl_ros.models.families import FAMILIES, family
 from rtmdl_ros.models.supernet import VariantSpec, VariantView
-from rtmdl_ros.models.train import evaluate, load_data
+from rtmdl_ros.models.train import digest, evaluate, load_data
 
 # (metric of the largest variant must reach, smallest may lose at most)
 TARGETS = {'sign': (0.95, 0.10), 'traffic_light': (0.85, 0.10), 'audio': (0.90, 0.10)}
@@ -27,15 +27,20 @@ def test_targets_cover_every_zoo_family():
 
 
 @pytest.fixture(scope='module')
-def metrics():
-    """Every variant's metric, recomputed here on each task's test split."""
+def measured():
+    """Every variant's metric, recomputed here on each task's test split, and the split's digest."""
     torch.set_num_threads(2)
     out = {}
     for task in TASKS:
         net, _ = zoo.load(task)
         data = load_data(family(task), 'test')
-        out[task] = {s.name: evaluate(net, family(task).kind, data, s.name) for s in net.variants}
+        out[task] = ({s.name: evaluate(net, family(task).kind, data, s.name) for s in net.variants}, digest(data))
     return out
+
+
+@pytest.fixture(scope='module')
+def metrics(measured):
+    return {task: m for task, (m, _) in measured.items()}
 
 
 @pytest.mark.parametrize('task', TASKS)
@@ -71,9 +76,14 @@ def test_accuracy_does_not_rise_as_variants_shrink(metrics, task):
 
 
 @pytest.mark.parametrize('task', TASKS)
-def test_stored_metrics_are_the_ones_measured(metrics, task):
+def test_stored_metrics_are_the_ones_measured(measured, task):
     _, meta = zoo.load(task)
-    for v, value in metrics[task].items():
+    metrics, split = measured[task]
+    # The split first: a changed generator (or library that draws it) is told apart from a changed model.
+    assert split == meta['test_split'], (
+        f'{task}: the test split generated here (digest {split}) is not the one the stored metrics were '
+        f'measured on ({meta["test_split"]}): its generator changed; retrain with {meta["command"]!r}')
+    for v, value in metrics.items():
         assert meta['test_metric'][v] == pytest.approx(value, abs=1e-6)
 
 

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 
+from ..data.cache import cache_dir
 from . import BackendError
 
 
@@ -13,8 +14,6 @@ from . import BackendError
 # stream (copies stay on it: do_copy_in_default_stream's default), so lanes
 # overlap. The arena grows by what is asked, not by powers of two.
 _CUDA_OPTIONS = {'arena_extend_strategy': 'kSameAsRequested'}
-# TensorRT builds an engine per session on first load (minutes): keep it on disk.
-_TRT_CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'rtmdl_ros', 'tensorrt')
 
 
 def providers(device: str, available) -> list:
@@ -28,8 +27,9 @@ def providers(device: str, available) -> list:
                            f'(available: {", ".join(available)}); install onnxruntime-gpu or use device cpu')
     chosen = [('CUDAExecutionProvider', dict(_CUDA_OPTIONS)), 'CPUExecutionProvider']
     if device == 'tensorrt':
-        chosen.insert(0, ('TensorrtExecutionProvider', {'trt_engine_cache_enable': 'True',
-                                                        'trt_engine_cache_path': _TRT_CACHE}))
+        # TensorRT builds an engine per session on first load (minutes): keep it in the cache.
+        chosen.insert(0, ('TensorrtExecutionProvider', {
+            'trt_engine_cache_enable': 'True', 'trt_engine_cache_path': os.path.join(cache_dir(), 'tensorrt')}))
     return chosen
 
 

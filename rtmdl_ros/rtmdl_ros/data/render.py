@@ -44,3 +44,40 @@ def composite(background: np.ndarray, sprite: np.ndarray, alpha: np.ndarray) -> 
     """Alpha-blend a float sprite (same size as background) with alpha in [0, 1]."""
     a = alpha[:, :, None]
     return background * (1.0 - a) + sprite * a
+
+
+def perspective_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 3x3 homography taking four src points to four dst points (float64)."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(np.asarray(src, np.float64), np.asarray(dst, np.float64)):
+        rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+        rhs += [u, v]
+    return np.append(np.linalg.solve(np.array(rows), np.array(rhs)), 1.0).reshape(3, 3)
+
+
+def warp_perspective(img: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """cv2.warpPerspective (bilinear, zero border) in float64 numpy. OpenCV releases
+    interpolate with other fixed-point tables (4.x and 5.x differ by up to 5 grey
+    levels), and a data set must be the same whichever release draws it."""
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    inv = np.linalg.inv(np.asarray(matrix, np.float64))
+    den = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
+    sx = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) / den
+    sy = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) / den
+    pad = np.pad(np.asarray(img, np.float64), ((1, 1), (1, 1)) + ((0, 0),) * (img.ndim - 2))
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = sx - x0, sy - y0
+    if img.ndim == 3:
+        fx, fy = fx[..., None], fy[..., None]
+    ix, ix1 = _padded_index(x0, img.shape[1]), _padded_index(x0 + 1, img.shape[1])
+    iy, iy1 = _padded_index(y0, img.shape[0]), _padded_index(y0 + 1, img.shape[0])
+    top = pad[iy, ix] * (1 - fx) + pad[iy, ix1] * fx
+    bottom = pad[iy1, ix] * (1 - fx) + pad[iy1, ix1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(img.dtype)
+
+
+def _padded_index(i: np.ndarray, n: int) -> np.ndarray:
+    """Index into a 1-pixel zero-padded axis of length n; anything outside lands on the rim."""
+    p = i + 1
+    return np.where((p >= 0) & (p <= n + 1), p, n + 1).astype(np.intp)

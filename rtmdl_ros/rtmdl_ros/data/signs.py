@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from .cache import balanced_labels, cached_split
-from .render import clutter, composite, finish
+from .render import clutter, composite, finish, perspective_matrix, warp_perspective
 
 SIZE = 32
 CLASSES = ('speed_20', 'speed_30', 'speed_50', 'speed_60', 'speed_80', 'speed_100', 'stop', 'yield',
@@ -40,11 +40,41 @@ def _disc_sign(img, mask, fill):
     cv2.circle(img, c, r, WHITE, 2, cv2.LINE_AA)
 
 
-def _text(img, text, scale, colour, thickness, dy=0):
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-    org = ((_CANVAS - tw) // 2, (_CANVAS + th) // 2 + dy)
-    cv2.putText(img, text, org, font, scale, colour, thickness, cv2.LINE_AA)
+# Sign lettering from our own strokes, not cv2.putText: OpenCV 5 replaced the
+# Hershey fonts that 4.x draws (and changed them again in 5.1), while lines are
+# drawn alike by every release, so the data set does not depend on the version.
+def _arc(cx, cy, rx, ry, a0, a1):
+    a = np.radians(np.linspace(a0, a1, max(8, int(abs(a1 - a0) / 10))))
+    return list(zip(cx + rx * np.cos(a), cy + ry * np.sin(a)))
+
+
+# Glyphs in a unit box (x right, y down, angles clockwise from +x like cv2.ellipse): lists of strokes.
+_GLYPHS = {
+    '0': [_arc(.5, .5, .5, .5, 0, 360)],
+    '1': [[(.25, .22), (.6, 0), (.6, 1)]],
+    '2': [_arc(.5, .28, .46, .28, 180, 400) + [(.02, 1), (1, 1)]],
+    '3': [_arc(.5, .26, .44, .26, 200, 450) + _arc(.5, .74, .48, .26, 270, 520)],
+    '5': [[(.9, 0), (.18, 0), (.12, .45)] + _arc(.5, .68, .46, .32, 230, 510)],
+    '6': [_arc(.5, .7, .45, .3, 0, 360), _arc(.58, .6, .5, .6, 290, 180)],
+    '8': [_arc(.5, .25, .38, .25, 0, 360), _arc(.5, .72, .46, .28, 0, 360)],
+    'S': [_arc(.5, .26, .45, .26, 330, 90) + _arc(.5, .74, .45, .26, 270, 510)],
+    'T': [[(0, 0), (1, 0)], [(.5, 0), (.5, 1)]],
+    'O': [_arc(.5, .5, .5, .5, 0, 360)],
+    'P': [[(.1, 1), (.1, 0), (.55, 0)] + _arc(.55, .27, .4, .27, 270, 450) + [(.1, .54)]],
+}
+_SUBPIXEL = 4                                            # cv2 shift: coordinates in 1/16 pixel
+
+
+def _text(img, text, height, colour, thickness, dy=0):
+    """Centred lettering `height` pixels tall, glyphs 0.6 as wide, 0.3 apart."""
+    w, gap = 0.6 * height, 0.3 * height
+    x = (_CANVAS - (len(text) * w + (len(text) - 1) * gap)) / 2
+    y = (_CANVAS - height) / 2 + dy
+    for ch in text:
+        for stroke in _GLYPHS[ch]:
+            pts = np.array([(x + u * w, y + v * height) for u, v in stroke]) * (1 << _SUBPIXEL)
+            cv2.polylines(img, [np.round(pts).astype(np.int32)], False, colour, thickness, cv2.LINE_AA, _SUBPIXEL)
+        x += w + gap
 
 
 def _arrow(img, start, end, thickness=7):
@@ -66,12 +96,12 @@ def draw_sign(cls: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     if name.startswith('speed_'):
         _ring_sign(img, mask, WHITE, RED)
         digits = name.split('_')[1]
-        _text(img, digits, 1.25 if len(digits) == 2 else 0.95, BLACK, 4)
+        _text(img, digits, 30 if len(digits) == 2 else 24, BLACK, 4)
     elif name == 'stop':
         pts = [(c + (c - m) * math.cos(math.pi / 8 + k * math.pi / 4), c + (c - m) * math.sin(math.pi / 8 + k * math.pi / 4))
                for k in range(8)]
         _polygon(img, mask, pts, RED)
-        _text(img, 'STOP', 0.75, WHITE, 3)
+        _text(img, 'STOP', 17, WHITE, 3)
     elif name == 'yield':
         _polygon(img, mask, [(m, m + 6), (_CANVAS - m, m + 6), (c, _CANVAS - m)], RED)
         cv2.fillPoly(img, [np.array([(m + 17, m + 16), (_CANVAS - m - 17, m + 16), (c, _CANVAS - m - 20)], np.int32)],
@@ -119,9 +149,9 @@ def render(cls: int, rng: np.random.Generator) -> np.ndarray:
                     [math.sin(math.radians(angle)), math.cos(math.radians(angle))]])
     dst = corners @ rot.T + centre
     dst = dst + rng.normal(0, 0.05 * out * scale, dst.shape)   # perspective: seen off-axis
-    warp = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
-    face = cv2.warpPerspective(face, warp, (out, out), flags=cv2.INTER_LINEAR)
-    alpha = cv2.warpPerspective(alpha, warp, (out, out), flags=cv2.INTER_LINEAR)
+    warp = perspective_matrix(src, dst)
+    face = warp_perspective(face, warp, (out, out))
+    alpha = warp_perspective(alpha, warp, (out, out))
     shade = np.linspace(rng.uniform(0.6, 1.1), rng.uniform(0.6, 1.1), out, dtype=np.float32)  # uneven light
     face *= shade[None, :, None] if rng.random() < 0.5 else shade[:, None, None]
     img = composite(clutter(rng, out, out), face, alpha)

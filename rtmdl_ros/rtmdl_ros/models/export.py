@@ -2,7 +2,8 @@
 
 Each variant becomes a stand-alone ONNX file holding only its slice of the
 shared weights and its own batch-norm set. Files live in a folder named after
-the checkpoint's content hash, so a retrained zoo is exported afresh.
+the checkpoint's content hash and the exporter, so a retrained zoo or a new
+torch release is exported afresh.
 """
 from __future__ import annotations
 
@@ -31,9 +32,17 @@ def checkpoint_hash(task: str, zoo_dir: str | None = None) -> str:
         return hashlib.sha256(f.read()).hexdigest()[:12]
 
 
+def exporter_hash() -> str:
+    """What writes the files besides the weights: torch's exporter and this module."""
+    with open(__file__, 'rb') as f:
+        return hashlib.sha256(torch.__version__.encode() + f.read()).hexdigest()[:8]
+
+
 def onnx_dir(task: str, zoo_dir: str | None = None, out_dir: str | None = None) -> str:
+    """The task's export folder, named by the checkpoint and the exporter, so that a
+    retrained zoo or another torch release never reads an older export."""
     root = out_dir or os.path.join(cache_dir(), 'onnx')
-    return os.path.join(root, f'{task}-{checkpoint_hash(task, zoo_dir)}')
+    return os.path.join(root, f'{task}-{checkpoint_hash(task, zoo_dir)}-{exporter_hash()}')
 
 
 def onnx_path(task: str, variant: str, zoo_dir: str | None = None, out_dir: str | None = None) -> str:
