@@ -94,4 +94,5 @@ def test_numpy_warp_matches_opencv_within_its_fixed_point_error():
         np.testing.assert_allclose(corners[:, :2] / corners[:, 2:], dst, atol=1e-4)
         ours = warp_perspective(img, m, (48, 48))
         theirs = cv2.warpPerspective(img, m, (48, 48), flags=cv2.INTER_LINEAR)
-        assert ours.dtype == img.dtype and np.abs(ours - theirs).max() < 0.5
+        # OpenCV 5 is within 0.014 of the exact warp; 4.x samples at 1/32 pixel (up to 255/32 off).
+        assert ours.dtype == img.dtype and np.abs(ours - theirs).max() < 255 / 32

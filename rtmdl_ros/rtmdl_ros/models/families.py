@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..data import DatasetError, drive, gtsrb, lights, signs, sounds, urbansound
+from ..data.cache import split_digest
 from . import IMAGE, SAMPLE_RATES_HZ, SOUND, InputError, detection  # noqa: F401  (InputError is re-exported)
 
 
@@ -30,7 +31,8 @@ class Family:
     uses_roi: bool = False          # pre-processing crops a region of interest of the frame
     default_roi: tuple = (0.0, 0.0, 1.0, 1.0)   # where that region is unless tasks.<name>.roi says
     window_s: float = 0.0           # SOUND: seconds of sound one job carries
-    # Training (models/train.py): data(split, seed, size, data_root) -> {'x', 'y', 'truths', 'labels'},
+    # Training (models/train.py): data(split, seed, size, data_root) -> {'x', 'y', 'truths', 'labels',
+    # 'digest' (of the examples as the data set holds them)},
     # the shipped zoo's epochs, and whether a mirrored input is a valid example.
     data: Callable[..., dict] | None = None
     epochs: int = 10
@@ -129,7 +131,7 @@ def sign_data(split: str, seed: int = 0, size: int | None = None, data_root: str
     """Sign crops: the synthetic set, or GTSRB under data_root (its 43 classes)."""
     d = gtsrb.load(data_root, split) if data_root else signs.load_split(split, seed, size)
     return {'x': _nchw(d['images']), 'y': d['labels'], 'truths': None,
-            'labels': gtsrb.NAMES if data_root else signs.CLASSES}
+            'labels': gtsrb.NAMES if data_root else signs.CLASSES, 'digest': split_digest(d['images'], d['labels'])}
 
 
 def light_data(split: str, seed: int = 0, size: int | None = None, data_root: str | None = None) -> dict:
@@ -140,7 +142,8 @@ def light_data(split: str, seed: int = 0, size: int | None = None, data_root: st
     gh, gw = lights.INPUT_H // detection.STRIDE, lights.INPUT_W // detection.STRIDE
     targets = np.stack([detection.encode(b, s, gh, gw, len(lights.STATES)) for b, s in zip(d['boxes'], d['states'])])
     truths = [(b[s >= 0], s[s >= 0]) for b, s in zip(d['boxes'], d['states'])]
-    return {'x': _nchw(d['images']), 'y': targets, 'truths': truths, 'labels': lights.STATES}
+    return {'x': _nchw(d['images']), 'y': targets, 'truths': truths, 'labels': lights.STATES,
+            'digest': split_digest(d['images'], d['boxes'], d['states'])}
 
 
 def sound_data(split: str, seed: int = 0, size: int | None = None, data_root: str | None = None) -> dict:
@@ -148,7 +151,9 @@ def sound_data(split: str, seed: int = 0, size: int | None = None, data_root: st
     d = urbansound.load(data_root, split) if data_root else sounds.load_split(split, seed, size)
     feats = np.concatenate([audio_pre(a) for a in d['audio']]) if len(d['audio']) else \
         np.zeros((0, 1, N_MELS, AUDIO_FRAMES), np.float32)
-    return {'x': feats, 'y': d['labels'], 'truths': None, 'labels': sounds.CLASSES}
+    # The digest is of the clips, not of the features: a log-mel's last bits depend on BLAS threading.
+    return {'x': feats, 'y': d['labels'], 'truths': None, 'labels': sounds.CLASSES,
+            'digest': split_digest(d['audio'], d['labels'])}
 
 
 FAMILIES: dict[str, Family] = {

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..data.cache import split_digest
 from . import detection
 from .families import Family, family
 from .supernet import SlimConv, SuperNet
@@ -30,6 +29,7 @@ class Split:
     x: torch.Tensor             # uint8 images (N x 3 x H x W) or float features
     y: torch.Tensor             # labels N, or detection targets N x 6 x gh x gw
     truths: list | None = None  # detection: per image (boxes, classes) for mAP
+    digest: str | None = None   # content hash of the examples (data/cache.split_digest), where known
 
     def __len__(self) -> int:
         return len(self.x)
@@ -41,12 +41,7 @@ class Split:
 
 def as_split(d: dict) -> Split:
     return Split(torch.from_numpy(np.ascontiguousarray(d['x'])), torch.from_numpy(np.ascontiguousarray(d['y'])),
-                 d.get('truths'))
-
-
-def digest(split: Split) -> str:
-    """Content hash of a split's inputs and targets, stored beside the metrics measured on it."""
-    return split_digest(split.x.numpy(), split.y.numpy())
+                 d.get('truths'), d.get('digest'))
 
 
 def load_data(fam: Family, split: str, seed: int = 0, size: int | None = None,
@@ -170,6 +165,6 @@ def train(task: str, epochs: int, seed: int = 0, batch_size: int = 64, lr: float
     net = build(fam.arch, fam.kind, len(labels))
     train_s = fit(net, fam.kind, train_set, epochs, seed, batch_size, lr, fam.mirror, progress, f'train {task}')
     metrics = {s.name: evaluate(net, fam.kind, test_set, s.name) for s in net.variants}
-    return net, {'test_metric': metrics, 'test_split': digest(test_set), 'train_s': train_s, 'labels': list(labels),
+    return net, {'test_metric': metrics, 'test_split': test_set.digest, 'train_s': train_s, 'labels': list(labels),
                  'data': data_root or 'synthetic',
                  'metric': 'accuracy' if fam.kind == 'classify' else 'mAP@0.5'}
