@@ -1,19 +1,23 @@
-"""ROS path: a camera frame's stamp -> the scheduler's release, against the bare rclpy floor.
+"""ROS path: a camera frame's stamp -> the scheduler's release, against bare rclpy floors.
 
     python bench/bench_ros_path.py [--seconds 20] [--fps 30] [--plan PLAN.yaml]
 
-Both runs use the same process layout and the same frames (640x480 bgr8,
-prebuilt, stamped at publish) from a camera process at `fps`:
+Every run uses the same frames (640x480 bgr8, prebuilt, stamped at publish) from
+a camera process at `fps`, one after the other:
 
-  ours   camera -> traffic_light_node / sign_node -> rtmdl_executor (`rtmdl
-         bringup` without its simulated sensors), the path read from the
-         executor's job traces: sensor + node + transport stages;
-  floor  camera -> a bare rclpy relay (raw subscription, publish the same bytes)
-         -> a bare rclpy subscriber, stamp -> receipt.
+  one hop  camera -> a bare rclpy subscriber in another process (raw), stamp ->
+           receipt: what any ROS 2 node reading this camera pays;
+  two hops camera -> a bare rclpy relay (raw subscription, publish the same
+           bytes) -> a bare subscriber: the layout the graph had before its task
+           nodes sent pictures instead of frames;
+  ours     camera -> traffic_light_node / sign_node -> rtmdl_executor (`rtmdl
+           bringup` without its simulated sensors), the path read from the
+           executor's job traces: sensor + node + transport stages, i.e. stamp ->
+           release, including the task node's crop and resize.
 
-It prints p50/p99 of both, the ratio, and the CPU the two runs and other
-processes used. The executor's scheduler threads run the plan meanwhile (our
-run carries that load; the floor does not), which is what a user's graph sees.
+It prints p50/p90/p99 of each, our ratio to both floors, and the CPU the machine
+used during each run. The executor's scheduler threads run the plan meanwhile
+(our run carries that load; the floors do not), which is what a user's graph sees.
 """
 import argparse
 import json
@@ -68,6 +72,7 @@ RELAY = textwrap.dedent('''
 ''')
 RECEIVER = textwrap.dedent('''
     import json, signal, sys, rclpy
+    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
     from rtmdl_ros.nodes.conversions import stamp_of_serialized
     from rtmdl_ros.nodes.topics import JOB_QOS
@@ -77,7 +82,8 @@ RECEIVER = textwrap.dedent('''
     def on(raw):
         sec, ns = stamp_of_serialized(raw)
         lat.append(node.get_clock().now().nanoseconds * 1e-6 - (sec * 1e3 + ns * 1e-6))
-    node.create_subscription(Image, 'relay_out', on, JOB_QOS, raw=True)
+    topic = sys.argv[2]
+    node.create_subscription(Image, topic, on, qos_profile_sensor_data if topic == 'image_raw' else JOB_QOS, raw=True)
     try:
         rclpy.spin(node)
     except BaseException:
@@ -101,15 +107,16 @@ def _cores(start, end):
     return (end[1] - start[1]) / os.sysconf('SC_CLK_TCK') / (end[0] - start[0])
 
 
-def floor_run(seconds, fps):
+def floor_run(seconds, fps, hops):
+    """stamp -> receipt over one hop (camera -> subscriber) or two (camera -> relay -> subscriber)."""
     out = tempfile.mktemp(suffix='.json')
-    receiver, relay = _py(RECEIVER, out), _py(RELAY)
+    procs = [_py(RECEIVER, out, 'image_raw' if hops == 1 else 'relay_out')] + ([_py(RELAY)] if hops == 2 else [])
     t0 = _cpu_busy()
     cam = _py(CAMERA, 3.0, fps, seconds)
     cam.communicate(timeout=seconds + 60)
     t1 = _cpu_busy()
     time.sleep(0.5)
-    for p in (relay, receiver):
+    for p in reversed(procs):
         p.send_signal(2)
         p.wait(10)
     lat = np.array(json.load(open(out)))
@@ -137,16 +144,19 @@ def main() -> None:
     ap.add_argument('--plan', help='plan for the executor (default: largest variants)')
     ap.add_argument('--taskset', help='task set (default: config/f1tenth.yaml)')
     args = ap.parse_args()
-    floor, floor_cpu = floor_run(args.seconds, args.fps)
+    one, one_cpu = floor_run(args.seconds, args.fps, hops=1)
+    two, two_cpu = floor_run(args.seconds, args.fps, hops=2)
     rc, ours, ours_cpu = ours_run(args.seconds, args.fps, args.plan, args.taskset)
     q = lambda a, p: float(np.percentile(a, p)) if len(a) else float('nan')   # noqa: E731
-    print(f'\nframes: floor {len(floor)}, ours {len(ours)} traffic_light jobs ({args.fps:g} fps, {args.seconds:g} s)')
-    print(f'{"path (ms)":<28}{"p50":>8}{"p90":>8}{"p99":>8}')
-    print(f'{"floor: camera->relay->sub":<28}{q(floor, 50):>8.2f}{q(floor, 90):>8.2f}{q(floor, 99):>8.2f}')
-    print(f'{"ours: camera->node->exec":<28}{q(ours, 50):>8.2f}{q(ours, 90):>8.2f}{q(ours, 99):>8.2f}')
-    print(f'ratio ours / floor: p50 {q(ours, 50) / q(floor, 50):.2f}x, p99 {q(ours, 99) / q(floor, 99):.2f}x')
-    print(f'machine CPU busy during the runs: floor {floor_cpu:.2f} cores, ours {ours_cpu:.2f} cores '
-          f'(all processes, of {os.cpu_count()})')
+    print(f'\nframes: one hop {len(one)}, two hops {len(two)}, ours {len(ours)} traffic_light jobs '
+          f'({args.fps:g} fps, {args.seconds:g} s)')
+    print(f'{"path (ms)":<34}{"p50":>8}{"p90":>8}{"p99":>8}{"CPU":>8}')
+    for name, a, cpu in (('one hop: camera->subscriber', one, one_cpu), ('two hops: camera->relay->sub', two, two_cpu),
+                         ('ours: stamp->release', ours, ours_cpu)):
+        print(f'{name:<34}{q(a, 50):>8.2f}{q(a, 90):>8.2f}{q(a, 99):>8.2f}{cpu:>8.2f}')
+    for name, floor in (('one hop', one), ('two hops', two)):
+        print(f'ours / {name}: p50 {q(ours, 50) / q(floor, 50):.2f}x, p99 {q(ours, 99) / q(floor, 99):.2f}x')
+    print(f'CPU = cores the whole machine was busy during each run (all processes, of {os.cpu_count()})')
     sys.exit(rc)
 
 

@@ -85,12 +85,12 @@ def real(args) -> None:
     from rtmdl_ros.data import lights
     from rtmdl_ros.models.catalog import zoo_variants
     from rtmdl_ros.models.families import family
-    from rtmdl_ros.models.jobs import limit_library_threads, make_segments, warm_up
+    from rtmdl_ros.models.jobs import limit_library_threads, make_segments, raw_decoder, warm_up
     limit_library_threads()
     backend = create(args.backend, args.device)
     fam = family('traffic_light')
     labels = zoo_variants('traffic_light', None)[1]
-    seg = make_segments(fam, backend, labels, decode=lambda m: (m, None))
+    seg = make_segments(fam, backend, labels, raw_decoder(fam))
     warm_up(fam, backend, labels, ['w050_d2', 'w100_d3'], args.lanes)
     tasks = {'urgent': TaskParams(0, 1000.0, 'w050_d2'), 'other': TaskParams(1, 1000.0, 'w100_d3')}
     frame = lights.render(np.random.default_rng(0), 640, 480)[0]

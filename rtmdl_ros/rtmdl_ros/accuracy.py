@@ -24,8 +24,8 @@ from .core.taskset import TasksetError, read_yaml
 def measure(fam, samples, backend, progress=None) -> dict[str, float]:
     """Accuracy per variant of `fam` on decoded samples."""
     from .models.detection import mean_average_precision
-    from .models.jobs import make_segments
-    segments = make_segments(fam, backend, fam.labels, decode=lambda payload: (payload, None))
+    from .models.jobs import make_segments, raw_decoder
+    segments = make_segments(fam, backend, fam.labels, raw_decoder(fam))
     out = {}
     for v in fam.variants:
         if fam.kind == 'classify':

@@ -110,9 +110,9 @@ def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dic
     """Release every task at its period for duration_s on the real runtime.
     models maps a task to the zoo model it runs (default: the task's own name)."""
     from .models.families import FAMILIES
-    from .models.jobs import make_segments
+    from .models.jobs import make_segments, raw_decoder
     models = models or {t: t for t in plan}
-    segments = {t: make_segments(FAMILIES[models[t]], backend, labels[models[t]], decode=lambda x: (x, None))
+    segments = {t: make_segments(FAMILIES[models[t]], backend, labels[models[t]], raw_decoder(FAMILIES[models[t]]))
                 for t in plan}
     runs = {t: TaskRun() for t in plan}
     lock = threading.Lock()

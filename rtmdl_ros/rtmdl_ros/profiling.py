@@ -27,31 +27,35 @@ from .data import lights, sounds
 from .models import SOUND, export, zoo
 from .models.envelope import DEFAULT_FRAME
 from .models.families import family
+from .models.picture import Picture
 
 CAMERA_W, CAMERA_H = DEFAULT_FRAME         # frames are rendered at each task's envelope (models/envelope.py)
 
 
 def sample_input(task: str, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_FRAME):
-    """A raw sensor payload as the task node hands it over, and post-processing arguments."""
-    fam = family(task)
-    if fam.input == SOUND:
-        return sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), {}
-    frame, _, _ = lights.render(rng, *size)
-    return frame, ({'frame_w': size[0], 'frame_h': size[1]} if fam.kind == 'detect' else {})
+    """A raw sensor payload as a sensor sends it: a rendered frame, or (a clip, its rate)."""
+    if family(task).input == SOUND:
+        return sounds.clip(int(rng.integers(0, len(sounds.CLASSES))), rng), sounds.SAMPLE_RATE
+    return lights.render(rng, *size)[0]
 
 
-def run_job(task: str, runner, payload, post_args) -> tuple[float, float, float]:
-    """One job's three segments, in milliseconds."""
-    fam = family(task)
+def prepared_input(fam, payload):
+    """What the executor's pre segment receives for a raw payload: a Picture the task
+    node encoded (camera), or (samples, rate) (sound)."""
+    return payload if fam.input == SOUND else Picture(*fam.encode(payload, fam.default_roi))
+
+
+def run_job(fam, runner, data) -> tuple[float, float, float]:
+    """One job's three segments on prepared input, in milliseconds."""
     t0 = time.perf_counter()
-    x = fam.preprocess(payload)
+    x = fam.tensor(*data) if fam.input == SOUND else fam.tensor(data.image)
     t1 = time.perf_counter()
     y = runner(x)
     t2 = time.perf_counter()
     if fam.kind == 'classify':
         fam.postprocess(y, fam.labels)
     else:
-        fam.postprocess(y, **post_args)
+        fam.postprocess(y, data.place)
     t3 = time.perf_counter()
     return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
@@ -59,12 +63,29 @@ def run_job(task: str, runner, payload, post_args) -> tuple[float, float, float]
 def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0,
                     size: tuple[int, int] = DEFAULT_FRAME) -> dict:
     rng = np.random.default_rng(seed)
-    inputs = [sample_input(task, rng, size) for _ in range(8)]    # a few scenes, reused: rendering is not the job
+    fam = family(task)
+    # A few scenes, reused: rendering is not the job.
+    inputs = [prepared_input(fam, sample_input(task, rng, size)) for _ in range(8)]
     runner = backend.runner(task, variant, lane=0)
     for k in range(warmup):
-        run_job(task, runner, *inputs[k % len(inputs)])
-    times = np.array([run_job(task, runner, *inputs[k % len(inputs)]) for k in range(samples)])
+        run_job(fam, runner, inputs[k % len(inputs)])
+    times = np.array([run_job(fam, runner, inputs[k % len(inputs)]) for k in range(samples)])
     return {seg: [round(float(v), 4) for v in times[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}
+
+
+def encode_times(fam, samples: int, warmup: int, size: tuple[int, int], seed: int = 0) -> list[float]:
+    """ms per frame of the task node's encode (crop and scale to the model's picture): part
+    of the release path (stamp -> release), which `rtmdl calibrate` measures in the graph."""
+    rng = np.random.default_rng(seed)
+    frames = [lights.render(rng, *size)[0] for _ in range(4)]
+    roi = fam.default_roi
+    out = []
+    for k in range(warmup + samples):
+        t0 = time.perf_counter()
+        fam.encode(frames[k % len(frames)], roi)
+        if k >= warmup:
+            out.append(round((time.perf_counter() - t0) * 1e3, 4))
+    return out
 
 
 def packing_slowdown(backend, task: str, variant: str, max_lanes: int = 4, seconds: float = 1.5,
@@ -138,9 +159,9 @@ def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progres
                  size: tuple[int, int] = DEFAULT_FRAME) -> dict:
     """Profiles of a user family's variants, timed through the very segments the runtime runs."""
     from .models.jobs import make_segments, sample_payload
-    segments = make_segments(fam, backend, fam.labels, decode=lambda payload: (payload, None))
+    segments = make_segments(fam, backend, fam.labels, decode=lambda prepared: (prepared, None))
     rng = np.random.default_rng(seed)
-    payloads = [lights.render(rng, *size)[0] for _ in range(8)] if fam.input != SOUND \
+    payloads = [prepared_input(fam, lights.render(rng, *size)[0]) for _ in range(8)] if fam.input != SOUND \
         else [sample_payload(fam, rng) for _ in range(4)]
     variants = {}
     for v, spec in fam.variants.items():
@@ -162,7 +183,7 @@ def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progres
                        **{seg: [round(float(x), 4) for x in arr[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}}
         if progress is not None:
             progress(fam.task, v)
-    return {'variants': variants}
+    return {'variants': variants, **({} if fam.input == SOUND else {'encode_ms': encode_times(fam, samples, warmup, size)})}
 
 
 def _absolute_model_paths(base: dict, config: str) -> dict:
@@ -217,6 +238,9 @@ def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = Non
             if progress is not None:
                 progress(task, v)
         out[task] = {'variants': variants}
+        fam = family(task)
+        if fam.input != SOUND:
+            out[task]['encode_ms'] = encode_times(fam, samples, warmup, (sizes or {}).get(task, DEFAULT_FRAME))
     if packing == 'each' and lanes > 1:
         each = packing_of_each(backend, out, lanes)
         return {'platform': {'gpu_slowdown': each.pop('gpu_slowdown')}, 'tasks': out, 'packing': each,

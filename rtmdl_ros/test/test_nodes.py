@@ -239,7 +239,7 @@ def test_malformed_inputs_are_counted_and_the_node_keeps_working(graph):
     probe.mic.publish(audio_msg(30, np.full(1600, np.nan, np.float32)))   # rejected by the audio node
     assert wait_for(lambda: audio_node.malformed == nan_before + 1)
     # Refused by the task node on receipt, before it could take a release: never a job, and
-    # counted in the task's malformed count once the next job's JobTiming reports it.
+    # counted in the task's malformed count once the next job reports it.
     assert wait_for(lambda: light_node.malformed >= 1)
     assert light_node.received == received_before + 1, 'the DDS filter let a yuv422 or 0x0 frame through'
     probe.clear()
@@ -281,14 +281,14 @@ def test_without_content_filters_the_subscription_is_plain(graph, monkeypatch):
     """Humble and Jazzy (rclpy < 9) have no ContentFilterOptions: a plain subscription."""
     from rtmdl_ros.models import IMAGE
     from rtmdl_ros.models.envelope import Envelope
-    from rtmdl_ros.nodes.input_filters import filtered_subscription
+    from rtmdl_ros.nodes.input_filters import filtered_subscription, sensor_filter
     _, probe = graph
     sub, filtered = filtered_subscription(probe, Image, 'image_probe_filtered', lambda m: None,
-                                          qos_profile_sensor_data, Envelope(IMAGE))
+                                          qos_profile_sensor_data, sensor_filter(Envelope(IMAGE)))
     assert filtered and sub.is_cft_enabled
     monkeypatch.setitem(sys.modules, 'rclpy.subscription_content_filter_options', None)   # import fails
     sub, filtered = filtered_subscription(probe, Image, 'image_probe_plain', lambda m: None,
-                                          qos_profile_sensor_data, Envelope(IMAGE))
+                                          qos_profile_sensor_data, sensor_filter(Envelope(IMAGE)))
     assert not filtered and not sub.is_cft_enabled
 
 
@@ -330,49 +330,57 @@ def test_a_camera_the_filter_drops_entirely_is_reported(graph, capfd):
     assert node.received == 0 and node.malformed == 0
 
 
+def _image_job(width, height, data_bytes, source=(640, 480)):
+    from rtmdl_interfaces.msg import ImageJob
+    msg = ImageJob(width=width, height=height, data=bytes(data_bytes), source_width=source[0],
+                   source_height=source[1], scale_x=1.0, scale_y=1.0)
+    return stamp_now(msg)
+
+
 def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
     """A publisher sending junk straight to jobs/<task> is refused on receipt (kinds the
     DDS filter passes) or dropped in DDS (the rest); the valid frame queued before it
     still produces its result."""
+    from rtmdl_interfaces.msg import ImageJob
     from rtmdl_ros.nodes.topics import JOB_QOS
     executor_node, probe = graph
-    junk_pub = probe.publisher(Image, 'jobs/sign', JOB_QOS)
+    junk_pub = probe.publisher(ImageJob, 'jobs/sign', JOB_QOS)
     assert wait_for(lambda: junk_pub.get_subscription_count() > 0)
     probe.clear()
     jobs_before = executor_node.runtime.stats('sign').total_jobs
     bad_before = _malformed(executor_node, 'sign')
-    short, odd = frame_msg(50), frame_msg(52)
-    short.data = bytes(short.data)[:1000]
-    odd.encoding = 'yuv422'
+    short = _image_job(32, 32, 100)                  # the model's size, too few bytes: refused on receipt
+    odd = _image_job(33, 32, 33 * 32 * 3)            # not the model's size: dropped in DDS
     for k in range(20):
         junk_pub.publish(stamp_now(short if k % 2 else odd))
         time.sleep(0.01)               # the job topic keeps 2: a burst would be cut short by DDS
     assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 5)
     time.sleep(0.5)
-    assert _malformed(executor_node, 'sign') <= bad_before + 10          # no yuv422 one got past DDS
+    assert _malformed(executor_node, 'sign') <= bad_before + 10          # no 33x32 one got past DDS
     assert executor_node.runtime.stats('sign').total_jobs == jobs_before      # none was a release
     probe.camera.publish(frame_msg(51))
     assert wait_for(lambda: probe.results['sign'])
 
 
 def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
-    """A valid but oversized frame, or sound at a rate that resamples by a prime ratio,
-    would cost far more pre-processing than profiled: refused with the reason."""
+    """A job from a valid but oversized frame, or sound at a rate that resamples by a prime
+    ratio, would cost far more than profiled: refused with the reason."""
+    from rtmdl_interfaces.msg import ImageJob, SoundJob
     from rtmdl_ros.nodes.topics import JOB_QOS
     executor_node, probe = graph
-    frames = probe.publisher(Image, 'jobs/traffic_light', JOB_QOS)
-    chunks = probe.publisher(AudioChunk, 'jobs/audio', JOB_QOS)
+    frames = probe.publisher(ImageJob, 'jobs/traffic_light', JOB_QOS)
+    chunks = probe.publisher(SoundJob, 'jobs/audio', JOB_QOS)
     assert wait_for(lambda: frames.get_subscription_count() > 0 and chunks.get_subscription_count() > 0)
     jobs = {t: executor_node.runtime.stats(t).total_jobs for t in ('traffic_light', 'audio')}
     def refused(pub, msg, task, text):            # republished until seen: discovery may lag
         return wait_for(lambda: pub.publish(stamp_now(msg)) or time.sleep(0.1) or
                         text in executor_node.malformed_log.get(task, ''))
-    big = bgr_to_image(np.zeros((640, 640, 3), np.uint8), Image)   # sides DDS passes, more pixels
+    big = _image_job(160, 120, 160 * 120 * 3, source=(640, 640))   # sides DDS passes, more pixels
     assert refused(frames, big, 'traffic_light', 'larger than the 640x480')
-    odd = AudioChunk(sample_rate=191999, channels=1)
+    odd = SoundJob(sample_rate=191999)
     odd.samples = float32_array(np.zeros(191999, np.float32))
     assert refused(chunks, odd, 'audio', 'resamples')
-    long = AudioChunk(sample_rate=16000, channels=1)
+    long = SoundJob(sample_rate=16000)
     long.samples = float32_array(np.zeros(16000 * 60, np.float32))
     assert refused(chunks, long, 'audio', '60.00 s of sound')
     assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs      # none was a release
@@ -572,7 +580,36 @@ def test_executor_lifecycle_subscribes_only_while_active(graph):
         assert wait_for(lambda: probe.count_subscribers(topic) == 0)
         assert not node.runtime.running
         assert node.trigger_cleanup() == R.SUCCESS
-        assert node.backend is None
+        assert node.backend is None and not node.has_parameter('tasks.traffic_light.variant')
+    finally:
+        node.destroy_node()
+
+
+def test_cleanup_then_configure_loads_another_task_set(graph, tmp_path):
+    """taskset_file may change while unconfigured: the executor then serves the other
+    task set's tasks, parameters and topics, without a restart."""
+    import yaml
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from rclpy.parameter import Parameter as P
+
+    from rtmdl_ros.nodes.executor_node import ExecutorNode
+    _, probe = graph
+    raw = yaml.safe_load(open(default_taskset_file()))
+    only_signs = {**raw, 'tasks': {'left_sign': {**raw['tasks']['sign'], 'model': 'sign'}}}
+    other = tmp_path / 'signs_only.yaml'
+    other.write_text(yaml.safe_dump(only_signs))
+    node = ExecutorNode(namespace='switch', parameter_overrides=[P('autostart', value=False)])
+    try:
+        assert node.trigger_configure() == R.SUCCESS and node.has_parameter('tasks.audio.variant')
+        refused = node.set_parameters([P('taskset_file', value=str(other))])[0]
+        assert not refused.successful and 'cleanup first' in refused.reason
+        assert node.trigger_cleanup() == R.SUCCESS
+        assert node.set_parameters([P('taskset_file', value=str(other))])[0].successful
+        assert node.trigger_configure() == R.SUCCESS and node.trigger_activate() == R.SUCCESS
+        assert set(node.settings) == {'left_sign'} and not node.has_parameter('tasks.audio.variant')
+        assert wait_for(lambda: probe.count_subscribers('/switch/jobs/left_sign') == 1)
+        assert probe.count_subscribers('/switch/jobs/traffic_light') == 0
+        assert node.status_message().tasks[0].task == 'left_sign'
     finally:
         node.destroy_node()
 
@@ -588,14 +625,26 @@ def test_settings_that_would_break_the_running_graph_are_refused(graph, changes,
     assert not res.results[0].successful and reason in res.results[0].reason
 
 
-def test_a_crop_smaller_than_the_model_input_is_refused(graph):
+def test_the_crop_is_the_task_nodes_and_a_too_small_one_is_refused(graph):
     from rcl_interfaces.msg import ParameterValue as PV
-    executor_node, probe = graph
-    roi = Parameter(name='tasks.sign.roi', value=PV(type=ParameterType.PARAMETER_DOUBLE_ARRAY,
-                                                     double_array_value=[0.5, 0.5, 0.5001, 0.5001]))
-    res = call(probe, probe.set_params, SetParameters.Request(parameters=[roi]))
-    assert not res.results[0].successful and 'crops fewer than 8 x 8' in res.results[0].reason
-    assert executor_node.roi['sign'] != [0.5, 0.5, 0.5001, 0.5001]
+    _, probe = graph
+    sign_node = probe.nodes['sign_node']
+    client = probe.create_client(SetParameters, 'sign_node/set_parameters')
+
+    def set_roi(values):
+        roi = Parameter(name='roi', value=PV(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=values))
+        return call(probe, client, SetParameters.Request(parameters=[roi])).results[0]
+    before = list(sign_node.roi)
+    res = set_roi([0.5, 0.5, 0.5001, 0.5001])
+    assert not res.successful and 'crops fewer than 8 x 8' in res.reason
+    assert sign_node.roi == before
+    try:
+        assert set_roi([0.0, 0.0, 0.5, 0.5]).successful and sign_node.roi == [0.0, 0.0, 0.5, 0.5]
+        probe.clear()
+        probe.camera.publish(frame_msg(60))
+        assert wait_for(lambda: probe.results['sign'])                      # the new crop is served
+    finally:
+        assert set_roi(before).successful
 
 
 def test_degraded_mode_sheds_the_least_important_task_and_brings_it_back(graph):

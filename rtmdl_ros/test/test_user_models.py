@@ -212,10 +212,11 @@ def test_a_topic_read_as_two_message_types_is_refused(user_taskset):
 def test_user_detector_runs_through_the_same_segments_as_the_runtime(user_taskset):
     from rtmdl_ros.backends import create
     from rtmdl_ros.models.catalog import task_families
-    from rtmdl_ros.models.jobs import make_segments
+    from rtmdl_ros.models.jobs import make_segments, raw_decoder
     d, raw, config = user_taskset
     fam = task_families(raw, config)['rear_person']
-    seg = make_segments(fam, create('onnxruntime', 'cpu'), fam.labels, decode=lambda p: (p, 'meta'))
+    encode = raw_decoder(fam)                          # what the task node does to a frame
+    seg = make_segments(fam, create('onnxruntime', 'cpu'), fam.labels, decode=lambda p: (encode(p)[0], 'meta'))
     frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     result = seg.post(seg.infer('w8', 0, seg.pre(frame, 'w8')), frame, 'w8')
     assert result.kind == 'detect' and result.meta == 'meta'

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rtmdl_ros.backends import create
-from rtmdl_ros.models import export, zoo
+from rtmdl_ros.models import SOUND, export, zoo
 from rtmdl_ros.models.families import FAMILIES, family
 from rtmdl_ros.models.supernet import VariantSpec, VariantView
 from rtmdl_ros.models.train import evaluate, load_data
@@ -102,7 +102,8 @@ def test_every_variant_matches_between_onnxruntime_and_torch_on_real_inputs(task
     ort_backend = create('onnxruntime', 'cpu', onnx_root=onnx_root)
     torch_backend = create('torch', 'cpu')
     rng = np.random.default_rng(3)
-    x = fam.preprocess(sample_input(task, rng)[0])
+    payload = sample_input(task, rng)
+    x = fam.preprocess(*payload) if fam.input == SOUND else fam.preprocess(payload)
     for spec in zoo.load(task)[0].variants:
         a = ort_backend.runner(task, spec.name)(x)
         b = torch_backend.runner(task, spec.name)(x)

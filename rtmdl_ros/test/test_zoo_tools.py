@@ -12,7 +12,7 @@ import yaml
 
 from rtmdl_ros.data import DatasetError, gtsrb, lights, signs, sounds, urbansound
 from rtmdl_ros.models import detection, zoo
-from rtmdl_ros.models.families import InputError, audio_pre, family, light_pre, sign_pre
+from rtmdl_ros.models.families import InputError, audio_pre, family, light_encode, sign_encode
 from rtmdl_ros.models.train import train
 
 from test_cli import rtmdl
@@ -183,9 +183,9 @@ def test_detection_encoding_round_trips_through_decode():
                                  np.zeros((4, 4, 3), np.uint8), 'frame'])
 def test_image_preprocessing_rejects_malformed_frames(bad):
     with pytest.raises(InputError):
-        light_pre(bad)
+        light_encode(bad)
     with pytest.raises(InputError):
-        sign_pre(bad)
+        sign_encode(bad)
 
 
 @pytest.mark.parametrize('bad', [np.array([np.nan, 0.1], np.float32), np.zeros((2, 100), np.float32),

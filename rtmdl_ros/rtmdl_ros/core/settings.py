@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Mapping
 
-from .taskset import TaskSet
+from .analysis import analyze, default_plan
+from .plan import Assignment
+from .taskset import TaskSet, TasksetError, with_task_changes
 
 PRIORITY_MAX = 99
 PERIOD_RANGE_MS = (1.0, 60_000.0)
@@ -25,7 +27,6 @@ class TaskSettings:
 
 def initial_settings(taskset: TaskSet, plan: Mapping | None) -> dict[str, TaskSettings]:
     """From the task set, with variants and priorities from a plan (default: dm-nmc)."""
-    from .analysis import default_plan
     plan = plan or default_plan(taskset)
     return {name: TaskSettings(plan[name].variant, plan[name].priority, t.period_ms, t.deadline_ms)
             for name, t in taskset.tasks.items()}
@@ -64,3 +65,19 @@ def check(settings: Mapping[str, TaskSettings], variants: Mapping[str, set]) -> 
                                  f'got {value!r}')
         if s.deadline_ms > s.period_ms:
             raise ValueError(f'{where}.deadline_ms: {s.deadline_ms:g} ms exceeds period_ms {s.period_ms:g} ms')
+
+
+def analysed_bounds(taskset: TaskSet, settings: Mapping[str, TaskSettings]) -> dict[str, float]:
+    """Response bound per task for the live settings, where the task set has measured times."""
+    ts = taskset
+    if not any(v.time('infer').worst > 0 for t in ts.tasks.values() for v in t.variants.values()):
+        return {}
+    try:
+        for name, s in settings.items():
+            t = ts.tasks[name]
+            if (s.period_ms, s.deadline_ms) != (t.period_ms, t.deadline_ms):
+                ts = with_task_changes(ts, name, period_ms=s.period_ms, deadline_ms=s.deadline_ms)
+        result = analyze(ts, {n: Assignment(s.variant, s.priority) for n, s in settings.items()})
+    except (TasksetError, ValueError):
+        return {}
+    return {n: r.response_bound_ms for n, r in result.items()}

@@ -70,3 +70,33 @@ class LoadShedder:
             self._calm_since = now_s
             return 'restore', back
         return None
+
+
+class DegradedMode:
+    """The executor's use of a LoadShedder: importance from the live priorities, no
+    decision while the first window after activation (start-up) is in it."""
+
+    def __init__(self, after_s: float, restore_after_s: float):
+        self.after_s, self.restore_after_s = after_s, restore_after_s
+        self.shedder: LoadShedder | None = None
+
+    @property
+    def shed(self) -> list[str]:
+        return self.shedder.shed if self.shedder is not None else []
+
+    def set_times(self, after_s: float, restore_after_s: float) -> None:
+        self.after_s, self.restore_after_s = after_s, restore_after_s
+        if self.shedder is not None:
+            self.shedder.after_s, self.shedder.restore_after_s = after_s, restore_after_s
+
+    def update(self, now_s: float, active_s: float, window_s: float, priorities: dict[str, int],
+               over: dict[str, bool]) -> tuple[str, str] | None:
+        """over: running tasks over their bound in the last window; ('shed'|'restore', task) on a change."""
+        if active_s < window_s + self.after_s:
+            return None
+        order = sorted(priorities, key=priorities.get)          # most urgent = most important
+        if self.shedder is None or self.shedder.order != order:
+            kept = self.shed
+            self.shedder = LoadShedder(order, self.after_s, self.restore_after_s, settle_s=window_s,
+                                       shed=[t for t in kept if t in order])
+        return self.shedder.update(now_s, over)

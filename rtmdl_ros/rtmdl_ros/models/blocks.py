@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from . import SAMPLE_RATES_HZ, InputError
+from .picture import Placement, roi_pixels
 
 LETTERBOX_FILL = 114            # the grey YOLO pads with
 
@@ -38,18 +39,6 @@ def _check_keys(spec: dict, allowed: set, where: str) -> None:
     unknown = sorted(set(spec) - allowed)
     if unknown:
         raise ValueError(f'{where}: unknown keys {unknown}; known: {sorted(allowed)}')
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the network input sits in the source frame: source = input * scale + offset
-    (boxes are clipped to the frame, width x height)."""
-    scale_x: float
-    scale_y: float
-    offset_x: float
-    offset_y: float
-    width: float = math.inf
-    height: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -95,31 +84,38 @@ class ImagePre:
     def input_shape(self) -> tuple[int, int, int, int]:
         return (1, 3, self.height, self.width) if self.layout == 'nchw' else (1, self.height, self.width, 3)
 
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Placement]:
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def encode(self, frame: np.ndarray) -> tuple[np.ndarray, Placement]:
+        """The geometric half (the task node runs it): crop, resize or letterbox -> a bgr8 picture."""
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise InputError(f'expected an H x W x 3 uint8 bgr image, got {getattr(frame, "shape", None)}')
         fh, fw = frame.shape[:2]
-        x0, y0 = int(self.roi[0] * fw), int(self.roi[1] * fh)
-        x1, y1 = int(round(self.roi[2] * fw)), int(round(self.roi[3] * fh))
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            raise InputError(f'region of interest {list(self.roi)} is empty on a {fw}x{fh} frame')
+        x0, y0, x1, y1 = roi_pixels(self.roi, fw, fh, min_side=2)
         crop = frame[y0:y1, x0:x1]
         ch, cw = crop.shape[:2]
         if self.mode == 'stretch':
             img = cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-            place = Placement(cw / self.width, ch / self.height, x0, y0, fw, fh)
-        else:
-            r = min(self.width / cw, self.height / ch)
-            nw, nh = max(1, round(cw * r)), max(1, round(ch * r))
-            px, py = (self.width - nw) // 2, (self.height - nh) // 2
-            img = np.full((self.height, self.width, 3), LETTERBOX_FILL, np.uint8)
-            img[py:py + nh, px:px + nw] = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            place = Placement(1 / r, 1 / r, x0 - px / r, y0 - py / r, fw, fh)
-        if self.colour == 'rgb':
-            img = img[:, :, ::-1]
+            return img, Placement(cw / self.width, ch / self.height, x0, y0, fw, fh)
+        r = min(self.width / cw, self.height / ch)
+        nw, nh = max(1, round(cw * r)), max(1, round(ch * r))
+        px, py = (self.width - nw) // 2, (self.height - nh) // 2
+        img = np.full((self.height, self.width, 3), LETTERBOX_FILL, np.uint8)
+        img[py:py + nh, px:px + nw] = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return img, Placement(1 / r, 1 / r, x0 - px / r, y0 - py / r, fw, fh)
+
+    def tensor(self, picture: np.ndarray) -> np.ndarray:
+        """The rest (the executor's pre segment runs it): colour order, normalisation, layout."""
+        img = picture[:, :, ::-1] if self.colour == 'rgb' else picture
         x = (img.astype(np.float32) * self.scale - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         x = x.transpose(2, 0, 1) if self.layout == 'nchw' else x
-        return np.ascontiguousarray(x[None]), place
+        return np.ascontiguousarray(x[None])
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, Placement]:
+        picture, place = self.encode(frame)
+        return self.tensor(picture), place
 
 
 @dataclass(frozen=True)
@@ -238,13 +234,6 @@ class Post:
         kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.astype(float).tolist(), classes.astype(int).tolist(),
                                        self.score_threshold, self.iou_threshold)
         kept = sorted(np.asarray(kept, np.int64).reshape(-1).tolist(), key=lambda i: -scores[i])[:self.max_detections]
-        out = []
-        for i in kept:
-            x, yy, w, h = xywh[i]
-            fx, fy = place.width, place.height
-            box = (float(np.clip(x * place.scale_x + place.offset_x, 0, fx)),
-                   float(np.clip(yy * place.scale_y + place.offset_y, 0, fy)),
-                   float(np.clip((x + w) * place.scale_x + place.offset_x, 0, fx)),
-                   float(np.clip((yy + h) * place.scale_y + place.offset_y, 0, fy)))
-            out.append((labels[classes[i]], int(classes[i]), float(scores[i]), box))
-        return out
+        corners = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]][kept]      # x0, y0, x1, y1
+        return [(labels[classes[i]], int(classes[i]), float(scores[i]), tuple(float(v) for v in box))
+                for i, box in zip(kept, place.to_source(corners))]

@@ -1,9 +1,10 @@
 """The three F1/10 model families: architecture, labels, pre- and post-processing.
 
 Pre-processing (CPU) turns a sensor message's payload into the network input;
-post-processing (CPU) turns the network output into labelled results. These are
-the CPU sub-tasks the scheduler runs around each inference, so profiling and the
-runtime call exactly these functions.
+post-processing (CPU) turns the network output into labelled results. For a
+camera, pre-processing is encode (crop and scale the frame to the model's
+picture: the task node runs it) then tensor (the executor's pre segment runs
+it); see models/picture.py. Profiling and the runtime call exactly these functions.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from ..data import DatasetError, drive, gtsrb, lights, signs, sounds, urbansound
 from ..data.cache import split_digest
 from . import IMAGE, SAMPLE_RATES_HZ, SOUND, InputError, detection  # noqa: F401  (InputError is re-exported)
+from .picture import Placement, roi_pixels
 
 
 @dataclass(frozen=True)
@@ -25,11 +27,12 @@ class Family:
     labels: tuple[str, ...]
     input_shape: tuple[int, int, int]
     arch: dict                      # SuperNet keyword arguments (without outputs/head)
-    preprocess: Callable[..., np.ndarray]
-    postprocess: Callable[..., object]
+    tensor: Callable[..., np.ndarray]   # IMAGE: picture -> input; SOUND: (samples, rate) -> input
+    postprocess: Callable[..., object]  # classify: (logits, labels, top_k); detect: (raw, Placement, score_threshold)
+    encode: Callable[..., tuple] | None = None   # IMAGE: (frame, roi) -> (picture, Placement)
     input: str = IMAGE              # what the task consumes: IMAGE (camera) or SOUND (microphone)
     uses_roi: bool = False          # pre-processing crops a region of interest of the frame
-    default_roi: tuple = (0.0, 0.0, 1.0, 1.0)   # where that region is unless tasks.<name>.roi says
+    default_roi: tuple = (0.0, 0.0, 1.0, 1.0)   # where that region is unless the task node's roi says
     window_s: float = 0.0           # SOUND: seconds of sound one job carries
     # Training (models/train.py): data(split, seed, size, data_root) -> {'x', 'y', 'truths', 'labels',
     # 'digest' (of the examples as the data set holds them)},
@@ -42,6 +45,17 @@ class Family:
     def outputs(self) -> int:
         return len(self.labels) if self.kind == 'classify' else detection.outputs(len(self.labels))
 
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        """IMAGE: (width, height) of the picture encode makes."""
+        return self.input_shape[2], self.input_shape[1]
+
+    def preprocess(self, payload, *args) -> np.ndarray:
+        """The whole pre-processing of one input: a frame (and a roi) or (samples, rate)."""
+        if self.input == SOUND:
+            return self.tensor(payload, *args)
+        return self.tensor(self.encode(payload, args[0] if args else self.default_roi)[0])
+
 
 # --------------------------------------------------------------------------- images
 
@@ -53,26 +67,27 @@ def check_image(frame: np.ndarray) -> None:
         raise InputError(f'image of {frame.shape[1]}x{frame.shape[0]} pixels is too small')
 
 
-def _to_input(img: np.ndarray) -> np.ndarray:
-    """uint8 H x W x 3 bgr -> float32 1 x 3 x H x W in [-1, 1]."""
+def picture_tensor(img: np.ndarray) -> np.ndarray:
+    """uint8 H x W x 3 bgr picture -> float32 1 x 3 x H x W in [-1, 1]."""
     x = img.astype(np.float32) * (2.0 / 255.0) - 1.0
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
-def sign_pre(frame: np.ndarray, roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)) -> np.ndarray:
+def sign_encode(frame: np.ndarray, roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)):
     """Crop the region of interest (fractions x0, y0, x1, y1 of the frame) to a sign crop."""
     check_image(frame)
     h, w = frame.shape[:2]
-    x0, y0, x1, y1 = int(roi[0] * w), int(roi[1] * h), int(round(roi[2] * w)), int(round(roi[3] * h))
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        raise InputError(f'region of interest {roi} is empty on a {w}x{h} frame')
+    x0, y0, x1, y1 = roi_pixels(roi, w, h, min_side=4)
     crop = cv2.resize(frame[y0:y1, x0:x1], (signs.SIZE, signs.SIZE), interpolation=cv2.INTER_AREA)
-    return _to_input(crop)
+    return crop, Placement((x1 - x0) / signs.SIZE, (y1 - y0) / signs.SIZE, x0, y0, w, h)
 
 
-def light_pre(frame: np.ndarray) -> np.ndarray:
+def light_encode(frame: np.ndarray, roi=None):
+    """The whole frame at the detector's input size (the detector takes no region of interest)."""
     check_image(frame)
-    return _to_input(cv2.resize(frame, (lights.INPUT_W, lights.INPUT_H), interpolation=cv2.INTER_AREA))
+    h, w = frame.shape[:2]
+    picture = cv2.resize(frame, (lights.INPUT_W, lights.INPUT_H), interpolation=cv2.INTER_AREA)
+    return picture, Placement(w / lights.INPUT_W, h / lights.INPUT_H, 0.0, 0.0, w, h)
 
 
 def classify_post(logits: np.ndarray, labels: tuple[str, ...], top_k: int = 3) -> list[tuple[str, float]]:
@@ -84,11 +99,11 @@ def classify_post(logits: np.ndarray, labels: tuple[str, ...], top_k: int = 3) -
     return [(labels[i], float(p[i])) for i in order]
 
 
-def light_post(raw: np.ndarray, frame_w: int, frame_h: int, score_threshold: float = 0.3):
+def light_post(raw: np.ndarray, place: Placement, score_threshold: float = 0.3):
     """Detections in source-frame pixels: list of (state, score, (x0, y0, x1, y1))."""
-    boxes, scores, classes = detection.decode(np.asarray(raw)[0], score_threshold,
-                                              scale_x=frame_w / lights.INPUT_W, scale_y=frame_h / lights.INPUT_H)
-    return [(lights.STATES[c], float(s), tuple(float(v) for v in b)) for b, s, c in zip(boxes, scores, classes)]
+    boxes, scores, classes = detection.decode(np.asarray(raw)[0], score_threshold)
+    return [(lights.STATES[c], float(s), tuple(float(v) for v in b))
+            for b, s, c in zip(place.to_source(boxes), scores, classes)]
 
 
 # --------------------------------------------------------------------------- audio
@@ -160,16 +175,16 @@ FAMILIES: dict[str, Family] = {
     'sign': Family(
         task='sign', kind='classify', labels=signs.CLASSES, input_shape=(3, signs.SIZE, signs.SIZE),
         arch=dict(in_channels=3, stem=16, stages=[(24, 2), (48, 2), (64, 2)]),
-        preprocess=sign_pre, postprocess=classify_post, uses_roi=True,
+        encode=sign_encode, tensor=picture_tensor, postprocess=classify_post, uses_roi=True,
         default_roi=drive.SIGN_ROI, data=sign_data, epochs=12),
     'traffic_light': Family(
         task='traffic_light', kind='detect', labels=lights.STATES, input_shape=(3, lights.INPUT_H, lights.INPUT_W),
         arch=dict(in_channels=3, stem=16, stem_stride=2, stages=[(32, 2), (48, 2), (64, 1)]),
-        preprocess=light_pre, postprocess=light_post, data=light_data, epochs=20, mirror=True),
+        encode=light_encode, tensor=picture_tensor, postprocess=light_post, data=light_data, epochs=20, mirror=True),
     'audio': Family(
         task='audio', kind='classify', labels=sounds.CLASSES, input_shape=(1, N_MELS, AUDIO_FRAMES),
         arch=dict(in_channels=1, stem=16, stem_kernel=5, stem_stride=2, stages=[(24, 2), (48, 2), (64, 2)]),
-        preprocess=audio_pre, postprocess=classify_post, input=SOUND,
+        tensor=audio_pre, postprocess=classify_post, input=SOUND,
         window_s=sounds.CLIP_S, data=sound_data, epochs=15),
 }
 

@@ -1,12 +1,14 @@
 """How one job of a task runs: the three segments the runtime schedules.
 
 A job's payload is whatever the caller's `decode` turns into (data, meta):
-data is a bgr frame (camera tasks) or (mono samples, sample rate) for sound,
-meta travels with the job to its Result (the ROS shell keeps the source
-header there). Decoding runs inside the pre-processing segment, at the job's
-priority, so a malformed message fails as that job's pre-processing and is
-counted there. A family is a built-in one (models/families.py, run from the
-zoo) or a user's (models/user_family.py, run from its ONNX files).
+data is a Picture (camera tasks: the model-sized picture the task node cut
+from the frame, and its placement; models/picture.py) or (mono samples,
+sample rate) for sound; meta travels with the job to its Result (the ROS
+shell keeps the source header there). Decoding runs inside the
+pre-processing segment, at the job's priority, so a malformed message fails
+as that job's pre-processing and is counted there. A family is a built-in
+one (models/families.py, run from the zoo) or a user's
+(models/user_family.py, run from its ONNX files).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from ..core.runtime import Segments
 from . import SOUND
+from .picture import Picture
 
 
 @dataclass(frozen=True)
@@ -28,56 +31,46 @@ class Result:
     meta: Any = None                   # from decode (e.g. the source message header)
 
 
-def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any], Any],
-                  options: Callable[[], dict] | None = None) -> Segments:
-    """Segments of a task running `fam` on `backend`; options() gives live settings (e.g. the ROI)."""
-    if getattr(fam, 'user', False):
-        return _user_segments(fam, backend, labels, decode)
-    options = options or (lambda: {})
+def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any], Any]) -> Segments:
+    """Segments of a task running `fam` on `backend`."""
+    user = getattr(fam, 'user', False)
     index = {label: i for i, label in enumerate(labels)}
+
+    def runner(variant: str, lane: int):
+        return backend.file_runner(fam.variants[variant]['onnx'], lane) if user else \
+            backend.runner(fam.task, variant, lane)
 
     def pre(message, variant: str):
         data, meta = decode(message)
         if fam.input == SOUND:
-            samples, rate = data
-            return fam.preprocess(samples, rate), None, meta
-        if fam.uses_roi:
-            return fam.preprocess(data, options().get('roi', (0.0, 0.0, 1.0, 1.0))), None, meta
-        return fam.preprocess(data), data.shape[:2], meta
-
-    def infer(variant: str, lane: int, prepared):
-        x, frame_hw, meta = prepared
-        return backend.runner(fam.task, variant, lane)(x), frame_hw, meta
-
-    def post(inferred, message, variant: str) -> Result:
-        y, frame_hw, meta = inferred
-        if fam.kind == 'classify':
-            ranked = fam.postprocess(y, labels, top_k=min(5, len(labels)))
-            return Result('classify', [(label, index[label], score) for label, score in ranked], [], meta)
-        h, w = frame_hw
-        dets = fam.postprocess(y, w, h, score_threshold=options().get('score_threshold', 0.3))
-        return Result('detect', [], [(label, index[label], score, box) for label, score, box in dets], meta)
-
-    return Segments(pre, infer, post)
-
-
-def _user_segments(fam, backend, labels, decode) -> Segments:
-    def pre(message, variant: str):
-        data, meta = decode(message)
-        x, place = fam.pre(*data) if fam.input == SOUND else fam.pre(data)
-        return x, place, meta
+            return fam.tensor(*data), None, meta
+        return fam.tensor(data.image), data.place, meta
 
     def infer(variant: str, lane: int, prepared):
         x, place, meta = prepared
-        return backend.file_runner(fam.variants[variant]['onnx'], lane)(x), place, meta
+        return runner(variant, lane)(x), place, meta
 
     def post(inferred, message, variant: str) -> Result:
         y, place, meta = inferred
         if fam.kind == 'classify':
-            return Result('classify', fam.post.classify(y, labels), [], meta)
-        return Result('detect', [], fam.post.detect(y, labels, place), meta)
+            if user:
+                return Result('classify', fam.post.classify(y, labels), [], meta)
+            ranked = fam.postprocess(y, labels, top_k=min(5, len(labels)))
+            return Result('classify', [(label, index[label], score) for label, score in ranked], [], meta)
+        dets = fam.post.detect(y, labels, place) if user else \
+            [(label, index[label], score, box) for label, score, box in fam.postprocess(y, place)]
+        return Result('detect', [], dets, meta)
 
     return Segments(pre, infer, post)
+
+
+def raw_decoder(fam, roi=None) -> Callable[[Any], tuple]:
+    """decode for callers that hold raw sensor payloads (profiling, accuracy, warm-up):
+    a frame is encoded here as the task node would, a sound payload passes."""
+    if fam.input == SOUND:
+        return lambda payload: (payload, None)
+    roi = roi if roi is not None else fam.default_roi
+    return lambda frame: (Picture(*fam.encode(frame, roi)), None)
 
 
 def sample_payload(fam, rng: np.random.Generator):
@@ -106,7 +99,7 @@ def warm_up(fam, backend, labels: tuple[str, ...], variants, lanes: int) -> None
     """Run every segment once per variant and lane on a blank input, so that no
     real job pays for session creation, lazy imports or JIT compilation (the
     first log-mel takes seconds while numba compiles)."""
-    segments = make_segments(fam, backend, labels, decode=lambda payload: (payload, None))
+    segments = make_segments(fam, backend, labels, raw_decoder(fam))
     payload = sample_payload(fam, np.random.default_rng(0))
     for v in variants:
         x = segments.pre(payload, v)

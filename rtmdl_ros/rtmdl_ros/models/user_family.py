@@ -50,6 +50,24 @@ class UserFamily:
         """SOUND: seconds of sound one job carries (the clip the log-mel front end reads)."""
         return getattr(self.pre, 'clip_s', 0.0)
 
+    # The image interface the zoo's families have too (models/picture.py); a user's crop is fixed in `pre`.
+    @property
+    def default_roi(self) -> None:
+        return None
+
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        return self.pre.picture_size
+
+    def encode(self, frame, roi=None):
+        return self.pre.encode(frame)
+
+    def tensor(self, picture, *args):
+        return self.pre.tensor(picture) if self.input == IMAGE else self.pre(picture, *args)[0]
+
+    def preprocess(self, payload, *args):
+        return self.pre(payload, *args)[0]
+
 
 def _onnx_shapes(path: str, where: str) -> tuple[list, list]:
     """(first input's dims, first output's dims) of an ONNX file; str/None for dynamic dims."""

@@ -120,6 +120,26 @@ class _Cdr:
     def u8(self) -> int:
         return self._take('B', 1, 1)
 
+    def u64(self) -> int:
+        return self._take('Q', 8, 8)
+
+    def f64(self) -> float:
+        return self._take('d', 8, 8)
+
+    def time_s(self) -> float:
+        """A builtin_interfaces/Time (int32 sec, uint32 nanosec) in seconds."""
+        return self._take('i', 4, 4) + self.u32() * 1e-9
+
+    def sequence(self, item: int) -> tuple[int, int]:
+        """(count, offset into the raw message) of a sequence of `item`-byte values, skipped."""
+        n = self.u32()
+        self.pos += -self.pos % min(item, 8)
+        if self.pos + n * item > len(self.buf):
+            raise InputError(f'{n} values declared, {(len(self.buf) - self.pos) // item} present')
+        start = self.pos + 4
+        self.pos += n * item
+        return n, start
+
     def string(self) -> str:
         n = self.u32()
         if self.pos + n > len(self.buf):
@@ -132,6 +152,11 @@ class _Cdr:
         self.u32()
         self.u32()                       # stamp
         self.string()                    # frame_id
+
+    def header(self) -> tuple[int, int, str]:
+        """(sec, nanosec, frame_id) of a leading std_msgs/Header."""
+        sec, nanosec = self._take('i', 4, 4), self.u32()
+        return sec, nanosec, self.string()
 
 
 def check_serialized_image(raw: bytes, envelope=None) -> None:

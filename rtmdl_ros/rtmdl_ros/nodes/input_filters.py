@@ -42,28 +42,43 @@ def sound_filter(envelope) -> tuple[str, list[str]]:
     return 'sample_rate >= %0 AND sample_rate <= %1 AND channels > 0', [str(r) for r in SAMPLE_RATES_HZ]
 
 
-def filter_for(envelope) -> tuple[str, list[str]]:
+def image_job_filter(envelope, picture_size: tuple[int, int]) -> tuple[str, list[str]]:
+    """(expression, parameters) passing ImageJobs of the model's picture size from a frame the task admits."""
+    return ('width = %0 AND height = %1 AND source_width > 0 AND source_height > 0 '
+            'AND source_width <= %2 AND source_height <= %2',
+            [str(picture_size[0]), str(picture_size[1]), str(envelope.max_side)])
+
+
+def sensor_filter(envelope) -> tuple[str, list[str]]:
+    """The filter of a task's sensor topic."""
     return sound_filter(envelope) if envelope.kind == SOUND else image_filter(envelope)
 
 
-def filter_text(envelope) -> str:
+def job_filter(envelope, picture_size: tuple[int, int] | None) -> tuple[str, list[str]]:
+    """The filter of a task's job topic (a SoundJob is mono: no channels field)."""
+    if envelope.kind == SOUND:
+        expression, params = sound_filter(envelope)
+        return expression.replace(' AND channels > 0', ''), params
+    return image_job_filter(envelope, picture_size)
+
+
+def filter_text(content_filter: tuple[str, list[str]]) -> str:
     """The filter with its parameters written in, for a log line."""
-    expression, params = filter_for(envelope)
+    expression, params = content_filter
     for k in reversed(range(len(params))):           # %10 before %1
         expression = expression.replace(f'%{k}', params[k])
     return expression
 
 
-def filtered_subscription(node, msg_type, topic: str, callback, qos, envelope, raw: bool = False):
-    """(subscription, True) filtered in DDS by the envelope, or (subscription, False) where
-    this rclpy or RMW has no content filters or no envelope is given (filter off)."""
+def filtered_subscription(node, msg_type, topic: str, callback, qos, content_filter, raw: bool = False):
+    """(subscription, True) filtered in DDS by content_filter (expression, parameters), or
+    (subscription, False) where this rclpy or RMW has no content filters or none is given."""
     options = {}
-    if envelope is not None:
+    if content_filter is not None:
         try:
             from rclpy.subscription_content_filter_options import ContentFilterOptions
-            expression, params = filter_for(envelope)
             options['content_filter_options'] = ContentFilterOptions(
-                filter_expression=expression, expression_parameters=params)
+                filter_expression=content_filter[0], expression_parameters=content_filter[1])
         except ImportError:                      # rclpy < 9: Humble, Jazzy
             pass
     sub = node.create_subscription(msg_type, topic, callback, qos, raw=raw, **options)

@@ -1,100 +1,93 @@
-"""Task nodes: release a job into the executor when an input arrives.
+"""Task nodes: one per task, releasing a job into the executor when an input arrives.
 
 camera_task_node (parameter `task`: its name in the task set) subscribes to a
-camera (sensor_msgs/Image, sensor-data QoS)
-and release a frame on jobs/<task> when its stamp is at least the task's
-min_interarrival_ms after the last released one (core/release.py): on
-arrival, so releases follow the camera's phase instead of beating against
-it, and decimated for a task slower than its camera. Frames are relayed as
-serialized bytes, unchanged.
-sound_task_node keeps the last `window_s` seconds of AudioChunks (the clip its
-model reads; graph.py sets it from the family) and releases that window, with
-the header of its newest chunk, under the same rule. Malformed chunks (NaN,
-bad rate) are counted, logged and left out.
+camera (sensor_msgs/Image, sensor-data QoS) and releases a frame when its stamp
+is at least the task's min_interarrival_ms after the last released one
+(core/release.py): on arrival, so releases follow the camera's phase, and
+decimated for a task slower than its camera. It reads each frame once, as a
+view of the serialized message, checks it (fields, the task's profiled
+envelope), and for a frame it releases runs the geometric half of the model's
+pre-processing (region of interest, resize, letterbox: models/picture.py). It
+publishes an ImageJob on jobs/<task>: that picture, where it lies in the
+frame, and when the frame came and the job left. A 640x480 frame becomes the
+few kilobytes the model reads, so the hop to the executor costs little, on
+one host or over a network.
 
-Before each job a JobTiming on jobs/<task>/timing says when the input came
-and when the job left, for the job's stage trace. Nothing is released while
-no executor is active (it subscribes to the job topic only then), so start-up
-loses no job and counts none as missed.
+sound_task_node keeps the last `window_s` seconds of AudioChunks (the clip its
+model reads; graph.py sets it from the family) and releases that window as a
+SoundJob under the same rule. Malformed inputs are counted, logged and left out.
+Nothing is released while no executor is active (it subscribes to the job
+topic only then), so start-up loses no job and counts none as missed.
 """
 from __future__ import annotations
 
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rtmdl_interfaces.msg import AudioChunk, JobTiming
+from rtmdl_interfaces.msg import AudioChunk, ImageJob, SoundJob
 from sensor_msgs.msg import Image
 
 from ..core.release import ADMIT, ReleaseGate
-from ..core.taskset import TasksetError, read_yaml
+from ..core.taskset import TasksetError
 from ..models import InputError
-from .conversions import check_serialized_image, chunk_to_mono, stamp_of_serialized
-from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription
+from .conversions import chunk_to_mono
+from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription, sensor_filter
+from .job_codec import encode_frame, image_job, read_frame, sound_job
 from .resources import default_taskset_file
 from .spin import float32_array, run_node
-from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_timing_topic, job_topic
+from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_topic
+
+SILENCE_S = 5.0                    # publishers heard, nothing passed the filter: warn
+MIN_ROI_PX = 8                     # a region of interest must keep this many pixels a side
 
 
-def release_gap_ms(taskset_file: str, task: str) -> float:
-    """The task's minimum inter-arrival from the task set (default: its period)."""
-    raw = read_yaml(taskset_file, 'task set')
-    try:
-        spec = raw['tasks'][task]
-        return float(spec.get('min_interarrival_ms', spec['period_ms']))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise TasksetError(f'task set {taskset_file}: no tasks.{task}.period_ms') from None
-
-
-def _envelope(taskset_file: str, task: str):
-    """The inputs the task was profiled on (models/envelope.py), checked here as in the executor."""
+def task_spec(taskset_file: str, task: str):
+    """(family, envelope, min inter-arrival ms) of a task, from one read of the task set."""
     from ..models.catalog import read_task_requirements, task_envelopes, task_families
     raw = read_task_requirements(taskset_file)
     if task not in raw['tasks']:
         raise TasksetError(f'task set {taskset_file}: no task {task!r}; it has {sorted(raw["tasks"])}')
-    return task_envelopes(raw, taskset_file, task_families(raw, taskset_file))[task]
-
-
-SILENCE_S = 5.0                    # publishers heard, nothing passed the filter: warn
+    spec = raw['tasks'][task]
+    try:
+        gap = float(spec.get('min_interarrival_ms', spec['period_ms']))
+    except (KeyError, TypeError, ValueError):
+        raise TasksetError(f'task set {taskset_file}: no tasks.{task}.period_ms') from None
+    families = task_families({**raw, 'tasks': {task: spec}}, taskset_file)
+    return families[task], task_envelopes(raw, taskset_file, families)[task], gap
 
 
 class TaskNode(Node):
-    task = ''                      # default of the `task` parameter
     msg_type = Image
+    job_type = ImageJob
     default_input = 'image_raw'
-    raw_input = False              # True: relay serialized messages without decoding them
+    raw_input = False              # True: take serialized messages (no Python message is built)
 
     def __init__(self, task: str = '', **kwargs):
-        self.task = task or self.task
-        super().__init__(f'{self.task or "task"}_node', **kwargs)
+        super().__init__(f'{task or "task"}_node', **kwargs)
         ro = ParameterDescriptor(read_only=True)
-        self.task = self.declare_parameter('task', self.task, ParameterDescriptor(
+        self.task = self.declare_parameter('task', task, ParameterDescriptor(
             read_only=True, description='task name in the task set')).value
         if not self.task:
             raise TasksetError('parameter task: name the task this node releases jobs for')
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
-        self.gate = ReleaseGate(release_gap_ms(taskset_file, self.task))
-        self.envelope = _envelope(taskset_file, self.task)
-        topic = self.declare_parameter('input_topic', self.default_input, ro).value
-        self.pub = self.create_publisher(self.msg_type, job_topic(self.task), JOB_QOS)
-        self.timing_pub = self.create_publisher(JobTiming, job_timing_topic(self.task), JOB_QOS)
+        self.family, self.envelope, gap_ms = task_spec(taskset_file, self.task)
+        self.gate = ReleaseGate(gap_ms)
+        self.input_topic = self.declare_parameter('input_topic', self.default_input, ro).value
+        self.pub = self.create_publisher(self.job_type, job_topic(self.task), JOB_QOS)
         use_filter = self.declare_parameter('input_filter', True, ParameterDescriptor(
             read_only=True, description=INPUT_FILTER_HELP)).value
-        self.input_sub, filtered = filtered_subscription(
-            self, self.msg_type, topic, self.on_input, qos_profile_sensor_data,
-            self.envelope if use_filter else None, raw=self.raw_input)
-        self.input_topic = topic
-        self.released = 0
-        self.before_active = 0         # inputs that came while no executor was active
-        self.malformed = 0
-        self.received = 0              # inputs that reached this node (past the DDS filter)
-        self._received_at_check = 0
+        self.input_filter = sensor_filter(self.envelope) if use_filter else None
+        self.input_sub, filtered = filtered_subscription(self, self.msg_type, self.input_topic, self.on_input,
+                                                         qos_profile_sensor_data, self.input_filter, raw=self.raw_input)
+        self.released = self.before_active = self.malformed = 0
+        self.received = self._received_at_check = 0     # inputs past the DDS filter
         if filtered:
             # DDS drops what fails the filter without a trace: say so when a publisher is
             # heard from but nothing arrives, or a mis-set camera looks like a dead one.
             self.create_timer(SILENCE_S, self._check_silence, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f'{self.task}: releasing on arrival from {topic}, at least '
+        self.get_logger().info(f'{self.task}: releasing on arrival from {self.input_topic}, at least '
                                f'{self.gate.min_gap_ms:g} ms apart by stamp' +
                                ('; DDS drops inputs outside the profiled envelope' if filtered else ''))
 
@@ -105,52 +98,81 @@ class TaskNode(Node):
             return
         self.get_logger().warning(
             f'{self.task}: no input from {self.input_topic} in {SILENCE_S:g} s, although {publishers} '
-            f'publisher(s) are on it. DDS drops inputs outside the profiled envelope ({filter_text(self.envelope)}): '
-            'if it is publishing, check its encoding and size against the task set (input_filter:=false '
-            'shows why each input is refused)',
-            throttle_duration_sec=30.0)
+            f'publisher(s) are on it. DDS drops inputs outside the profiled envelope '
+            f'({filter_text(self.input_filter)}): if it is publishing, check its encoding and size against the '
+            'task set (input_filter:=false shows why each input is refused)', throttle_duration_sec=30.0)
+
+    def refuse(self, what: str, error: InputError) -> None:
+        self.malformed += 1
+        self.get_logger().warning(f'{what} rejected ({self.malformed} so far): {error}', throttle_duration_sec=5.0)
 
     def executor_active(self) -> bool:
         return self.pub.get_subscription_count() > 0
 
-    def offer(self, sec: int, nanosec: int, received, job) -> bool:
-        """Release `job` (a message or serialized bytes) if the gate admits its stamp."""
+    def admit(self, sec: int, nanosec: int) -> bool:
+        """May an input with this stamp be released now? (an executor listens, the gate admits it)"""
         if not self.executor_active():
             self.before_active += 1
             return False
-        if self.gate.check(sec * 1e3 + nanosec * 1e-6) != ADMIT:
-            return False
-        timing = JobTiming(received=received.to_msg(), refused=self.malformed)
-        timing.header.stamp.sec, timing.header.stamp.nanosec = sec, nanosec
-        timing.released = self.get_clock().now().to_msg()
-        self.timing_pub.publish(timing)
-        self.pub.publish(job)
-        self.released += 1
-        return True
+        return self.gate.check(sec * 1e3 + nanosec * 1e-6) == ADMIT
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
 
 class CameraTaskNode(TaskNode):
-    # Frames are relayed as serialized bytes: a 640x480 frame costs a copy here,
-    # not a decode; the executor decodes only released frames. The cheap receipt
-    # checks (fields, size, the task's profiled envelope) run here too, so that a
-    # malformed or oversized frame never takes a release from a valid one.
     raw_input = True
 
-    def on_input(self, msg: bytes) -> None:
-        received = self.get_clock().now()
+    def __init__(self, task: str = '', **kwargs):
+        super().__init__(task, **kwargs)
+        self.roi = None
+        if self.family.uses_roi:
+            self.roi = list(self.declare_parameter('roi', list(self.family.default_roi), ParameterDescriptor(
+                description='crop [x0, y0, x1, y1] of the frame, as fractions, that the model reads')).value)
+            problem = self._roi_problem(self.roi)
+            if problem:
+                raise ValueError(f'parameter roi: {problem}')
+            self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _roi_problem(self, roi) -> str:
+        if len(roi) != 4 or not (0 <= roi[0] < roi[2] <= 1 and 0 <= roi[1] < roi[3] <= 1):
+            return f'{list(roi)}: need 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1'
+        w, h = self.envelope.max_width, self.envelope.max_height
+        if (roi[2] - roi[0]) * w < MIN_ROI_PX or (roi[3] - roi[1]) * h < MIN_ROI_PX:
+            return f'{list(roi)} crops fewer than {MIN_ROI_PX} x {MIN_ROI_PX} pixels of the {w}x{h} frame'
+        return ''
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == 'roi':
+                problem = self._roi_problem(list(p.value))
+                if problem:
+                    return SetParametersResult(successful=False, reason=f'roi: {problem}')
+                self.roi = list(p.value)            # from the next released frame
+        return SetParametersResult(successful=True)
+
+    def on_input(self, raw: bytes) -> None:
+        received_s = self.now_s()
         self.received += 1
         try:
-            sec, nanosec = stamp_of_serialized(msg)
-            check_serialized_image(msg, self.envelope)
+            frame = read_frame(raw, self.envelope)
         except InputError as e:
-            self.malformed += 1
-            self.get_logger().warning(f'frame rejected ({self.malformed} so far): {e}', throttle_duration_sec=5.0)
+            self.refuse('frame', e)
             return
-        self.offer(sec, nanosec, received, msg)
+        if not self.admit(frame.sec, frame.nanosec):
+            return
+        try:
+            picture = encode_frame(self.family, frame, self.roi)
+        except InputError as e:
+            self.refuse('frame', e)
+            return
+        self.pub.publish(image_job(frame, picture, received_s, self.now_s(), self.malformed))
+        self.released += 1
 
 
 class SoundTaskNode(TaskNode):
     msg_type = AudioChunk
+    job_type = SoundJob
     default_input = DEFAULT_SOUND_TOPIC
 
     def __init__(self, task: str = '', **kwargs):
@@ -162,24 +184,22 @@ class SoundTaskNode(TaskNode):
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=30.0, step=0.0)])).value
 
     def on_input(self, msg: AudioChunk) -> None:
-        received = self.get_clock().now()
+        received_s = self.now_s()
         self.received += 1
         try:
             samples, rate = chunk_to_mono(msg)
             self.envelope.check_sound(rate, samples.size)
         except InputError as e:
-            self.malformed += 1
-            self.get_logger().warning(f'AudioChunk rejected ({self.malformed} so far): {e}',
-                                      throttle_duration_sec=5.0)
+            self.refuse('AudioChunk', e)
             return
         if rate != self._rate:
             self._buffer = np.zeros(0, np.float32)      # a new stream: do not splice rates
             self._rate = rate
-        keep = int(self.window_s * rate)
-        self._buffer = np.concatenate([self._buffer, samples])[-keep:]
-        out = AudioChunk(header=msg.header, sample_rate=self._rate, channels=1)
-        out.samples = float32_array(self._buffer)
-        self.offer(msg.header.stamp.sec, msg.header.stamp.nanosec, received, out)
+        self._buffer = np.concatenate([self._buffer, samples])[-int(self.window_s * rate):]
+        if self.admit(msg.header.stamp.sec, msg.header.stamp.nanosec):
+            self.pub.publish(sound_job(msg.header, self._rate, float32_array(self._buffer), received_s,
+                                       self.now_s(), self.malformed))
+            self.released += 1
 
 
 def camera_task_main() -> int:

@@ -9,10 +9,6 @@ def job_topic(task: str) -> str:
     return f'jobs/{task}'
 
 
-def job_timing_topic(task: str) -> str:
-    return f'jobs/{task}/timing'
-
-
 def result_topic(task: str, kind: str) -> str:
     return f'detections/{task}' if kind == 'detect' else f'classifications/{task}'
 

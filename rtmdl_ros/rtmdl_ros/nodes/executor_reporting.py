@@ -1,0 +1,59 @@
+"""What the executor reports each status period (mixed into ExecutorNode): status,
+/diagnostics and job traces, and degraded mode's decision, which follows the
+window miss rates it reports."""
+from __future__ import annotations
+
+import time
+
+from rtmdl_interfaces.msg import SchedulerStatus
+
+from . import executor_messages as out
+
+
+class Reporting:
+    def status_message(self) -> SchedulerStatus | None:
+        """The scheduler's statistics, or None while not active."""
+        if self.runtime is None or self.runtime.started_s is None:
+            return None
+        rows = [out.task_status(n, s, self.taskset.tasks[n], self.runtime.stats(n), self.accuracy[n].get(s.variant, 0.0),
+                                self.bounds.get(n, out.NAN), self.admission, n in self.degraded.shed,
+                                self.runtime.window_s)
+                for n, s in self.settings.items()]
+        return out.scheduler_status(
+            self.get_clock().now().to_msg(), self.p['backend'], self.p['device'], self.cpu_workers, self.gpu_lanes,
+            self.runtime.utilisation(), bool(self.p['realtime_priority']) and not self.runtime.realtime.problems,
+            self.realtime_note, self.configure_s, time.monotonic() - self.runtime.started_s, rows)
+
+    def _publish_traces(self) -> None:
+        traces = self.runtime.drain_traces()
+        if traces and self.trace_pub.get_subscription_count() > 0:
+            self.trace_pub.publish(out.trace_message(traces, self.get_clock().now().to_msg(), self._to_ros_s()))
+
+    def _degrade(self, status: SchedulerStatus) -> None:
+        """Degraded mode's decision at each status period, from the window miss rates."""
+        if not self.p['shed_on_overload']:
+            return
+        over = {t.task: t.miss_rate > t.max_miss_rate for t in status.tasks if not t.shed}
+        change = self.degraded.update(time.monotonic(), status.active_s, self.runtime.window_s,
+                                      {n: s.priority for n, s in self.settings.items()}, over)
+        if change is None:
+            return
+        what, task = change
+        if what == 'shed':
+            late = ', '.join(f'{t.task} {t.miss_rate:.3f}' for t in status.tasks if over.get(t.task))
+            self.get_logger().warning(f'degraded mode: shedding {task} (least important running) because '
+                                      f'{late or "a task"} missed over its bound for {self.p["shed_after_s"]:g} s')
+        else:
+            self.get_logger().info(f'degraded mode: {task} runs again (every task within its bound '
+                                   f'for {self.p["shed_restore_after_s"]:g} s)')
+
+    def _publish_status(self) -> None:
+        status = self.status_message()
+        if status is None:
+            return
+        self._degrade(status)
+        for t in status.tasks:                  # as decided this period
+            t.shed = t.task in self.degraded.shed
+        self.status_pub.publish(status)
+        self.diag_pub.publish(out.diagnostics(status, self.p['device'], self.malformed_log))
+
