@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from rtmdl_ros.core.trace import PATH_STAGES
+
 os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
@@ -133,8 +135,9 @@ def ours_run(seconds, fps, plan, taskset):
                  traces_out=traces)
     t1 = _cpu_busy()
     cam.communicate(timeout=60)
-    path = np.array([t.path_ms for t in traces if t.task == 'traffic_light'])
-    return rc, path, _cores(t0, t1)
+    mine = [t for t in traces if t.task == 'traffic_light']
+    stages = np.array([t.stages_ms[:len(PATH_STAGES)] for t in mine]).reshape(-1, len(PATH_STAGES))
+    return rc, np.array([t.path_ms for t in mine]), stages, _cores(t0, t1)
 
 
 def main() -> None:
@@ -146,7 +149,7 @@ def main() -> None:
     args = ap.parse_args()
     one, one_cpu = floor_run(args.seconds, args.fps, hops=1)
     two, two_cpu = floor_run(args.seconds, args.fps, hops=2)
-    rc, ours, ours_cpu = ours_run(args.seconds, args.fps, args.plan, args.taskset)
+    rc, ours, stages, ours_cpu = ours_run(args.seconds, args.fps, args.plan, args.taskset)
     q = lambda a, p: float(np.percentile(a, p)) if len(a) else float('nan')   # noqa: E731
     print(f'\nframes: one hop {len(one)}, two hops {len(two)}, ours {len(ours)} traffic_light jobs '
           f'({args.fps:g} fps, {args.seconds:g} s)')
@@ -154,6 +157,8 @@ def main() -> None:
     for name, a, cpu in (('one hop: camera->subscriber', one, one_cpu), ('two hops: camera->relay->sub', two, two_cpu),
                          ('ours: stamp->release', ours, ours_cpu)):
         print(f'{name:<34}{q(a, 50):>8.2f}{q(a, 90):>8.2f}{q(a, 99):>8.2f}{cpu:>8.2f}')
+    for k, stage in enumerate(PATH_STAGES):
+        print(f'{"  of which " + stage:<34}{q(stages[:, k], 50):>8.2f}{q(stages[:, k], 90):>8.2f}{q(stages[:, k], 99):>8.2f}')
     for name, floor in (('one hop', one), ('two hops', two)):
         print(f'ours / {name}: p50 {q(ours, 50) / q(floor, 50):.2f}x, p99 {q(ours, 99) / q(floor, 99):.2f}x')
     print(f'CPU = cores the whole machine was busy during each run (all processes, of {os.cpu_count()})')

@@ -71,7 +71,7 @@ def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
                 sim_sensors: bool, zoo_dir: str | None = None, executor_params: dict | None = None):
     """The graph's nodes in this process (tests; rclpy initialised with the plan as
     --params-file), from the same description as the multi-process graph. The
-    executor is configured and activated."""
+    executor is configured and activated; the task nodes it composed follow it in the list."""
     from .nodes.executor_node import ExecutorNode
     from .nodes.graph import graph_specs
     from .nodes.sources import CameraSource, MicrophoneSource
@@ -86,7 +86,7 @@ def build_graph(taskset_file: str, backend: str, device: str, namespace: str,
         if spec.role == 'executor' and not node.start():
             node.destroy_node()
             raise RuntimeError('rtmdl_executor: configure/activate failed (see the log)')
-        nodes.append(node)
+        nodes += [node] + (node.task_nodes if spec.role == 'executor' else [])
     return nodes[0], nodes
 
 
@@ -134,11 +134,12 @@ def _tail(path: str, lines: int = 15) -> str:
 def bringup(graph: str, plan_file: str | None, backend: str, device: str, namespace: str, sim_sensors: bool,
             duration_s: float | None, taskset_file: str | None = None, quiet: bool = False,
             zoo_dir: str | None = None, log_dir: str | None = None, executor_params: dict | None = None,
-            camera_params: dict | None = None,
-            summary: dict | None = None, traces_out: list | None = None, judge: bool = True) -> int:
+            camera_params: dict | None = None, summary: dict | None = None, traces_out: list | None = None,
+            judge: bool = True, compose: bool = True) -> int:
     """Run the graph; summary (if given) gets the final status ('status'), the CPU
     of the graph and of other processes ('cpu'), the start-up time ('startup_s');
-    traces_out every job's trace (core.trace.JobTrace)."""
+    traces_out every job's trace (core.trace.JobTrace). compose: task nodes in the
+    executor's process (else a process each)."""
     from .nodes.graph import graph_specs
     from .nodes.resources import config_dir
     if graph not in GRAPHS:
@@ -150,7 +151,7 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     if zoo_dir:
         params['zoo_dir'] = zoo_dir
     specs = graph_specs(taskset_file, os.path.abspath(plan_file) if plan_file else None, backend, device,
-                        sim_sensors, executor_params=params, camera_params=camera_params)
+                        sim_sensors, executor_params=params, camera_params=camera_params, compose=compose)
     log_dir = log_dir or os.path.join(os.environ.get('ROS_LOG_DIR') or os.path.expanduser('~/.ros/log'),
                                       time.strftime('rtmdl_bringup_%Y%m%d_%H%M%S'))
     os.makedirs(log_dir, exist_ok=True)
@@ -220,7 +221,9 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         print(f'final (whole run, {final.active_s:.0f} s since activation; start-up {active_at or 0:.1f} s):\n'
               + _table(final, whole_run=judge) + '\n' + stage_table(final), flush=True)
         if cpu is not None:
-            print(f'CPU over the run: the graph used {cpu[0]:.2f} cores, other processes {cpu[1]:.2f} cores '
+            models = segment_cores(final)
+            print(f'CPU over the run: the graph used {cpu[0]:.2f} cores ({models:.2f} in the scheduler\'s segments, '
+                  f'{max(0.0, cpu[0] - models):.2f} for everything else), other processes {cpu[1]:.2f} cores '
                   f'(of {os.cpu_count()})', flush=True)
     if failed:
         print(f'rtmdl bringup: {failed}', file=sys.stderr, flush=True)
@@ -283,6 +286,13 @@ def _spin_quietly(spinner) -> None:
         spinner.spin()
     except Exception:            # the context went down while stopping
         pass
+
+
+def segment_cores(status) -> float:
+    """Cores the scheduler's segments (pre, inference, post) kept busy since activation; without
+    a GPU the inference lanes are CPU threads too."""
+    cores = status.cpu_utilisation * status.cpu_workers
+    return cores + (status.gpu_utilisation * status.gpu_lanes if status.device == 'cpu' else 0.0)
 
 
 class CpuMeter:

@@ -210,7 +210,8 @@ def cmd_bringup(args) -> int:
     from .bringup import bringup
     from .zoo_commands import one_line_errors
     return one_line_errors(lambda a: bringup(a.graph, a.plan, a.backend, a.device, a.namespace,
-                                             not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo))(args)
+                                             not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo,
+                                             compose=not a.separate_task_nodes))(args)
 
 
 def cmd_monitor(args) -> int:
@@ -301,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--duration-s', type=float, help='stop after this long (default: until Ctrl-C)')
     b.add_argument('--zoo', help='zoo folder (default: the shipped zoo)')
     b.add_argument('--quiet', action='store_true', help='only the final table')
+    b.add_argument('--separate-task-nodes', action='store_true',
+                   help='a process per task node publishing on jobs/<task> (default: inside the executor\'s process)')
     b.set_defaults(func=cmd_bringup)
 
     m = sub.add_parser('monitor', help='the live table of a running graph (e.g. started with ros2 launch)')

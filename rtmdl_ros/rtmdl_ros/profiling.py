@@ -27,7 +27,6 @@ from .data import lights, sounds
 from .models import SOUND, export, zoo
 from .models.envelope import DEFAULT_FRAME
 from .models.families import family
-from .models.picture import Picture
 
 CAMERA_W, CAMERA_H = DEFAULT_FRAME         # frames are rendered at each task's envelope (models/envelope.py)
 
@@ -39,23 +38,23 @@ def sample_input(task: str, rng: np.random.Generator, size: tuple[int, int] = DE
     return lights.render(rng, *size)[0]
 
 
-def prepared_input(fam, payload):
-    """What the executor's pre segment receives for a raw payload: a Picture the task
-    node encoded (camera), or (samples, rate) (sound)."""
-    return payload if fam.input == SOUND else Picture(*fam.encode(payload, fam.default_roi))
-
-
-def run_job(fam, runner, data) -> tuple[float, float, float]:
-    """One job's three segments on prepared input, in milliseconds."""
+def run_job(fam, runner, payload) -> tuple[float, float, float]:
+    """One job's three segments on a raw payload, in milliseconds. A camera frame's pre
+    segment is encode + tensor, as the executor runs it for its composed task nodes (a
+    task node in a process of its own encodes before the release, which is cheaper here)."""
     t0 = time.perf_counter()
-    x = fam.tensor(*data) if fam.input == SOUND else fam.tensor(data.image)
+    if fam.input == SOUND:
+        x = fam.tensor(*payload)
+    else:
+        picture, place = fam.encode(payload, fam.default_roi)
+        x = fam.tensor(picture)
     t1 = time.perf_counter()
     y = runner(x)
     t2 = time.perf_counter()
     if fam.kind == 'classify':
         fam.postprocess(y, fam.labels)
     else:
-        fam.postprocess(y, data.place)
+        fam.postprocess(y, place)
     t3 = time.perf_counter()
     return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
@@ -64,28 +63,12 @@ def profile_variant(backend, task: str, variant: str, samples: int, warmup: int,
                     size: tuple[int, int] = DEFAULT_FRAME) -> dict:
     rng = np.random.default_rng(seed)
     fam = family(task)
-    # A few scenes, reused: rendering is not the job.
-    inputs = [prepared_input(fam, sample_input(task, rng, size)) for _ in range(8)]
+    inputs = [sample_input(task, rng, size) for _ in range(8)]    # a few scenes, reused: rendering is not the job
     runner = backend.runner(task, variant, lane=0)
     for k in range(warmup):
         run_job(fam, runner, inputs[k % len(inputs)])
     times = np.array([run_job(fam, runner, inputs[k % len(inputs)]) for k in range(samples)])
     return {seg: [round(float(v), 4) for v in times[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}
-
-
-def encode_times(fam, samples: int, warmup: int, size: tuple[int, int], seed: int = 0) -> list[float]:
-    """ms per frame of the task node's encode (crop and scale to the model's picture): part
-    of the release path (stamp -> release), which `rtmdl calibrate` measures in the graph."""
-    rng = np.random.default_rng(seed)
-    frames = [lights.render(rng, *size)[0] for _ in range(4)]
-    roi = fam.default_roi
-    out = []
-    for k in range(warmup + samples):
-        t0 = time.perf_counter()
-        fam.encode(frames[k % len(frames)], roi)
-        if k >= warmup:
-            out.append(round((time.perf_counter() - t0) * 1e3, 4))
-    return out
 
 
 def packing_slowdown(backend, task: str, variant: str, max_lanes: int = 4, seconds: float = 1.5,
@@ -158,10 +141,10 @@ def _write_yaml_atomic(path: str, data: dict, header: str) -> None:
 def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progress=None,
                  size: tuple[int, int] = DEFAULT_FRAME) -> dict:
     """Profiles of a user family's variants, timed through the very segments the runtime runs."""
-    from .models.jobs import make_segments, sample_payload
-    segments = make_segments(fam, backend, fam.labels, decode=lambda prepared: (prepared, None))
+    from .models.jobs import make_segments, raw_decoder, sample_payload
+    segments = make_segments(fam, backend, fam.labels, raw_decoder(fam))       # encode in pre, as composed
     rng = np.random.default_rng(seed)
-    payloads = [prepared_input(fam, lights.render(rng, *size)[0]) for _ in range(8)] if fam.input != SOUND \
+    payloads = [lights.render(rng, *size)[0] for _ in range(8)] if fam.input != SOUND \
         else [sample_payload(fam, rng) for _ in range(4)]
     variants = {}
     for v, spec in fam.variants.items():
@@ -183,7 +166,7 @@ def measure_user(fam, backend, samples: int, warmup: int, seed: int = 0, progres
                        **{seg: [round(float(x), 4) for x in arr[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}}
         if progress is not None:
             progress(fam.task, v)
-    return {'variants': variants, **({} if fam.input == SOUND else {'encode_ms': encode_times(fam, samples, warmup, size)})}
+    return {'variants': variants}
 
 
 def _absolute_model_paths(base: dict, config: str) -> dict:
@@ -238,9 +221,6 @@ def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = Non
             if progress is not None:
                 progress(task, v)
         out[task] = {'variants': variants}
-        fam = family(task)
-        if fam.input != SOUND:
-            out[task]['encode_ms'] = encode_times(fam, samples, warmup, (sizes or {}).get(task, DEFAULT_FRAME))
     if packing == 'each' and lanes > 1:
         each = packing_of_each(backend, out, lanes)
         return {'platform': {'gpu_slowdown': each.pop('gpu_slowdown')}, 'tasks': out, 'packing': each,

@@ -189,3 +189,19 @@ def test_envelopes_come_from_max_frame_or_the_sensor_size(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(TasksetError, match=r'tasks\.sign\.max_frame: expected \[width, height\]'):
         read_task_requirements(str(path))
+
+
+def test_a_stamp_written_into_a_serialized_frame_is_the_one_read_back():
+    """The simulated camera re-stamps prebuilt serialized frames instead of re-serializing them."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+
+    from rtmdl_ros.nodes.conversions import bgr_to_image, stamp_of_serialized, write_stamp
+    msg = bgr_to_image(np.zeros((8, 12, 3), np.uint8), Image)
+    msg.header.frame_id = 'front'
+    raw = bytearray(serialize_message(msg))
+    write_stamp(raw, 1700000123, 999_000_001)
+    assert stamp_of_serialized(bytes(raw)) == (1700000123, 999_000_001)
+    back = deserialize_message(bytes(raw), Image)
+    assert (back.header.stamp.sec, back.header.stamp.nanosec, back.header.frame_id) == (1700000123, 999_000_001, 'front')
+    assert bytes(back.data) == bytes(msg.data)

@@ -17,10 +17,19 @@ def _write(tmp_path, raw):
     return str(path)
 
 
+def test_f1tenth_graph_composes_its_task_nodes_into_the_executors_process(tmp_path):
+    specs = graph_specs(default_taskset_file(), camera_topic='front/image_raw')
+    assert [s.executable for s in specs] == ['rtmdl_executor', 'camera_source', 'microphone_source']
+    params = specs[0].params
+    assert params['compose_task_nodes'] is True and params['camera_topic'] == 'front/image_raw'
+    assert dict(specs[1].remaps) == {'image_raw': 'front/image_raw'}
+
+
 def test_f1tenth_graph_is_one_executor_three_task_nodes_and_two_sensors(tmp_path):
     plan = tmp_path / 'plan.yaml'
     plan.write_text('rtmdl_executor: {ros__parameters: {tasks: {sign: {variant: w050_d2, priority: 1}}}}\n')
-    specs = graph_specs(default_taskset_file(), str(plan))
+    specs = graph_specs(default_taskset_file(), str(plan), compose=False)
+    assert 'compose_task_nodes' not in specs[0].params
     assert [s.executable for s in specs] == ['rtmdl_executor', 'camera_task_node', 'camera_task_node',
                                              'sound_task_node', 'camera_source', 'microphone_source']
     assert specs[0].params_file == str(plan)
@@ -36,7 +45,7 @@ def test_extra_cameras_get_a_topic_a_sensor_and_the_detector_model(tmp_path):
     cfg, models = with_extra_cameras(base, 2)
     path = _write(tmp_path, cfg)
     assert task_models(read_task_requirements(path))['traffic_light_cam3'] == 'traffic_light'
-    specs = graph_specs(path, camera_params={'prerender': 30})
+    specs = graph_specs(path, camera_params={'prerender': 30}, compose=False)
     nodes = {s.params.get('task'): s for s in specs if s.executable == 'camera_task_node'}
     assert nodes['traffic_light_cam2'].params['input_topic'] == 'cam2/image_raw'
     cameras = [s for s in specs if s.executable == 'camera_source']

@@ -150,7 +150,7 @@ def test_the_two_camera_example_is_five_task_nodes_on_three_sensors(classifier, 
     res = rtmdl('train', data / 'obstacles', '--out', tmp_path / 'families' / 'rear_obstacles', '--input', 64, 48,
                 '--epochs', 1, '--widths', 0.5, 1.0, '--threads', 2, '--quiet')
     assert res.returncode == 0, res.stderr
-    specs = graph_specs(str(tmp_path / 'two_camera.yaml'))
+    specs = graph_specs(str(tmp_path / 'two_camera.yaml'), compose=False)
     tasks = {s.params['task']: s for s in specs if s.role == 'task'}
     assert len(tasks) == 5 and tasks['rear_obstacles'].params['input_topic'] == 'rear/image_raw'
     sensors = {dict(s.remaps).get('image_raw', dict(s.remaps).get('sound')): s for s in specs if s.role == 'sensor'}

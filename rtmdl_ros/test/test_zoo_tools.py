@@ -243,3 +243,19 @@ def test_a_corrupt_cached_export_is_rebuilt_once(tmp_path):
     got = create('onnxruntime', 'cpu', onnx_root=str(tmp_path)).runner('sign', 'w025_d1')(x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert os.path.getsize(path) > 100
+
+
+def test_the_drive_sequences_boxes_follow_its_zoom():
+    """The simulated camera zooms in on each scene; a ground-truth box must move with it."""
+    from rtmdl_ros.data.drive import DriveSequence
+    seq = DriveSequence(seed=2)
+    seq.base = np.zeros((480, 640, 3), np.uint8)
+    seq.base[100:180, 60:110] = 255                     # a 'light' where the truth says
+    seq.truth = [('red', (60.0, 100.0, 110.0, 180.0))]
+    for _ in range(seq.frames_per_scene - 2):           # the zoom grows through the scene
+        frame = seq.next()
+    ys, xs = np.nonzero(frame.image.max(axis=2) > 128)
+    seen = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
+    (state, box), = frame.lights
+    assert state == 'red' and box[2] - box[0] > 50 * 1.05                 # zoomed in
+    np.testing.assert_allclose(box, seen, atol=1.5)

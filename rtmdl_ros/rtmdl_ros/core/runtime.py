@@ -139,14 +139,15 @@ class _TaskLog:
         responses = np.array([w[2] for w in window if w[2] is not None])
         published = [w[3] for w in window if w[2] is not None and w[3] is not None]
         missed = sum(o in MISSED_OUTCOMES for o in outcomes)
+        p50, p99 = (float(x) for x in np.percentile(responses, [50, 99])) if responses.size else (None, None)
+        stage_p50, stage_p99 = stage_percentiles(published, (50, 99))
         return WindowStats(
             jobs=len(outcomes), missed=missed, miss_rate=missed / len(outcomes) if outcomes else 0.0,
-            p50_ms=float(np.percentile(responses, 50)) if responses.size else None,
-            p99_ms=float(np.percentile(responses, 99)) if responses.size else None,
+            p50_ms=p50, p99_ms=p99,
             dropped=sum(o not in (MET, LATE, FAILED) for o in outcomes), failed=outcomes.count(FAILED),
             total_jobs=sum(t.values()), total_missed=sum(v for k, v in t.items() if k in MISSED_OUTCOMES),
             total_dropped=sum(v for k, v in t.items() if k not in (MET, LATE, FAILED)), total_failed=t[FAILED],
-            stage_p50_ms=stage_percentiles(published, 50), stage_p99_ms=stage_percentiles(published, 99),
+            stage_p50_ms=stage_p50, stage_p99_ms=stage_p99,
             run_p99_ms=run.percentile(99))
 
 

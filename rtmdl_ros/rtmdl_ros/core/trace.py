@@ -17,6 +17,7 @@ reached.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -57,13 +58,16 @@ def stage_durations(marks: Sequence[float | None]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def stage_percentiles(traces: Sequence[JobTrace], q: float) -> tuple[float, ...]:
-    """Per stage, the q-th percentile over the jobs that reached it (NaN if none)."""
+def stage_percentiles(traces: Sequence[JobTrace], qs: Sequence[float]) -> list[tuple[float, ...]]:
+    """Per q in qs, per stage, the q-th percentile over the jobs that reached it (NaN if none);
+    one vectorised pass (the executor computes this every status period in its ROS thread)."""
     if not traces:
-        return tuple(math.nan for _ in STAGES)
+        return [tuple(math.nan for _ in STAGES) for _ in qs]
     arr = np.array([t.stages_ms for t in traces], dtype=np.float64)
-    out = []
-    for k in range(len(STAGES)):
-        col = arr[:, k][~np.isnan(arr[:, k])]
-        out.append(float(np.percentile(col, q)) if col.size else math.nan)
-    return tuple(out)
+    if np.isnan(arr).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)         # a stage no job reached: NaN
+            table = np.nanpercentile(arr, qs, axis=0)
+    else:
+        table = np.percentile(arr, qs, axis=0)
+    return [tuple(float(x) for x in row) for row in table]

@@ -106,3 +106,12 @@ def warm_up(fam, backend, labels: tuple[str, ...], variants, lanes: int) -> None
         for lane in range(lanes):
             y = segments.infer(v, lane, x)
         segments.post(y, payload, v)
+
+
+def warm_up_all(families: dict, backend, labels: dict, variants: dict, lanes: int) -> None:
+    """warm_up for every task's family; tasks running one family share its sessions."""
+    warmed = set()
+    for name, fam in families.items():
+        if id(fam) not in warmed:
+            warm_up(fam, backend, labels[name], sorted(variants[name]), lanes)
+            warmed.add(id(fam))

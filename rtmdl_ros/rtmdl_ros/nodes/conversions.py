@@ -6,6 +6,8 @@ the node can count the frame as malformed and carry on.
 """
 from __future__ import annotations
 
+import struct
+
 import cv2
 import numpy as np
 
@@ -106,7 +108,6 @@ class _Cdr:
         self.buf, self.pos = memoryview(raw)[4:], 0
 
     def _take(self, fmt: str, size: int, align: int):
-        import struct
         self.pos += -self.pos % align
         if self.pos + size > len(self.buf):
             raise InputError('serialized message is truncated')
@@ -200,6 +201,11 @@ def stamp_of_serialized(raw: bytes) -> tuple[int, int]:
     if len(raw) < 12:
         raise InputError(f'serialized message of {len(raw)} bytes is too short for a header')
     order = '<' if raw[1] & 1 else '>'
-    import struct
     sec, nanosec = struct.unpack_from(order + 'iI', raw, 4)
     return sec, nanosec
+
+
+def write_stamp(raw: bytearray, sec: int, nanosec: int) -> None:
+    """Set the header stamp of a serialized message whose first field is a std_msgs/Header
+    (the counterpart of stamp_of_serialized)."""
+    struct.pack_into(('<' if raw[1] & 1 else '>') + 'iI', raw, 4, sec, nanosec)

@@ -6,8 +6,9 @@ Publishes:   detections/<task>           rtmdl_interfaces/DetectionArray  (detec
              status                      rtmdl_interfaces/SchedulerStatus
              trace                       rtmdl_interfaces/JobTraceArray (every job's stages)
              /diagnostics                diagnostic_msgs/DiagnosticArray
-Lifecycle:   configure reads the task set (taskset_file), declares its tasks' parameters and
-             loads and warms every variant on every lane; activate starts the scheduler threads
+Lifecycle:   configure reads the task set (taskset_file), declares its tasks' parameters,
+             loads and warms every variant on every lane and, with compose_task_nodes, makes a
+             task node per task in this process that hands its jobs over directly; activate starts the scheduler threads
              (SCHED_FIFO where allowed) and only then subscribes to the job topics, so task nodes
              release nothing before; deactivate unsubscribes and lets running segments end;
              cleanup forgets the task set, so configure may load another. autostart (default
@@ -24,27 +25,27 @@ import sys
 import time
 
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from diagnostic_msgs.msg import DiagnosticArray
-from rtmdl_interfaces.msg import Classification, DetectionArray, ImageJob, JobTraceArray, SchedulerStatus, SoundJob
+from rtmdl_interfaces.msg import ImageJob, SoundJob
 
 from ..backends import create
 from ..core.admission import Admission
 from ..core.realtime import RealtimeConfig, reserve_cores
 from ..core.runtime import JobReport, Runtime
 from ..core.scheduling import TaskParams
-from ..core.settings import analysed_bounds, apply_change
+from ..core.settings import PRIORITY_MAX, analysed_bounds, apply_change
 from ..core.shedding import DegradedMode
 from ..core.taskset import TasksetError, platform_for_device
 from ..models import SOUND, InputError, zoo
-from ..models.jobs import limit_library_threads, make_segments, warm_up
+from ..models.jobs import limit_library_threads, make_segments, warm_up_all
 from . import executor_messages as out
 from .executor_params import ParameterHandling, declare_node_params, declare_task_params, undeclare_task_params
-from .executor_reporting import Reporting
+from .executor_reporting import TRACE_PERIOD_S, Reporting
 from .input_filters import filtered_subscription, job_filter
-from .job_codec import check_image_job, check_sound_job, decode_image_job, decode_sound_job
+from .job_codec import LocalJob, check_image_job, check_sound_job, image_decoder, sound_decode
 from .resources import load_runtime_taskset
-from .spin import spin_node, start_node
-from .topics import JOB_QOS, STATUS_TOPIC, TRACE_TOPIC, job_topic, result_topic
+from .spin import Pacer, spin_node, start_node
+from .task_nodes import composed_task_nodes
+from .topics import JOB_QOS, job_topic
 
 
 class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
@@ -67,7 +68,8 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self._logged: dict[tuple, float] = {}
         self._declaring = False            # rclpy runs the set-callbacks on declaration too
         self._active = False
-        self._subs, self._timers, self._pubs = [], [], []
+        self._subs, self._pubs, self._reporter = [], [], None
+        self.task_nodes = []                  # composed into this process (compose_task_nodes)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- lifecycle -------------------------------------------------------------
@@ -82,15 +84,17 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         try:
             self._read_taskset(self.get_parameter('taskset_file').value, self.get_parameter('zoo_dir').value or None)
             self.backend = create(self.p['backend'], self.p['device'], self.zoo_dir)
-            self._preload()
+            warm_up_all(self.families, self.backend, self.labels, self.variants, self.gpu_lanes)
         except (BackendError, zoo.ZooError, TasksetError, OSError, ValueError) as e:
             self.get_logger().error(f'configure failed: {e}')
             self._forget_taskset()
             return TransitionCallbackReturn.FAILURE
         for name, fam in self.families.items():
-            decode = decode_sound_job if fam.input == SOUND else decode_image_job
+            decode = sound_decode if fam.input == SOUND else image_decoder(fam)
             self.segments[name] = make_segments(fam, self.backend, self.labels[name], decode)
         self._make_publishers()
+        if self.p['compose_task_nodes']:
+            self._compose_task_nodes()
         self.configure_s = time.monotonic() - t0
         self.get_logger().info(f'configured in {self.configure_s:.1f} s: every variant loaded and warmed')
         return TransitionCallbackReturn.SUCCESS
@@ -119,7 +123,23 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
                         for n, f in self.families.items()}
         self.bounds = analysed_bounds(self.taskset, self.settings)
 
+    def _compose_task_nodes(self) -> None:
+        self.task_nodes = composed_task_nodes(
+            self, self.get_parameter('taskset_file').value, self.p['camera_topic'], self.p['sound_topic'],
+            self.p['input_filter'], self.get_parameter('use_sim_time').value)
+        for node in self.task_nodes:
+            if self.executor is not None:
+                self.executor.add_node(node)
+
+    def _release_task_nodes(self) -> None:
+        for node in self.task_nodes:
+            if node.executor is not None:
+                node.executor.remove_node(node)
+            node.destroy_node()
+        self.task_nodes = []
+
     def _forget_taskset(self) -> None:
+        self._release_task_nodes()
         if self.taskset is not None:
             undeclare_task_params(self, self.taskset.tasks)
         for pub in self._pubs:
@@ -127,16 +147,6 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self._pubs, self.result_pubs = [], {}
         self.taskset, self.settings, self.segments, self.bounds, self.backend = None, {}, {}, {}, None
         self.runtime = None
-
-    def _make_publishers(self) -> None:
-        self.result_pubs = {}
-        for name, fam in self.families.items():
-            self.result_pubs[name] = self.create_lifecycle_publisher(
-                DetectionArray if fam.kind == 'detect' else Classification, result_topic(name, fam.kind), 10)
-        self.status_pub = self.create_lifecycle_publisher(SchedulerStatus, STATUS_TOPIC, 10)
-        self.trace_pub = self.create_lifecycle_publisher(JobTraceArray, TRACE_TOPIC, 10)
-        self.diag_pub = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._pubs = [*self.result_pubs.values(), self.status_pub, self.trace_pub, self.diag_pub]
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         threads = self.cpu_workers + self.gpu_lanes
@@ -162,8 +172,8 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             sub, _ = filtered_subscription(self, SoundJob if fam.input == SOUND else ImageJob, job_topic(name),
                                            lambda raw, n=name: self._on_job(n, raw), JOB_QOS, content, raw=True)
             self._subs.append(sub)
-        self._timers = [self.create_timer(self.p['status_period_s'], self._publish_status),
-                        self.create_timer(0.25, self._publish_traces)]
+        self._report_period_s, self._status_due = min(TRACE_PERIOD_S, self.p['status_period_s']), 0.0
+        self._reporter = Pacer(self._report_period_s, self._report)   # off the ROS thread that takes frames
         if self._platform_note:
             self.get_logger().info(self._platform_note)
         self.get_logger().info(
@@ -190,9 +200,9 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         """Take no more jobs, let running segments end, stop publishing."""
         for sub in self._subs:
             self.destroy_subscription(sub)
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._subs, self._timers = [], []
+        if self._reporter is not None:
+            self._reporter.stop()
+        self._subs, self._reporter = [], None
         if self.runtime is not None:
             self.runtime.stop()
         self._active = False
@@ -202,38 +212,45 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         s = self.settings[name]
         return TaskParams(s.priority, s.deadline_ms, s.variant, self.taskset.tasks[name].on_overrun)
 
-    def _preload(self) -> None:
-        """Open and run every variant on every lane now, so that neither the first
-        job nor a variant switch pays for loading or compiling anything."""
-        warmed = set()
-        for name, fam in self.families.items():
-            if id(fam) not in warmed:                # tasks running one family share its sessions
-                warm_up(fam, self.backend, self.labels[name], sorted(self.variants[name]), self.gpu_lanes)
-                warmed.add(id(fam))
-
     # -- jobs ------------------------------------------------------------------
+    def accepting(self) -> bool:
+        """Composed task nodes release only while the scheduler takes jobs."""
+        return self._active
+
+    def priority(self, task: str) -> int:
+        s = self.settings.get(task)
+        return s.priority if s is not None else PRIORITY_MAX + 1
+
+    def offer(self, task: str, job: LocalJob) -> None:
+        """A job from a task node in this process (checked there; its pre segment encodes it)."""
+        if self._active:
+            self._admit(task, job.fields, time.monotonic(), job)
+
     def _on_job(self, task: str, raw: bytes) -> None:
-        """Admit a serialized job: its leading fields pass the receipt checks, its stamp
-        keeps the task's minimum inter-arrival; its deadline counts from that stamp.
-        Decoding it is the first step of pre-processing (a CPU worker, the job's priority)."""
+        """A serialized job from a task node elsewhere: its leading fields must pass the
+        receipt checks before it may count as a release. Decoding it is the first step
+        of pre-processing (a CPU worker, the job's priority)."""
         receipt = time.monotonic()
-        ros_now_s = self.get_clock().now().nanoseconds * 1e-9
         try:
             job = self._checks[task](raw)
         except InputError as e:
             self.admission.refuse(task)
             self._on_error(task, 'receipt', e)
             return
+        self._admit(task, job, receipt, raw)
+
+    def _admit(self, task: str, job, receipt: float, payload) -> None:
+        """Its stamp must keep the task's minimum inter-arrival; its deadline counts from it."""
         self.admission.node_report(task, job.refused)
         stamp_s = job.sec + job.nanosec * 1e-9
         if not self.admission.admit(task, stamp_s * 1e3, shed=task in self.degraded.shed):
             return
-        to_clock = receipt - ros_now_s           # ROS time -> the runtime's monotonic clock
+        to_clock = time.monotonic() - self.get_clock().now().nanoseconds * 1e-9   # ROS time -> the runtime's clock
         stamp = min(receipt, stamp_s + to_clock)  # a stamp from the future (clock skew) counts as now
         received = min(receipt, max(stamp, job.received_s + to_clock))
         marks = [stamp, received, min(receipt, max(received, job.released_s + to_clock))]
         origin = stamp if self.taskset.tasks[task].origin_is_stamp else None
-        self.runtime.submit(task, raw, origin_s=origin, path_marks=marks)
+        self.runtime.submit(task, payload, origin_s=origin, path_marks=marks)
 
     def _on_error(self, task: str, segment: str, exc: BaseException) -> None:
         reason = f'{type(exc).__name__}: {exc}'
@@ -258,6 +275,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
 
     def destroy_node(self):
         self._stop_jobs()
+        self._release_task_nodes()
         return super().destroy_node()
 
 

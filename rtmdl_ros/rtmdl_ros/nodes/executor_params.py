@@ -52,6 +52,12 @@ def declare_node_params(node) -> dict:
             'keep cores for the scheduler threads alone where the machine has more cores than scheduler threads'))),
         'input_filter': (True, ParameterDescriptor(read_only=True, description=INPUT_FILTER_HELP)),
         'autostart': (True, ParameterDescriptor(read_only=True, description='configure and activate at start')),
+        'compose_task_nodes': (False, ParameterDescriptor(read_only=True, description=(
+            'run a task node per task in this process (made on configure), handing jobs over directly'))),
+        'camera_topic': ('image_raw', ParameterDescriptor(read_only=True, description=(
+            'composed task nodes: the camera topic of tasks whose task set names none'))),
+        'sound_topic': ('sound', ParameterDescriptor(read_only=True, description=(
+            'composed task nodes: the sound topic of tasks whose task set names none'))),
         # Degraded mode (core/shedding.py): off unless asked for, since shedding a task is a decision
         # about the car's function that its builder must make.
         'shed_on_overload': (False, ParameterDescriptor(description=(

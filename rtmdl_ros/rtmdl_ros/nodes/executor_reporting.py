@@ -1,16 +1,39 @@
-"""What the executor reports each status period (mixed into ExecutorNode): status,
-/diagnostics and job traces, and degraded mode's decision, which follows the
+"""What the executor publishes (mixed into ExecutorNode): results (its lifecycle
+publishers, made on configure) and each status period status, /diagnostics and job traces, and degraded mode's decision, which follows the
 window miss rates it reports."""
 from __future__ import annotations
 
 import time
 
-from rtmdl_interfaces.msg import SchedulerStatus
+from diagnostic_msgs.msg import DiagnosticArray
+from rtmdl_interfaces.msg import Classification, DetectionArray, JobTraceArray, SchedulerStatus
 
 from . import executor_messages as out
+from .topics import STATUS_TOPIC, TRACE_TOPIC, result_topic
+
+
+TRACE_PERIOD_S = 0.25             # job traces go out this often (or each status, if more often)
 
 
 class Reporting:
+    def _report(self) -> None:
+        """One tick of the reporting thread: traces, and status when its period is due."""
+        self._publish_traces()
+        now = time.monotonic()
+        if now >= self._status_due:
+            self._status_due = now + self.p['status_period_s'] - self._report_period_s / 2
+            self._publish_status()
+
+    def _make_publishers(self) -> None:
+        self.result_pubs = {}
+        for name, fam in self.families.items():
+            self.result_pubs[name] = self.create_lifecycle_publisher(
+                DetectionArray if fam.kind == 'detect' else Classification, result_topic(name, fam.kind), 10)
+        self.status_pub = self.create_lifecycle_publisher(SchedulerStatus, STATUS_TOPIC, 10)
+        self.trace_pub = self.create_lifecycle_publisher(JobTraceArray, TRACE_TOPIC, 10)
+        self.diag_pub = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._pubs = [*self.result_pubs.values(), self.status_pub, self.trace_pub, self.diag_pub]
+
     def status_message(self) -> SchedulerStatus | None:
         """The scheduler's statistics, or None while not active."""
         if self.runtime is None or self.runtime.started_s is None:

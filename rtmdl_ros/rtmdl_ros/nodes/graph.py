@@ -82,38 +82,55 @@ def check_plan_file(plan_file: str, taskset_file: str, tasks=None) -> None:
         raise TasksetError(f'{where}: tasks {unknown} are not in the task set {taskset_file} ({sorted(tasks)})')
 
 
-def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 'onnxruntime', device: str = 'cpu',
-                sim_sensors: bool = True, camera_topic: str = DEFAULT_CAMERA_TOPIC,
-                sound_topic: str = DEFAULT_SOUND_TOPIC, executor_params: dict | None = None,
-                camera_params: dict | None = None) -> list[NodeSpec]:
-    """Executor, one task node per task (subscribed to its sensor), and a simulated
-    sensor per input topic. A task's `input_topic` (task set) wins over the
-    camera_topic / sound_topic defaults; tasks on one topic share its sensor,
-    which a task set's `sensors: {TOPIC: {PARAM: VALUE}}` may configure (e.g.
-    `source:` an image folder, relative to the task set, and `fps:`)."""
+def task_node_params(taskset_file: str, camera_topic: str = DEFAULT_CAMERA_TOPIC,
+                     sound_topic: str = DEFAULT_SOUND_TOPIC, raw: dict | None = None,
+                     families: dict | None = None) -> dict[str, tuple[str, dict]]:
+    """Task -> (input kind, its task node's parameters). A task's `input_topic` (task set)
+    wins over the camera_topic / sound_topic defaults; one message type per topic."""
     from ..models.catalog import read_task_requirements, task_families
-    raw = read_task_requirements(taskset_file)
-    families = task_families(raw, taskset_file)
-    inputs = task_inputs(taskset_file, raw, families)
-    sensors = sensor_settings(taskset_file)
-    if plan_file:
-        check_plan_file(plan_file, taskset_file, inputs)
+    raw = raw if raw is not None else read_task_requirements(taskset_file)
+    families = families if families is not None else task_families(raw, taskset_file)
     default = {IMAGE: camera_topic, SOUND: sound_topic}
-    specs = [NodeSpec('rtmdl_executor', 'rtmdl_executor', {
-        'taskset_file': taskset_file, 'backend': backend, 'device': device, **(executor_params or {})},
-        params_file=plan_file or None, role='executor')]
-    topics: dict[str, str] = {}                   # topic -> kind, in order of first use
+    kinds: dict[str, str] = {}
     users: dict[str, str] = {}
-    for task, (kind, topic) in inputs.items():
+    out = {}
+    for task, (kind, topic) in task_inputs(taskset_file, raw, families).items():
         topic = topic or default[kind]
-        if topics.setdefault(topic, kind) != kind:
+        if kinds.setdefault(topic, kind) != kind:
             raise TasksetError(f'task set {taskset_file}: tasks.{task} reads {kind} from {topic!r}, which task '
-                               f'{users[topic]!r} reads as {topics[topic]} (one message type per topic)')
+                               f'{users[topic]!r} reads as {kinds[topic]} (one message type per topic)')
         users.setdefault(topic, task)
         params = {'task': task, 'taskset_file': taskset_file, 'input_topic': topic}
         if kind == SOUND:
             params['window_s'] = float(families[task].window_s)
-        specs.append(NodeSpec(TASK_NODE_FOR_INPUT[kind], f'{task}_node', params))
+        out[task] = (kind, params)
+    return out
+
+
+def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 'onnxruntime', device: str = 'cpu',
+                sim_sensors: bool = True, camera_topic: str = DEFAULT_CAMERA_TOPIC,
+                sound_topic: str = DEFAULT_SOUND_TOPIC, executor_params: dict | None = None,
+                camera_params: dict | None = None, compose: bool = True) -> list[NodeSpec]:
+    """Executor, one task node per task (subscribed to its sensor), and a simulated
+    sensor per input topic; tasks on one topic share its sensor, which a task set's
+    `sensors: {TOPIC: {PARAM: VALUE}}` may configure (e.g. `source:` an image folder,
+    relative to the task set, and `fps:`). compose: the task nodes run inside the
+    executor's process and hand their jobs over there (no second hop); otherwise each
+    is a process of its own, publishing on jobs/<task>."""
+    from ..models.catalog import read_task_requirements, task_families
+    raw = read_task_requirements(taskset_file)
+    families = task_families(raw, taskset_file)
+    nodes = task_node_params(taskset_file, camera_topic, sound_topic, raw, families)
+    sensors = sensor_settings(taskset_file)
+    if plan_file:
+        check_plan_file(plan_file, taskset_file, nodes)
+    composed = {'compose_task_nodes': True, 'camera_topic': camera_topic, 'sound_topic': sound_topic} if compose else {}
+    specs = [NodeSpec('rtmdl_executor', 'rtmdl_executor', {
+        'taskset_file': taskset_file, 'backend': backend, 'device': device, **composed, **(executor_params or {})},
+        params_file=plan_file or None, role='executor')]
+    topics = {params['input_topic']: kind for kind, params in nodes.values()}   # in order of first use
+    if not compose:
+        specs += [NodeSpec(TASK_NODE_FOR_INPUT[kind], f'{task}_node', params) for task, (kind, params) in nodes.items()]
     unused = sorted(set(sensors) - set(topics))
     if unused:
         raise TasksetError(f'task set {taskset_file}: sensors {unused}: no task reads these topics '

@@ -54,6 +54,15 @@ def sensor_filter(envelope) -> tuple[str, list[str]]:
     return sound_filter(envelope) if envelope.kind == SOUND else image_filter(envelope)
 
 
+def widest_filter(kind: str, envelopes) -> tuple[str, list[str]]:
+    """One sensor filter passing what any of these tasks (on one topic) may accept."""
+    if kind == SOUND:
+        filters = {tuple(map(tuple, sound_filter(e))) for e in envelopes}
+        return sound_filter(envelopes[0]) if len(filters) == 1 else \
+            ('sample_rate >= %0 AND sample_rate <= %1 AND channels > 0', [str(r) for r in SAMPLE_RATES_HZ])
+    return image_filter(max(envelopes, key=lambda e: e.max_side))
+
+
 def job_filter(envelope, picture_size: tuple[int, int] | None) -> tuple[str, list[str]]:
     """The filter of a task's job topic (a SoundJob is mono: no channels field)."""
     if envelope.kind == SOUND:

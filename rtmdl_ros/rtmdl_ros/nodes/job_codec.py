@@ -2,10 +2,13 @@
 
 A task node takes its camera's sensor_msgs/Image serialized and reads it as a
 numpy view of the message's own bytes (one copy, made by the middleware; no
-Python message). It encodes only frames it releases, into the model-sized
-picture (models/picture.py), and sends an ImageJob; sound goes out as a
-SoundJob. The executor checks a job's leading fields on the serialized bytes
-before it may count as a release, and decodes it in the job's pre-processing.
+Python message). Composed into the executor's process it hands the released
+frame over as it is (a LocalJob) and the job's pre segment encodes it; in a
+process of its own it encodes the frame into the model-sized picture
+(models/picture.py) and sends an ImageJob, so only what the model reads
+crosses to the executor; sound goes out as a SoundJob. The executor checks a
+serialized job's leading fields before it may count as a release, and decodes
+it in the job's pre-processing.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import cv2
 import numpy as np
 from rclpy.serialization import deserialize_message
 from rtmdl_interfaces.msg import ImageJob, SoundJob
+from std_msgs.msg import Header
 
 from ..models import InputError
 from ..models.picture import Picture, Placement
@@ -103,6 +107,37 @@ class JobFields:
     received_s: float            # the task node's receipt and release (ROS time, seconds)
     released_s: float
     refused: int                 # inputs the task node refused so far
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    """A job a task node composed into the executor's process hands over directly:
+    a camera task's (Frame, roi), left to the pre segment to encode at the job's
+    priority, or a sound task's (mono samples, rate); nothing is copied."""
+    fields: JobFields
+    frame_id: str
+    payload: object
+
+    def header(self) -> Header:
+        header = Header(frame_id=self.frame_id)
+        header.stamp.sec, header.stamp.nanosec = self.fields.sec, self.fields.nanosec
+        return header
+
+
+def image_decoder(fam):
+    """A camera task's decode (its pre segment's first step): a LocalJob's frame is encoded
+    here, a serialized ImageJob already holds the picture."""
+    def decode(job):
+        if isinstance(job, LocalJob):
+            frame, roi = job.payload
+            return encode_frame(fam, frame, roi), job.header()
+        return decode_image_job(job)
+    return decode
+
+
+def sound_decode(job):
+    """A sound task's decode: ((mono samples, rate), header)."""
+    return (job.payload, job.header()) if isinstance(job, LocalJob) else decode_sound_job(job)
 
 
 def check_image_job(raw: bytes, picture_size: tuple[int, int], envelope=None) -> JobFields:

@@ -17,16 +17,19 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import serialize_message
 from rtmdl_interfaces.msg import AudioChunk
 from sensor_msgs.msg import Image
 
 from ..data import sounds
 from ..data.drive import DriveSequence
-from .conversions import bgr_to_image
-from .spin import float32_array, run_node
+from .conversions import bgr_to_image, write_stamp
+from .spin import Pacer, float32_array, run_node
 from .topics import DEFAULT_CAMERA_TOPIC, DEFAULT_SOUND_TOPIC
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
+PRERENDER = 60                    # camera frames looped by the synthetic camera (2 s at 30 fps)
+PRERENDER_SOUND_S = 20.0          # seconds of sound looped by the synthetic microphone
 
 
 class SourceError(ValueError):
@@ -77,26 +80,40 @@ class CameraSource(Node):
         self.encoding = self.declare_parameter('encoding', 'bgr8', ro).value
         self.frame_id = self.declare_parameter('frame_id', 'camera', ro).value
         seed = self.declare_parameter('seed', 0, ro).value
-        # prerender > 0: make that many frames now and loop them, so a simulated camera costs
-        # a publish per frame, as a camera driver does (the evaluation runs several).
-        prerender = self.declare_parameter('prerender', 0, ro).value
+        # prerender > 0: make that many frames now and loop them, serialized, so a simulated
+        # camera costs a publish per frame, as a camera driver does, not a render (-1: 60
+        # frames, 2 s at 30 fps, for the synthetic drive; 0 for a file or folder, read live).
+        prerender = self.declare_parameter('prerender', -1, ro).value
+        if prerender < 0:
+            prerender = PRERENDER if source == 'synthetic' else 0
         self.frames = DriveSequence(width, height, fps, seed=seed) if source == 'synthetic' else _Frames(source, width, height)
-        self._loop = [self._image(self.frames.next()) for _ in range(prerender)]
+        self._loop = [bytearray(serialize_message(self._image(self.frames.next()))) for _ in range(prerender)]
         self.pub = self.create_publisher(Image, DEFAULT_CAMERA_TOPIC, qos_profile_sensor_data)
         self.published = 0
-        self.create_timer(1.0 / fps, self.tick)
+        self.pacer = Pacer(1.0 / fps, self.tick)
         self.get_logger().info(f'camera_source: {source} at {fps:g} fps, {width}x{height} {self.encoding}')
 
+    def destroy_node(self):
+        self.pacer.stop()
+        return super().destroy_node()
+
     def _image(self, frame) -> Image:
-        return bgr_to_image(frame.image if hasattr(frame, 'image') else frame, Image, encoding=self.encoding)
+        msg = bgr_to_image(frame.image if hasattr(frame, 'image') else frame, Image, encoding=self.encoding)
+        msg.header.frame_id = self.frame_id
+        return msg
 
     def tick(self) -> None:
-        msg = self._loop[self.published % len(self._loop)] if self._loop else self._image(self.frames.next())
         # Capture time = when the frame exists: rendering a new scene now and then takes
         # ~100 ms, which a real camera would show as a late frame, not as an old one.
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.frame_id
-        self.pub.publish(msg)
+        stamp = self.get_clock().now().to_msg()
+        if self._loop:
+            raw = self._loop[self.published % len(self._loop)]
+            write_stamp(raw, stamp.sec, stamp.nanosec)
+            self.pub.publish(bytes(raw))
+        else:
+            msg = self._image(self.frames.next())
+            msg.header.stamp = stamp
+            self.pub.publish(msg)
         self.published += 1
 
 
@@ -118,19 +135,25 @@ class MicrophoneSource(Node):
                 data, self.rate = soundfile.read(source, dtype='float32', always_2d=True)
             except Exception as e:
                 raise SourceError(f'{source}: cannot read a sound file: {e}') from None
-            self.wav = data.mean(axis=1)
+            self.wav = data.mean(axis=1).astype(np.float32)
             self.stream = np.zeros(0, np.float32)
+        if self.wav is None:
+            # 20 s of synthetic sound made now and looped: the sensor then costs its publishes.
+            self.wav = np.concatenate([sounds.clip(int(self.rng.integers(0, len(sounds.CLASSES))), self.rng)
+                                       for _ in range(int(PRERENDER_SOUND_S / sounds.CLIP_S))]).astype(np.float32)
         self.pub = self.create_publisher(AudioChunk, DEFAULT_SOUND_TOPIC, qos_profile_sensor_data)
         self.published = 0
-        self.create_timer(self.chunk_s, self.tick)
+        self.pacer = Pacer(self.chunk_s, self.tick)
         self.get_logger().info(f'microphone_source: {source}, {self.rate} Hz, chunks of {self.chunk_s:g} s')
+
+    def destroy_node(self):
+        self.pacer.stop()
+        return super().destroy_node()
 
     def tick(self) -> None:
         n = int(self.chunk_s * self.rate)
         while self.stream.size < n:
-            more = self.wav if self.wav is not None else \
-                sounds.clip(int(self.rng.integers(0, len(sounds.CLASSES))), self.rng)
-            self.stream = np.concatenate([self.stream, more.astype(np.float32)])
+            self.stream = np.concatenate([self.stream, self.wav])
         chunk, self.stream = self.stream[:n], self.stream[n:]
         msg = AudioChunk(sample_rate=int(self.rate), channels=1)
         # The chunk's first sample was heard chunk_s ago (AudioChunk: stamp = its capture time).

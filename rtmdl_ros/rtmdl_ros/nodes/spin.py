@@ -4,6 +4,8 @@ from __future__ import annotations
 import array
 import signal
 import sys
+import threading
+import time
 
 import numpy as np
 import rclpy
@@ -14,6 +16,38 @@ def float32_array(x: np.ndarray) -> array.array:
     out = array.array('f')
     out.frombytes(np.ascontiguousarray(x, np.float32).tobytes())
     return out
+
+
+class Pacer:
+    """Calls `tick` every `period_s` from a thread of its own, on absolute deadlines (a late
+    tick is not made up with a burst). For periodic work that must not run on a node's ROS
+    thread: a simulated sensor then costs what its publishes cost (an executor timer wakes
+    rclpy's wait-set machinery each time), and the executor's status does not hold up frames."""
+
+    def __init__(self, period_s: float, tick):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period_s, tick), daemon=True)
+        self._thread.start()
+
+    def _run(self, period_s: float, tick) -> None:
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                tick()
+            except Exception:
+                if not rclpy.ok():                 # the context went down (a signal) before destroy_node
+                    return
+                raise
+            deadline += period_s
+            now = time.monotonic()
+            if deadline < now - period_s:
+                deadline = now                     # fell a whole period behind: start again from now
+            self._stop.wait(max(0.0, deadline - now))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -18,6 +18,11 @@ model reads; graph.py sets it from the family) and releases that window as a
 SoundJob under the same rule. Malformed inputs are counted, logged and left out.
 Nothing is released while no executor is active (it subscribes to the job
 topic only then), so start-up loses no job and counts none as missed.
+
+Composed into the executor's process (the executor's compose_task_nodes, what
+the launch files and bringup do), a task node hands its job to the executor
+directly (`sink`): no second DDS hop, no serialization. Run alone, it
+publishes on jobs/<task>, e.g. from a camera computer to the car's Jetson.
 """
 from __future__ import annotations
 
@@ -31,10 +36,11 @@ from sensor_msgs.msg import Image
 
 from ..core.release import ADMIT, ReleaseGate
 from ..core.taskset import TasksetError
-from ..models import InputError
+from ..models import SOUND, InputError
 from .conversions import chunk_to_mono
-from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription, sensor_filter
-from .job_codec import encode_frame, image_job, read_frame, sound_job
+from .graph import task_node_params
+from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription, sensor_filter, widest_filter
+from .job_codec import JobFields, LocalJob, encode_frame, image_job, read_frame, sound_job
 from .resources import default_taskset_file
 from .spin import float32_array, run_node
 from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_topic
@@ -64,8 +70,11 @@ class TaskNode(Node):
     default_input = 'image_raw'
     raw_input = False              # True: take serialized messages (no Python message is built)
 
-    def __init__(self, task: str = '', **kwargs):
+    def __init__(self, task: str = '', sink=None, subscribe: bool = True, **kwargs):
+        """sink: the executor in this process (accepting(), offer(task, LocalJob), priority(task)),
+        or None. subscribe=False: another node of this process reads the topic for it (subscribe())."""
         super().__init__(f'{task or "task"}_node', **kwargs)
+        self.sink = sink
         ro = ParameterDescriptor(read_only=True)
         self.task = self.declare_parameter('task', task, ParameterDescriptor(
             read_only=True, description='task name in the task set')).value
@@ -75,21 +84,35 @@ class TaskNode(Node):
         self.family, self.envelope, gap_ms = task_spec(taskset_file, self.task)
         self.gate = ReleaseGate(gap_ms)
         self.input_topic = self.declare_parameter('input_topic', self.default_input, ro).value
-        self.pub = self.create_publisher(self.job_type, job_topic(self.task), JOB_QOS)
+        self.pub = None if sink is not None else self.create_publisher(self.job_type, job_topic(self.task), JOB_QOS)
         use_filter = self.declare_parameter('input_filter', True, ParameterDescriptor(
             read_only=True, description=INPUT_FILTER_HELP)).value
         self.input_filter = sensor_filter(self.envelope) if use_filter else None
-        self.input_sub, filtered = filtered_subscription(self, self.msg_type, self.input_topic, self.on_input,
-                                                         qos_profile_sensor_data, self.input_filter, raw=self.raw_input)
+        self.input_sub = None
         self.released = self.before_active = self.malformed = 0
         self.received = self._received_at_check = 0     # inputs past the DDS filter
+        filtered = self.subscribe([self], self.input_filter) if subscribe else False
+        self.get_logger().info(f'{self.task}: releasing on arrival from {self.input_topic}, at least '
+                               f'{self.gate.min_gap_ms:g} ms apart by stamp' +
+                               ('; DDS drops inputs outside the profiled envelope' if filtered else ''))
+
+    def subscribe(self, readers: list, content_filter) -> bool:
+        """Read the input topic for `readers` (task nodes of this process on it, this one
+        among them): one take per input, handed to each, the most urgent task first."""
+        if len(readers) == 1:
+            callback = self.on_input
+        else:
+            def callback(msg, nodes=tuple(readers), sink=self.sink):
+                for node in sorted(nodes, key=lambda n: sink.priority(n.task)):
+                    node.on_input(msg)
+        self.input_filter = content_filter
+        self.input_sub, filtered = filtered_subscription(self, self.msg_type, self.input_topic, callback,
+                                                         qos_profile_sensor_data, content_filter, raw=self.raw_input)
         if filtered:
             # DDS drops what fails the filter without a trace: say so when a publisher is
             # heard from but nothing arrives, or a mis-set camera looks like a dead one.
             self.create_timer(SILENCE_S, self._check_silence, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(f'{self.task}: releasing on arrival from {self.input_topic}, at least '
-                               f'{self.gate.min_gap_ms:g} ms apart by stamp' +
-                               ('; DDS drops inputs outside the profiled envelope' if filtered else ''))
+        return filtered
 
     def _check_silence(self) -> None:
         publishers, heard = self.count_publishers(self.input_topic), self.received - self._received_at_check
@@ -107,7 +130,15 @@ class TaskNode(Node):
         self.get_logger().warning(f'{what} rejected ({self.malformed} so far): {error}', throttle_duration_sec=5.0)
 
     def executor_active(self) -> bool:
-        return self.pub.get_subscription_count() > 0
+        return self.sink.accepting() if self.sink is not None else self.pub.get_subscription_count() > 0
+
+    def release(self, fields: JobFields, frame_id: str, payload, message) -> None:
+        """Hand the job to the executor in this process, or publish it (message() builds it)."""
+        if self.sink is not None:
+            self.sink.offer(self.task, LocalJob(fields, frame_id, payload))
+        else:
+            self.pub.publish(message())
+        self.released += 1
 
     def admit(self, sec: int, nanosec: int) -> bool:
         """May an input with this stamp be released now? (an executor listens, the gate admits it)"""
@@ -161,13 +192,18 @@ class CameraTaskNode(TaskNode):
             return
         if not self.admit(frame.sec, frame.nanosec):
             return
-        try:
-            picture = encode_frame(self.family, frame, self.roi)
-        except InputError as e:
-            self.refuse('frame', e)
-            return
-        self.pub.publish(image_job(frame, picture, received_s, self.now_s(), self.malformed))
-        self.released += 1
+        payload = picture = None
+        if self.sink is not None:
+            payload = (frame, self.roi)           # composed: the job's pre segment encodes it, at its priority
+        else:
+            try:                                  # alone: only the model's picture crosses to the executor
+                payload = picture = encode_frame(self.family, frame, self.roi)
+            except InputError as e:
+                self.refuse('frame', e)
+                return
+        fields = JobFields(frame.sec, frame.nanosec, received_s, self.now_s(), self.malformed)
+        self.release(fields, frame.frame_id, payload, lambda: image_job(
+            frame, picture, received_s, fields.released_s, self.malformed))
 
 
 class SoundTaskNode(TaskNode):
@@ -196,10 +232,34 @@ class SoundTaskNode(TaskNode):
             self._buffer = np.zeros(0, np.float32)      # a new stream: do not splice rates
             self._rate = rate
         self._buffer = np.concatenate([self._buffer, samples])[-int(self.window_s * rate):]
-        if self.admit(msg.header.stamp.sec, msg.header.stamp.nanosec):
-            self.pub.publish(sound_job(msg.header, self._rate, float32_array(self._buffer), received_s,
-                                       self.now_s(), self.malformed))
-            self.released += 1
+        stamp = msg.header.stamp
+        if self.admit(stamp.sec, stamp.nanosec):
+            fields = JobFields(stamp.sec, stamp.nanosec, received_s, self.now_s(), self.malformed)
+            window = self._buffer                 # replaced, never changed in place: safe to hand over
+            self.release(fields, msg.header.frame_id, (window, self._rate), lambda: sound_job(
+                msg.header, self._rate, float32_array(window), received_s, fields.released_s, self.malformed))
+
+
+def composed_task_nodes(sink, taskset_file: str, camera_topic: str, sound_topic: str, input_filter: bool,
+                        use_sim_time: bool) -> list[TaskNode]:
+    """A task node per task of the task set in this process, handing its jobs to `sink` (the
+    executor). They take no global arguments: the process's `__node:=rtmdl_executor` would
+    rename them too; namespace and use_sim_time follow the executor's."""
+    from rclpy.parameter import Parameter
+    nodes = []
+    for task, (kind, params) in task_node_params(taskset_file, camera_topic, sound_topic).items():
+        params = {**params, 'input_filter': input_filter, 'use_sim_time': use_sim_time}
+        nodes.append((SoundTaskNode if kind == SOUND else CameraTaskNode)(
+            task, sink=sink, subscribe=False, namespace=sink.get_namespace(), use_global_arguments=False,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]))
+    # One subscription per topic: one take of each frame in this process, for every task on it.
+    by_topic: dict[str, list] = {}
+    for node in nodes:
+        by_topic.setdefault(node.input_topic, []).append(node)
+    for readers in by_topic.values():
+        readers[0].subscribe(readers, widest_filter(readers[0].envelope.kind, [n.envelope for n in readers])
+                             if input_filter else None)
+    return nodes
 
 
 def camera_task_main() -> int:
