@@ -1,4 +1,6 @@
 """Response-time and miss-rate bounds on sets small enough to check by hand."""
+import math
+
 import pytest
 
 from rtmdl_ros.core.analysis import analyze, default_plan
@@ -27,6 +29,29 @@ def test_hand_computed_two_tasks_one_worker_one_lane():
     assert b['A'].response_bound_ms == pytest.approx(18.0)
     assert b['B'].response_bound_ms == pytest.approx(20.0)
     assert b['A'].miss_rate_bound == 0.0 and b['B'].miss_rate_bound == 0.0
+
+
+def test_one_lower_job_blocks_a_job_once_per_segment_it_has():
+    # B's jobs are 100 apart and dropped at 40: within A's 20 ms window at most one
+    # B job can start its pre (3) and its post (2), so A's pre waits <= 3 and its
+    # post <= 2 (per segment it would be 3 each: 18).
+    b = bounds({'A': task(20, 2, 5, 1), 'B': task(100, 3, 4, 2, deadline=40)})
+    assert b['A'].response_bound_ms == pytest.approx(2 + 3 + 4 + 5 + 2 + 1)
+    # Jobs of B close enough together for two pre executions to land in A's window:
+    b = bounds({'A': task(20, 2, 5, 1), 'B': task(30, 3, 4, 2)})
+    assert b['A'].response_bound_ms == pytest.approx(18.0)
+
+
+def test_job_level_blocking_never_charges_more_than_per_segment():
+    from rtmdl_ros.core.analysis import job_blocking, segment_times
+    ts = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1},
+                            'tasks': {'A': task(20, 2, 5, 1), 'B': task(100, 3, 4, 2, deadline=40)}})
+    a, b = ts.tasks['A'], ts.tasks['B']
+    items = ((3.0, 100.0, 40.0), (2.0, 100.0, 33.0))
+    assert job_blocking(a, segment_times(a, 'v', 100.0, ts.platform), items) == (3.0, 2.0)
+    # An overrunning task's own superseded job counts once (T = inf).
+    assert job_blocking(a, segment_times(a, 'v', 100.0, ts.platform), ((5.0, math.inf, 0.0),)) == (5.0,)
+    assert b.name == 'B'
 
 
 def test_single_task_bound_is_its_own_work():

@@ -85,6 +85,47 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
     return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best)
 
 
+def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float], ...]:
+    """(c, T, J) of each segment of `task` on `resource`: its length, the least gap
+    between its jobs' stamps and the spread of its start offset from the stamp
+    (earliest: best-case path and earlier segments; latest: the deadline, where a
+    waiting job is dropped). The job-level blocking pool (job_blocking) counts
+    from these how often the segment can start within another job's window."""
+    cap = task.deadline_ms + (0.0 if task.origin_is_stamp else times.path)
+    items, earliest = [], times.path_best
+    for k, seg in enumerate(SEGMENTS):
+        if RESOURCE_OF[seg] == resource and times.c[k] > 0:
+            items.append((times.c[k], task.interarrival_ms, max(0.0, cap - earliest)))
+        earliest += times.best[k]
+    return tuple(items)
+
+
+def top_items(items: Iterable[tuple[float, float, float]], k: int = 2) -> tuple:
+    """The k longest pool items: enough for the k longest blocking executions."""
+    return tuple(sorted(items, reverse=True)[:k])
+
+
+def job_blocking(task: Task, times: SegmentTimes, items: Sequence[tuple[float, float, float]]) -> tuple[float, ...]:
+    """With one server, the lengths of the lower-priority segment executions that can
+    block this job's successive segments on the resource, longest first.
+
+    Each of our segments is blocked by at most one execution that was already
+    running when it became ready, and one that blocked our earlier segment has
+    ended before that segment started: the blockers of one job are distinct
+    executions. Segment s of task j starts at most floor((L + J_js) / T_j) + 1
+    times in a window of length L; our job's segments become ready between
+    stamp + best path and its drop time (the deadline), and a blocker starts
+    less than c_js before that, so L = cap - best path + c_js. A task that may
+    overrun brings a second job (pool item with T = inf counts once more)."""
+    cap = task.deadline_ms + (0.0 if task.origin_is_stamp else times.path)
+    window = cap - times.path_best
+    values = []
+    for c, period, jitter in items:
+        n = 1 if not math.isfinite(period) else math.floor((window + c + jitter) / period) + 1
+        values.extend([c] * min(n, 2))
+    return tuple(sorted(values, reverse=True)[:2])
+
+
 def blocking(candidates: Iterable[float], servers: int) -> tuple[tuple[float, ...], int]:
     """The `servers` longest lower-priority segments (> 0) and how many there are."""
     top = tuple(sorted((c for c in candidates if c > 0), reverse=True)[:servers])
@@ -153,8 +194,15 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     """Response bound of one task given higher-priority interference and blocking.
 
     hp[resource]: (c, c + jitter, period) of every higher-priority segment on it.
-    block[resource]: (segments, count) from blocking().
+    block[resource]: (segments, count) from blocking(); block['pool'][resource],
+    where given, the lower-priority pool items (pool_items) of that resource: on a
+    single-server resource the job's k-th segment there is charged the k-th
+    longest blocker of the job (job_blocking) instead of the longest every time.
     """
+    pool = block.get('pool') if hasattr(block, 'get') else None
+    charged = {r: job_blocking(task, times, pool[r]) for r in RESOURCES
+               if pool is not None and platform.servers(r) == 1}
+    seen = {r: 0 for r in RESOURCES}
     # Past this the bound is useless (the job would be dropped long before).
     limit = 10.0 * task.period_ms + 10.0 * task.deadline_ms
     shift = 0.0 if task.origin_is_stamp else times.path     # stamp -> the deadline's origin
@@ -166,6 +214,11 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     for k, seg in enumerate(SEGMENTS):
         r = RESOURCE_OF[seg]
         b_segments, _ = block[r]
+        if r in charged:
+            # Never more than the per-segment charge: the pool's longest is that segment.
+            nth = seen[r]
+            b_segments = tuple(min(x, y) for x, y in zip(b_segments, charged[r][nth:nth + 1]))
+            seen[r] += 1
         wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit) if math.isfinite(ready) else (math.inf, 0)
         start = ready + wait
         # A job still waiting at its deadline is dropped, so no segment starts later.
@@ -196,13 +249,34 @@ def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: st
 
 def _suffix_blocking(timed, servers: Mapping[str, int], overrunning: frozenset = frozenset()) -> dict:
     """Per resource and position, the `servers` longest segments of the tasks below it
-    (blocking_candidates() of every suffix in one pass, bottom up)."""
+    (blocking_candidates() of every suffix in one pass, bottom up), and under 'pool'
+    the two longest pool items of those tasks (job_blocking)."""
     below = {r: [()] * (len(timed) + 1) for r in RESOURCES}
+    below['pool'] = {r: [()] * (len(timed) + 1) for r in RESOURCES}
     for idx in range(len(timed) - 1, -1, -1):
         for r in RESOURCES:
             below[r][idx] = tuple(sorted(below[r][idx + 1] + tuple(blocking_candidates(
                 [timed[idx]], r, None, overrunning)), reverse=True)[:servers[r]])
+            below['pool'][r][idx] = top_items(below['pool'][r][idx + 1] + pool_items(*timed[idx], r))
     return below
+
+
+def own_overrun_item(task: Task, times: SegmentTimes, resource: str, overrunning: frozenset) -> tuple:
+    """The task's own superseded job's running segment, as a pool item that counts once."""
+    if task.on_overrun == 'replace' and task.name in overrunning:
+        return ((times.longest_on(resource), math.inf, 0.0),)
+    return ()
+
+
+def block_at(below: dict, idx: int, servers: Mapping[str, int], task: Task | None = None,
+             times: SegmentTimes | None = None, overrunning: frozenset = frozenset()) -> dict:
+    """bound_task's `block` for the task at position idx (tasks below it from _suffix_blocking)."""
+    own = (task, times) if task is not None else None
+    block = {r: blocking(below[r][idx + 1] + tuple(blocking_candidates([], r, own, overrunning) if own else ()),
+                         servers[r]) for r in RESOURCES}
+    block['pool'] = {r: below['pool'][r][idx + 1] + (own_overrun_item(task, times, r, overrunning) if own else ())
+                     for r in RESOURCES}
+    return block
 
 
 def miss_rate_bound(at_p: SegmentBound, at_max: SegmentBound, deadline: float, percentile: float) -> float:
@@ -237,6 +311,12 @@ class TaskAnalysis:
         return self.miss_rate_bound <= self.max_miss_rate + _EPS
 
 
+def _prefix_key(entry, below_max: dict, below_p: dict, idx: int) -> tuple:
+    """What a task's bounds depend on besides the tasks above it: its blocking."""
+    return (entry, *(b[r][idx + 1] for b in (below_max, below_p) for r in RESOURCES),
+            *(b['pool'][r][idx + 1] for b in (below_max, below_p) for r in RESOURCES))
+
+
 class Analyzer:
     """Caches per-variant segment times; analyses any ordered assignment."""
 
@@ -267,8 +347,7 @@ class Analyzer:
         below = _suffix_blocking(timed, servers, overrunning)
         out = {}
         for idx, (task, times) in enumerate(timed):
-            block = {r: blocking(below[r][idx + 1] + tuple(blocking_candidates([], r, (task, times), overrunning)),
-                                 servers[r]) for r in RESOURCES}
+            block = block_at(below, idx, servers, task, times, overrunning)
             b = bound_task(task, times, ts.platform, hp, block)
             out[task.name] = b
             for r, c, span, period in b.interference(times, task.interarrival_ms):
@@ -299,8 +378,7 @@ class Analyzer:
             cache.clear()
         keys, key, state, start = [], (), ((), (), (), (), False), 0
         for idx in range(n):
-            key = key + ((order[idx], below_max['cpu'][idx + 1], below_max['gpu'][idx + 1],
-                          below_p['cpu'][idx + 1], below_p['gpu'][idx + 1]),)
+            key = key + (_prefix_key(order[idx], below_max, below_p, idx),)
             keys.append(key)
             hit = cache.get(key)
             if hit is None:
@@ -313,13 +391,11 @@ class Analyzer:
         any_late = state[4]
         for idx in range(start, n):
             task = tasks[idx]
-            bmax = bound_task(task, t_max[idx], ts.platform, hp_max,
-                              {r: blocking(below_max[r][idx + 1], servers[r]) for r in RESOURCES})
+            bmax = bound_task(task, t_max[idx], ts.platform, hp_max, block_at(below_max, idx, servers))
             bp = bmax if self.single_percentile else bound_task(
-                task, t_p[idx], ts.platform, hp_p, {r: blocking(below_p[r][idx + 1], servers[r]) for r in RESOURCES})
+                task, t_p[idx], ts.platform, hp_p, block_at(below_p, idx, servers))
             if idx >= len(keys):
-                keys.append(keys[-1] + ((order[idx], below_max['cpu'][idx + 1], below_max['gpu'][idx + 1],
-                                         below_p['cpu'][idx + 1], below_p['gpu'][idx + 1]),))
+                keys.append(keys[-1] + (_prefix_key(order[idx], below_max, below_p, idx),))
             if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p) > task.max_miss_rate + _EPS:
                 cache[keys[idx]] = False
                 return False

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from .analysis import (RESOURCES, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
-                       deadline_monotonic, miss_rate_bound)
+                       deadline_monotonic, job_blocking, miss_rate_bound, pool_items, top_items)
 from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
 
@@ -136,16 +136,19 @@ class _Search:
     def _blocking(self, below) -> dict:
         """Least blocking of any task above the placed ones, per percentile: one
         running segment per placed task (no overrun charges, which only add)."""
-        return {pct: {r: blocking(blocking_candidates([(self.ts.tasks[n], self.an.times(n, v, pct))
-                                                       for n, v, *_ in below], r), self.servers[r])
-                      for r in RESOURCES}
-                for pct in self.pcts}
+        out = {}
+        for pct in self.pcts:
+            timed = [(self.ts.tasks[n], self.an.times(n, v, pct)) for n, v, *_ in below]
+            out[pct] = {r: blocking(blocking_candidates(timed, r), self.servers[r]) for r in RESOURCES}
+            out[pct]['pool'] = {r: top_items(item for tt in timed for item in pool_items(*tt, r))
+                                for r in RESOURCES}
+        return out
 
     def _spans(self, name: str, variant: str, pct: float, block) -> tuple:
         """Per segment (c, least c + jitter). A segment starts no earlier than the
         earlier segments' lengths plus the waits their blocking alone forces
         (or the deadline, if sooner); it may start as early as the best cases."""
-        key = (name, variant, pct, block['cpu'][0], block['gpu'][0])
+        key = (name, variant, pct, block['cpu'][0], block['gpu'][0], block['pool']['cpu'], block['pool']['gpu'])
         spans = self._span_cache.get(key)
         if spans is None:
             t = self.an.times(name, variant, pct)
@@ -153,11 +156,17 @@ class _Search:
             # Offsets from the stamp, as in bound_task: the latest start is capped where the job is dropped.
             deadline = task.deadline_ms + (0.0 if task.origin_is_stamp else t.path)
             spans, latest, best = [], t.path, t.path_best
+            charged = {r: job_blocking(task, t, block['pool'][r]) for r in RESOURCES if self.servers[r] == 1}
+            seen = {r: 0 for r in RESOURCES}
             for k, seg in enumerate(SEGMENTS):
                 r = RESOURCE_OF[seg]
-                # Least wait the blocking alone forces: the shortest of M running segments.
+                # Least wait the blocking alone forces: the shortest of M running segments
+                # (one server: the job's k-th blocker on r, as bound_task charges it).
                 segs = block[r][0]
-                latest += segs[-1] if len(segs) >= self.servers[r] else 0.0
+                if r in charged:
+                    segs = tuple(min(x, y) for x, y in zip(segs, charged[r][seen[r]:seen[r] + 1]))
+                    seen[r] += 1
+                latest += segs[-1] if segs and len(segs) >= self.servers[r] else 0.0
                 spans.append((t.c[k], t.c[k] + max(0.0, min(latest, deadline) - best)))
                 latest += t.c[k]
                 best += t.best[k]
