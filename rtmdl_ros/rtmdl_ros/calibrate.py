@@ -1,75 +1,104 @@
 """`rtmdl calibrate`: measure what the analysis needs on the graph's real path.
 
 `rtmdl profile` times each variant alone, in one process. The running graph
-adds what that cannot see: the path from the sensor's stamp to the
-scheduler's release (camera driver, transport, task node, the executor's
-receipt), and segments that run slower beside the ROS processes. This runs
-the graph (one process per node, as launched) with the heaviest plan, the
-largest variant of every task, records every job's trace, and writes into
-the task set's profiles file:
+adds what that cannot see: the path from the sensor's stamp to the scheduler's
+release, and segments that run slower beside the ROS threads and the sensors.
+This runs the graph (as launched) in windows; in each, the executor moves every
+task through all its variants (`cycle_variants_s`), so every variant runs in
+the graph. From the traces (core/calibration.py) it writes into the task set's
+profiles file:
 
-  * tasks.<t>.release_path_ms: the measured stamp -> release samples, which the
-    analysis takes as the path offset and its spread as release jitter;
-  * every variant's pre/infer/post samples of task t stretched by the ratio
-    of the graph's p99 to the profile's p99 for the variant that ran (post
-    includes publishing the result), when the graph was slower.
+  * tasks.<t>.release_path_ms: every measured stamp -> release sample, and
+    release_path_tail: an upper confidence bound on its percentile (core/tails.py);
+  * per variant, pre/infer/post as the fitted interference model gives them
+    (QUANTILE_POINTS quantiles) and <segment>_tail: the model at its residuals'
+    upper confidence bound.
+
+Windows repeat (up to max_windows) while one more window still moves any task's
+release-path tail by more than `tolerance`, or while too few samples bound it:
+a noisy window lengthens the calibration instead of deciding the plan alone.
+The uncalibrated profile is kept beside it (.uncalibrated) and every run starts
+from it, so calibrating twice never stretches twice.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 import yaml
 
 from .core.analysis import default_plan
+from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
+                               path_estimate, segment_samples, settled, top_cut)
 from .core.files import atomic_write
 from .core.plan import write_plan
-from .core.taskset import TasksetError, load_taskset, read_yaml
-from .core.trace import STAGES, JobTrace
+from .core.taskset import SEGMENTS, TasksetError, load_taskset, read_yaml
+from .core.tails import TailEstimate
+from .core.trace import JobTrace
 
-_SEGMENT_STAGES = {'pre': ('pre',), 'infer': ('infer',), 'post': ('post', 'publish')}
-
-
-def graph_ratios(traces: list[JobTrace], taskset, variant_of: dict, percentile: float = 99.0) -> dict:
-    """{task: {segment: graph p99 / profiled p99}} over the published jobs of each task."""
-    out = {}
-    for task, variant in variant_of.items():
-        rows = np.array([t.stages_ms for t in traces if t.task == task and not np.isnan(t.stages_ms).any()])
-        if len(rows) < 10:
-            continue
-        prof = taskset.tasks[task].variants[variant]
-        out[task] = {}
-        for seg, stages in _SEGMENT_STAGES.items():
-            graph = rows[:, [STAGES.index(s) for s in stages]].sum(axis=1)
-            profiled = prof.time(seg).quantile(percentile)
-            out[task][seg] = float(np.percentile(graph, percentile) / profiled) if profiled > 0 else 1.0
-    return out
+CONFIDENCE = 0.9           # of every tail bound
+TOLERANCE = 0.15           # one more window may move a release path's tail by this much (relative)
 
 
-def apply_calibration(profiles: dict, traces: list[JobTrace], ratios: dict) -> dict:
-    """The profiles dict with measured release paths and stretched segment samples."""
+@dataclass
+class Calibration:
+    profiles_file: str
+    windows: int
+    jobs: int
+    paths: dict[str, TailEstimate] = field(default_factory=dict)
+    models: dict[tuple[str, str], SegmentModel] = field(default_factory=dict)
+    shifts: list[dict] = field(default_factory=list)
+    converged: bool = True
+
+    def report(self) -> str:
+        lines = [f'{self.jobs} jobs in {self.windows} window(s); '
+                 + ('stable' if self.converged else 'NOT stable within the windows allowed: '
+                    'the bounds below carry that window-to-window spread; run it again on a quieter machine')]
+        for task, est in self.paths.items():
+            lines.append(f'  {task} release path: {est.describe()}')
+        for model in self.models.values():
+            tail = model.tail.describe().replace(' ms', '')
+            lines.append(f'  {model.describe()}; residual {tail}')
+        return '\n'.join(lines)
+
+
+def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentile: float,
+                      confidence: float = CONFIDENCE) -> tuple[dict, dict, dict]:
+    """The profiles dict with measured release paths and modelled segment times; the path
+    estimates and segment models it used."""
     out = yaml.safe_load(yaml.safe_dump(profiles))           # deep copy
+    paths, models = {}, {}
     for task, entry in out.get('tasks', {}).items():
-        paths = [round(t.path_ms, 3) for t in traces if t.task == task and np.isfinite(t.path_ms)]
-        if paths:
-            entry['release_path_ms'] = sorted(paths)
-        for seg, ratio in ratios.get(task, {}).items():
-            if ratio <= 1.0:
+        if task not in taskset.tasks:
+            continue
+        samples, est = path_estimate(traces, task, percentile, confidence)
+        if samples:
+            cut, top = top_cut(samples, confidence)
+            entry['release_path_ms'] = [x for x in samples if x <= cut]
+            entry['release_path_tail'] = {float(percentile): min(cut, est.bound if est.ok else est.bound_or_max)}
+            entry['release_path_top'] = top
+            paths[task] = est
+        variants = taskset.tasks[task].variants
+        for seg in SEGMENTS:
+            profiled = {v: float(np.median(variants[v].time(seg).samples)) for v in variants}
+            model = fit_segment(task, seg, segment_samples(traces, task, seg), profiled, percentile, confidence)
+            if model is None:
                 continue
-            for v in entry.get('variants', {}).values():
-                key = f'{seg}_ms'
-                vals = v[key] if isinstance(v[key], list) else [v[key]]
-                v[key] = [round(float(x) * ratio, 4) for x in vals]
-    return out
+            models[(task, seg)] = model
+            for v, spec in entry.get('variants', {}).items():
+                if v in model.medians:
+                    spec[f'{seg}_ms'], spec[f'{seg}_tail'], spec[f'{seg}_top'] = \
+                        calibrated_variant(model, v, percentile, confidence)
+    return out, paths, models
 
 
 def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxruntime', device: str = 'cpu',
               zoo_dir: str | None = None, out_dir: str | None = None, quiet: bool = True,
-              camera_params: dict | None = None) -> tuple[str, dict, int]:
-    """Run the graph with the largest variants, then rewrite the profiles file. Returns
-    (profiles file, ratios, jobs traced)."""
+              camera_params: dict | None = None, min_windows: int = 2, max_windows: int = 4,
+              tolerance: float = TOLERANCE, confidence: float = CONFIDENCE) -> Calibration:
+    """Run the graph in windows of duration_s with every variant in turn, then rewrite the profiles file."""
     from .trace_report import record
-    taskset = load_taskset(taskset_file)
     raw = read_yaml(taskset_file, 'task set')
     if not raw.get('profiles'):
         raise TasksetError(f'task set {taskset_file}: has no profiles file to calibrate (make it with rtmdl profile)')
@@ -84,30 +113,54 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         atomic_write(pristine, lambda f: yaml.safe_dump(current, f, sort_keys=False, width=160,
                                                          default_flow_style=None))
     profiles = read_yaml(pristine, 'profiles file')
-    base = load_taskset(_with_profiles(taskset_file, raw, pristine))
-    plan = default_plan(base)
+    base_file = os.path.abspath(_with_profiles(taskset_file, raw, pristine))
+    base = load_taskset(base_file)
     out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(taskset_file)), 'calibration')
     os.makedirs(out_dir, exist_ok=True)
     plan_file = os.path.join(out_dir, 'plan_largest.yaml')
-    write_plan(plan_file, plan, header='rtmdl calibrate: largest variants, deadline-monotonic')
-    rc, traces, _ = record(out_dir, plan_file, os.path.abspath(_with_profiles(taskset_file, raw, pristine)),
-                           duration_s, backend, device, zoo_dir, quiet, judge=False, camera_params=camera_params)
-    if rc != 0 or not traces:
-        raise TasksetError(f'calibration run failed (exit {rc}, {len(traces)} jobs traced); logs above')
-    ratios = graph_ratios(traces, base, {n: a.variant for n, a in plan.items()}, taskset.percentile)
-    calibrated = apply_calibration(profiles, traces, ratios)
-    calibrated['calibrated'] = {'duration_s': duration_s, 'jobs': len(traces), 'ratios': ratios}
-    header = (f'Calibrated by `rtmdl calibrate` on the running graph ({duration_s:g} s, {len(traces)} jobs, '
-              'largest variants): release_path_ms measured stamp -> release; segment samples stretched by '
-              + ', '.join(f'{t} ' + '/'.join(f'{s}x{r:.2f}' for s, r in rs.items()) for t, rs in ratios.items())
-              + f' where above 1. Uncalibrated profile: {os.path.basename(pristine)}')
+    write_plan(plan_file, default_plan(base), header='rtmdl calibrate: largest variants first, then every '
+                                                     'variant in turn (cycle_variants_s)')
+    most = max(len(t.variants) for t in base.tasks.values())
+    cycle = {'cycle_variants_s': round(max(0.5, duration_s / most), 3)}     # every variant once per window
+    runs: list[list[JobTrace]] = []
+    shifts: list[dict] = []
+    converged = False
+    while len(runs) < max_windows:
+        windows = len(runs)
+        rc, got, _ = record(os.path.join(out_dir, f'window{windows + 1}'), plan_file, base_file, duration_s,
+                            backend, device, zoo_dir, quiet, judge=False, camera_params=camera_params,
+                            executor_params=cycle)
+        if not got:
+            raise TasksetError(f'calibration window {windows + 1} failed (exit {rc}, no job traced); logs above')
+        if rc != 0:
+            print(f'calibration window {windows + 1}: the graph exited with {rc} after its window; '
+                  f'its {len(got)} traced jobs are kept')
+        got, early = after_warmup(got)
+        if early:
+            worst = max((t.path_ms for t in early if np.isfinite(t.path_ms)), default=float('nan'))
+            print(f'calibration window {windows + 1}: {len(early)} jobs of its first {WARMUP_S:g} s left out '
+                  f'(start-up; longest release path {worst:.1f} ms)')
+        runs.append(got)
+        converged, shift = settled(runs, base.tasks, base.percentile, confidence, tolerance, min_windows)
+        if shift:
+            shifts.append(shift)
+        if converged:
+            break
+    traces, windows = [t for w in runs for t in w], len(runs)
+    calibrated, paths, models = apply_calibration(profiles, traces, base, base.percentile, confidence)
+    result = Calibration(prof_path, windows, len(traces), paths, models, shifts, converged)
+    calibrated['calibrated'] = {
+        'windows': windows, 'window_s': duration_s, 'jobs': len(traces), 'confidence': confidence,
+        'converged': converged}
+    header = ('Calibrated by `rtmdl calibrate` on the running graph, every variant in turn:\n'
+              + result.report() + f'\nUncalibrated profile: {os.path.basename(pristine)}')
 
     def write(f):
         f.write(''.join(f'# {line}\n' for line in header.splitlines()))
         yaml.safe_dump(calibrated, f, sort_keys=False, width=160, default_flow_style=None)
     atomic_write(prof_path, write)
     load_taskset(taskset_file)                   # what we wrote must load
-    return prof_path, ratios, len(traces)
+    return result
 
 
 def _with_profiles(taskset_file: str, raw: dict, profiles: str) -> str:

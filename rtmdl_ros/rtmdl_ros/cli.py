@@ -238,14 +238,16 @@ def cmd_trace(args) -> int:
 def cmd_calibrate(args) -> int:
     if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
+    if not 2 <= args.max_windows <= 20:
+        raise CliError(f'--max-windows must be in 2..20, got {args.max_windows}')
     from .calibrate import calibrate
     from .zoo_commands import one_line_errors
 
     def run(a) -> int:
-        prof, ratios, jobs = calibrate(a.taskset, a.duration_s, a.backend, a.device, a.zoo, quiet=a.quiet)
-        for task, rs in ratios.items():
-            print(f'{task}: graph / profile p99 ' + ', '.join(f'{s} {r:.2f}' for s, r in rs.items()))
-        print(f'wrote {prof} ({jobs} jobs traced: release paths measured, slower segments stretched)')
+        result = calibrate(a.taskset, a.duration_s, a.backend, a.device, a.zoo, quiet=a.quiet,
+                           max_windows=a.max_windows)
+        print(result.report())
+        print(f'wrote {result.profiles_file}')
         return 0
     return one_line_errors(run)(args)
 
@@ -338,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser('calibrate', help='measure release paths and graph slow-down into a profiled task set')
     c.add_argument('taskset', help='task set from rtmdl profile')
     graph_args(c, 20.0)
+    c.add_argument('--max-windows', type=int, default=4,
+                   help='windows of --duration-s to run at most while the tails still move (at least 2)')
     c.set_defaults(func=cmd_calibrate)
     return p
 

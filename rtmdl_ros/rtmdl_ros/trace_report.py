@@ -75,13 +75,15 @@ def plot(summary: dict, path: str, title: str = '') -> None:
 
 def record(out_dir: str, plan_file: str | None, taskset_file: str | None, duration_s: float,
            backend: str = 'onnxruntime', device: str = 'cpu', zoo_dir: str | None = None,
-           quiet: bool = True, judge: bool = True, camera_params: dict | None = None) -> tuple[int, list[JobTrace], dict]:
+           quiet: bool = True, judge: bool = True, camera_params: dict | None = None,
+           executor_params: dict | None = None) -> tuple[int, list[JobTrace], dict]:
     """Run the graph for duration_s, write traces.csv and stages.png to out_dir."""
     from .bringup import bringup
     os.makedirs(out_dir, exist_ok=True)
     traces: list[JobTrace] = []
     rc = bringup('f1tenth', plan_file, backend, device, '', True, duration_s, taskset_file, quiet=quiet,
-                 zoo_dir=zoo_dir, traces_out=traces, judge=judge, camera_params=camera_params)
+                 zoo_dir=zoo_dir, traces_out=traces, judge=judge, camera_params=camera_params,
+                 executor_params=executor_params)
     write_csv(traces, os.path.join(out_dir, 'traces.csv'))
     summary = breakdown(traces)
     if traces:

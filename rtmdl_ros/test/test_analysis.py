@@ -164,3 +164,22 @@ def test_a_period_change_keeps_the_min_interarrival_ratio():
     ts = taskset_from_dict({'tasks': {'cam': dict(task(40, 1, 1, 1), min_interarrival_ms=36.0)}})
     assert with_task_changes(ts, 'cam', period_ms=80.0).tasks['cam'].interarrival_ms == pytest.approx(72.0)
     assert with_task_changes(ts, 'cam', deadline_ms=20.0).tasks['cam'].interarrival_ms == pytest.approx(36.0)
+
+
+def test_a_calibrated_top_turns_the_worst_case_into_a_union_term():
+    from rtmdl_ros.core.analysis import SegmentBound, miss_rate_bound
+    at_max = SegmentBound(response_ms=20.0, latest_start=(0, 0, 0), instances=10)
+    at_p = SegmentBound(response_ms=15.0, latest_start=(0, 0, 0), instances=8)
+    assert miss_rate_bound(at_p, at_max, 25.0, 99.5) == 0.0                      # profiled: the max is all there is
+    assert miss_rate_bound(at_p, at_max, 25.0, 99.5, top=99.8) == pytest.approx(10 * 0.002)
+    late = SegmentBound(response_ms=30.0, latest_start=(0, 0, 0), instances=10)
+    assert miss_rate_bound(at_p, late, 25.0, 99.5, top=99.8) == pytest.approx(8 * 0.005)
+
+
+def test_the_task_sets_top_is_the_lowest_of_its_times():
+    raw = {'tasks': {'A': task(20, 2, 5, 1)}}
+    raw['tasks']['A']['variants']['v'].update(pre_ms=[1.0, 2.0], pre_top=99.8)
+    assert taskset_from_dict(raw).tail_top == 99.8
+    raw['tasks']['A']['variants']['v']['pre_top'] = 101
+    with pytest.raises(ValueError, match='pre_ms top'):
+        taskset_from_dict(raw)

@@ -205,3 +205,15 @@ def test_the_front_loses_accuracy_as_the_margin_grows():
     assert objs == sorted(objs) and points[0].objective is not None
     with pytest.raises(ValueError, match='>= 1'):
         loss_front(ts, [0.9], 1.0)
+
+
+def test_a_refusal_names_the_term_of_the_bound_that_breaks_the_deadline():
+    from rtmdl_ros.core.optimizer import optimize
+    from rtmdl_ros.core.taskset import taskset_from_dict
+    variants = {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': 1.0, 'infer_ms': 3.0, 'post_ms': 0.5}}
+    ts = taskset_from_dict({'tasks': {'cam': {'period_ms': 33.3, 'max_miss_rate': 0.05, 'variants': variants,
+                                              'release_path_ms': [20.0, 31.0]}}})
+    res = optimize(ts, time_limit_s=2)
+    assert res.plan is None
+    assert 'release path 31.00' in res.reason and 'largest term is the release path' in res.reason
+    assert 'ms over the 33.3 ms deadline' in res.reason, res.reason

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from .analysis import (RESOURCES, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
-                       deadline_monotonic, job_blocking, miss_rate_bound, pool_items, top_items)
+                       deadline_monotonic, explain_bound, job_blocking, miss_rate_bound, pool_items, top_items)
 from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
 
@@ -441,19 +441,25 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
     for n in search.names:
         if not search.variants[n]:
             t = taskset.tasks[n]
-            quickest = min(t.variants, key=lambda v: search.an.times(n, v, taskset.percentile).c)
-            c = sum(search.an.times(n, quickest, taskset.percentile).c)
-            return (f'task {n!r}: no variant meets its {t.deadline_ms:g} ms deadline even alone on the '
-                    f'machine (fastest, {quickest!r}, needs {c:.2f} ms at p{taskset.percentile:g})')
+            quickest = min(t.variants, key=lambda v: sum(search.an.times(n, v, taskset.percentile).c))
+            times = search.an.times(n, quickest, taskset.percentile)
+            alone = bound_task(t, times, taskset.platform, {'cpu': [], 'gpu': []},
+                               {'cpu': ((), 0), 'gpu': ((), 0)})
+            return (f'task {n!r}: no variant meets its {t.effective_deadline_ms:g} ms deadline even alone on '
+                    f'the machine; its fastest, {quickest!r}, '
+                    + explain_bound(times, alone, t.effective_deadline_ms, taskset.percentile))
     # Fastest variants in deadline-monotonic order: report the most urgent failing task.
     quick = {n: min(taskset.tasks[n].variants,
                     key=lambda v, n=n: sum(search.an.times(n, v, taskset.percentile).c)) for n in search.names}
-    for r in search.an.analyze_order([(n, quick[n]) for n in search.names]):
+    order = [(n, quick[n]) for n in search.names]
+    for r in search.an.analyze_order(order):
         if not r.meets_bound:
+            bound = search.an._bounds(order, taskset.percentile, frozenset())[r.task]
+            times = search.an.times(r.task, r.variant, taskset.percentile)
             return (f'task {r.task!r}: cannot meet max_miss_rate {r.max_miss_rate:g} together with the '
-                    f'other tasks (with every task at its fastest variant, deadline-monotonic, its response '
-                    f'bound is {r.response_bound_ms:.2f} ms against a {r.deadline_ms:g} ms deadline, '
-                    f'miss-rate bound {r.miss_rate_bound:.3g})')
+                    f'other tasks (every task at its fastest variant, deadline-monotonic; miss-rate bound '
+                    f'{r.miss_rate_bound:.3g}): '
+                    + explain_bound(times, bound, r.effective_deadline_ms, taskset.percentile))
     return 'no priority order and variant choice meets every miss-rate bound within the storage budget'
 
 

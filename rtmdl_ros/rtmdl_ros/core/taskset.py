@@ -50,9 +50,16 @@ class ExecTime:
     """Execution time of one sub-task: a constant or empirical samples (ms)."""
 
     samples: np.ndarray  # sorted, float64, non-empty
+    # {percentile: ms}: an upper confidence bound on that percentile (rtmdl calibrate, core/tails.py);
+    # quantile() never returns less there than the bound.
+    tail: tuple[tuple[float, float], ...] = ()
+    # The percentile the largest sample stands for: 100 for samples taken as all there is
+    # (a profile), less where calibration cut the list at an upper bound of that
+    # percentile (a rarer spike is left to the miss-rate bound, analysis.miss_rate_bound).
+    top: float = 100.0
 
     @classmethod
-    def of(cls, value: Any, where: str) -> 'ExecTime':
+    def of(cls, value: Any, where: str, tail: Any = None, top: Any = None) -> 'ExecTime':
         if isinstance(value, bool) or value is None:
             raise TasksetError(f'{where}: expected a number or a list of numbers (ms), got {value!r}')
         if isinstance(value, (int, float)):
@@ -68,7 +75,9 @@ class ExecTime:
                 raise TasksetError(f'{where}: samples must be finite numbers >= 0 ms, got {x!r}')
         arr = np.sort(np.asarray(values, dtype=np.float64))
         arr.setflags(write=False)
-        return cls(arr)
+        if top is not None and (isinstance(top, bool) or not isinstance(top, (int, float)) or not 50 <= top <= 100):
+            raise TasksetError(f'{where} top: the percentile its largest sample stands for, 50..100, got {top!r}')
+        return cls(arr, _parse_tail(tail, where), 100.0 if top is None else float(top))
 
     def quantile(self, percentile: float) -> float:
         """Smallest sample that at most a (1 - p/100) share of samples exceeds.
@@ -77,7 +86,11 @@ class ExecTime:
         """
         n = len(self.samples)
         k = math.ceil(n * percentile / 100.0 - 1e-9)
-        return float(self.samples[min(n, max(k, 1)) - 1])
+        value = float(self.samples[min(n, max(k, 1)) - 1])
+        for p, bound in self.tail:
+            if abs(p - percentile) < 1e-9:
+                return max(value, bound)
+        return value
 
     @property
     def best(self) -> float:
@@ -94,6 +107,22 @@ class ExecTime:
     @property
     def is_constant(self) -> bool:
         return self.samples[0] == self.samples[-1]
+
+
+def _parse_tail(raw: Any, where: str) -> tuple[tuple[float, float], ...]:
+    """`<key>_tail: {99.5: 5.3}` beside a list of samples: percentile -> bound (ms)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise TasksetError(f'{where} tail: expected a mapping percentile -> ms, got {raw!r}')
+    out = []
+    for p, v in raw.items():
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 100:
+            raise TasksetError(f'{where} tail: percentiles must be in (0, 100), got {p!r}')
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise TasksetError(f'{where} tail: bounds must be finite numbers >= 0 ms, got {v!r}')
+        out.append((float(p), float(v)))
+    return tuple(sorted(out))
 
 
 _ZERO = ExecTime.of(0.0, 'release_path_ms')
@@ -190,6 +219,12 @@ class TaskSet:
     percentile: float = 99.0
     source: str | None = None
 
+    @functools.cached_property
+    def tail_top(self) -> float:
+        """The lowest percentile any time's largest sample stands for (100: all profiled)."""
+        return min([t.path.top for t in self.tasks.values()]
+                   + [x.top for t in self.tasks.values() for v in t.variants.values() for x in v.times.values()])
+
     def task(self, name: str) -> Task:
         try:
             return self.tasks[name]
@@ -235,7 +270,7 @@ def _parse_variant(name: str, raw: Any, where: str) -> Variant:
         key = f'{seg}_ms'
         if key not in raw:
             raise TasksetError(f'{where}: missing required key {key!r}')
-        times[seg] = ExecTime.of(raw[key], f'{where}.{key}')
+        times[seg] = ExecTime.of(raw[key], f'{where}.{key}', raw.get(f'{seg}_tail'), raw.get(f'{seg}_top'))
     group = raw.get('weight_group')
     if group is not None and not isinstance(group, str):
         raise TasksetError(f'{where}.weight_group: expected a name, got {group!r}')
@@ -273,8 +308,9 @@ def _parse_task(name: str, raw: Any) -> Task:
     gap = _number(raw, 'min_interarrival_ms', where, default=period)
     if not 0 < gap <= period:
         raise TasksetError(f'{where}.min_interarrival_ms: must be in (0, period_ms={period:g}], got {gap:g}')
-    path = ExecTime.of(raw['release_path_ms'], f'{where}.release_path_ms') if raw.get('release_path_ms') is not None \
-        else None
+    path = ExecTime.of(raw['release_path_ms'], f'{where}.release_path_ms', raw.get('release_path_tail'),
+                       raw.get('release_path_top')) \
+        if raw.get('release_path_ms') is not None else None
     return Task(name=str(name), period_ms=period, deadline_ms=deadline, max_miss_rate=miss,
                 variants=variants, on_overrun=overrun, compressed_variant=compressed,
                 min_interarrival_ms=None if gap == period else gap, deadline_from=origin, release_path=path)

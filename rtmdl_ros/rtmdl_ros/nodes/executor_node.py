@@ -174,6 +174,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             self._subs.append(sub)
         self._report_period_s, self._status_due = min(TRACE_PERIOD_S, self.p['status_period_s']), 0.0
         self._reporter = Pacer(self._report_period_s, self._report)   # off the ROS thread that takes frames
+        self._start_cycling()
         if self._platform_note:
             self.get_logger().info(self._platform_note)
         self.get_logger().info(
@@ -203,6 +204,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         if self._reporter is not None:
             self._reporter.stop()
         self._subs, self._reporter = [], None
+        self._stop_cycling()
         if self.runtime is not None:
             self.runtime.stop()
         self._active = False

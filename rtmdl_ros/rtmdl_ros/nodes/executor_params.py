@@ -44,6 +44,8 @@ def declare_node_params(node) -> dict:
         'cpu_workers': (0, _ints(0, 64, 'CPU workers for pre/post-processing (0: the task set\'s, fitted to '
                                         'the cores on a CPU-only machine)')),
         'window_s': (10.0, _floats(0.5, 600.0, 'seconds of jobs the window statistics cover')),
+        'cycle_variants_s': (0.0, _floats(0.0, 600.0, 'calibration (rtmdl calibrate): every this many seconds '
+                                                      'each task moves to its next variant; 0: off', read_only=True)),
         'status_period_s': (1.0, _floats(0.05, 60.0, 'status and /diagnostics period', read_only=True)),
         'realtime_priority': (min(50, hi), ParameterDescriptor(
             read_only=True, description='SCHED_FIFO priority of the scheduler threads (0: normal scheduling)',
@@ -158,6 +160,28 @@ class ParameterHandling:
             if self.runtime is not None:
                 self.runtime.window_s = window
         return SetParametersResult(successful=True)
+
+    def _start_cycling(self) -> None:
+        """cycle_variants_s > 0: rotate every task through its variants, as a user's parameter
+        change would (so each variant's segments are measured in the running graph)."""
+        if self.p['cycle_variants_s'] > 0:
+            self._cycler = self.create_timer(self.p['cycle_variants_s'], self._next_variants)
+
+    def _next_variants(self) -> None:
+        from rclpy.parameter import Parameter
+        params = []
+        for name, s in self.settings.items():
+            names = sorted(self.taskset.tasks[name].variants)
+            params.append(Parameter(f'tasks.{name}.variant', value=names[(names.index(s.variant) + 1) % len(names)]))
+        result = self.set_parameters_atomically(params)
+        if not result.successful:
+            self.get_logger().warning(f'variant cycling stopped: {result.reason}')
+            self._stop_cycling()
+
+    def _stop_cycling(self) -> None:
+        if getattr(self, '_cycler', None) is not None:
+            self.destroy_timer(self._cycler)
+        self._cycler = None
 
     def _set_shedding(self, values: dict) -> None:
         """Degraded mode's parameters, once the whole parameter set is known to be valid."""

@@ -1,0 +1,155 @@
+"""Graph calibration from the running graph's own traces (no ROS; `rtmdl calibrate` runs the graph).
+
+What the analysis takes from the graph:
+
+* **Release path** (stamp -> the scheduler's release) per task: every measured
+  sample, and an upper confidence bound on its percentile (core/tails.py).
+* **Segments** per task and segment (pre, infer, post + publish): the graph runs
+  every variant in turn (the executor's `cycle_variants_s`). Each variant's
+  typical time is its own median in the graph (the median needs few jobs, and
+  it carries whatever shifts that variant there: a constant GIL wait or a
+  slow-down that scales with its work); the tail around it is one
+  distribution for all of the task's variants: the delay beyond the median
+  that the other threads cause (the ROS thread, the other scheduler thread,
+  the sensors), pooled over hundreds of jobs so that its upper percentile has
+  a confidence bound. A variant that ran too few jobs takes its profiled
+  median plus the median shift of the task's variants that did. The model is
+  checked per variant that ran enough jobs: its p99 against the variant's own
+  measured p99, and the worst under-prediction is reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tails import TailEstimate, quantile_upper_bound
+from .trace import STAGES, JobTrace
+
+SEGMENT_STAGES = {'pre': ('pre',), 'infer': ('infer',), 'post': ('post', 'publish')}
+MIN_JOBS_FOR_MEDIAN = 5        # a variant's own median in the graph from this many jobs
+QUANTILE_POINTS = 200          # a variant's calibrated samples: this many quantiles of the model
+TOP = 99.8                     # calibrated lists end at an upper bound of this percentile (where one exists)
+WARMUP_S = 1.0                 # a window's first second (the first frames after activation) is left out
+MIN_JOBS_TO_CHECK = 20         # a variant's own p99 is compared with the model's from this many jobs
+
+
+@dataclass(frozen=True)
+class SegmentModel:
+    task: str
+    segment: str
+    medians: dict                       # variant -> median in the graph (or profiled + the task's shift)
+    residuals: np.ndarray               # time beyond the variant's median, pooled over the task's variants
+    tail: TailEstimate                  # of the residuals at the task set's percentile
+    worst_under: float                  # largest share by which it under-predicted a variant's p99
+    checked: int                        # variants with enough jobs to check
+    measured: int                       # variants whose median was measured in the graph
+
+    def describe(self) -> str:
+        return (f'{self.task}.{self.segment}: {len(self.residuals)} jobs, {self.measured} variants measured; '
+                + (f'under-predicts a variant\'s p99 by at most {100 * self.worst_under:.0f} % '
+                   f'({self.checked} checked)' if self.checked else 'no variant ran enough jobs to check'))
+
+
+def segment_samples(traces: list[JobTrace], task: str, segment: str) -> dict[str, np.ndarray]:
+    """{variant: the segment's times in the graph} over the task's jobs that ran it."""
+    cols = [STAGES.index(s) for s in SEGMENT_STAGES[segment]]
+    out: dict[str, list] = {}
+    for t in traces:
+        if t.task == task:
+            v = float(np.sum(np.asarray(t.stages_ms, dtype=np.float64)[cols]))
+            if np.isfinite(v):
+                out.setdefault(t.variant, []).append(v)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def fit_segment(task: str, segment: str, graph: dict[str, np.ndarray], profiled: dict[str, float],
+                percentile: float, confidence: float) -> SegmentModel | None:
+    """Per-variant graph medians and the task's pooled tail beyond them; None without data."""
+    ran = {v: x for v, x in graph.items() if v in profiled and len(x) >= MIN_JOBS_FOR_MEDIAN}
+    if not ran:
+        return None
+    medians = {v: float(np.median(x)) for v, x in ran.items()}
+    shift = float(np.median([medians[v] - profiled[v] for v in ran]))
+    for v, m in profiled.items():
+        medians.setdefault(v, max(0.0, m + shift))
+    residuals = np.sort(np.concatenate([x - medians[v] for v, x in ran.items()]))
+    q99 = float(np.quantile(residuals, 0.99))
+    worst, checked = 0.0, 0
+    for v, x in ran.items():
+        if len(x) >= MIN_JOBS_TO_CHECK:
+            checked += 1
+            measured = float(np.quantile(x, 0.99))
+            worst = max(worst, (measured - (medians[v] + q99)) / measured)
+    return SegmentModel(task, segment, medians, residuals, quantile_upper_bound(residuals, percentile, confidence),
+                        worst, checked, len(ran))
+
+
+def top_cut(values, confidence: float) -> tuple[float, float]:
+    """(cut, top): an upper confidence bound on the TOP-th percentile and TOP where the samples
+    give one; else (the largest, 100): a list cut there stands for that percentile."""
+    est = quantile_upper_bound(values, TOP, confidence)
+    return (est.bound, TOP) if est.ok else (float(np.max(values)), 100.0)
+
+
+def calibrated_variant(model: SegmentModel, variant: str, percentile: float,
+                       confidence: float) -> tuple[list[float], dict, float]:
+    """(samples, tail, top) for one variant's segment: QUANTILE_POINTS quantiles of the
+    model up to its TOP-th percentile bound, the model at the residuals' upper confidence
+    bound at the task set's percentile, and the percentile the largest sample stands for.
+    A spike rarer than TOP is then left to the miss-rate bound's union term instead of
+    entering every worst-case bound (one 1-in-2,400 spike set them before)."""
+    cut, top = top_cut(model.residuals, confidence)
+    levels = np.linspace(0.0, 1.0, QUANTILE_POINTS)
+    median = model.medians[variant]
+    samples = np.maximum(0.0, median + np.minimum(np.quantile(model.residuals, levels), cut))
+    bound = model.tail.bound if model.tail.ok else model.tail.bound_or_max
+    tail = {float(percentile): round(float(max(0.0, median + min(bound, cut))), 4)}
+    return [round(float(x), 4) for x in samples], tail, top
+
+
+def path_estimate(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> tuple[list, TailEstimate]:
+    paths = sorted(round(float(t.path_ms), 3) for t in traces if t.task == task and np.isfinite(t.path_ms))
+    return paths, quantile_upper_bound(paths, percentile, confidence)
+
+
+def window_shift(before: list[JobTrace], after: list[JobTrace], tasks, percentile: float) -> dict[str, float]:
+    """Per task, how much one more window moved its release path's tail (relative):
+    the calibration runs another window while this is over its tolerance."""
+    out = {}
+    for task in tasks:
+        a = [t.path_ms for t in before if t.task == task and np.isfinite(t.path_ms)]
+        b = [t.path_ms for t in after if t.task == task and np.isfinite(t.path_ms)]
+        if len(a) < 10 or len(b) < 10:
+            out[task] = float('inf')
+            continue
+        qa, qb = float(np.percentile(a, percentile)), float(np.percentile(b, percentile))
+        out[task] = abs(qb - qa) / max(qa, 1e-9)
+    return out
+
+
+def settled(windows: list[list[JobTrace]], tasks, percentile: float, confidence: float, tolerance: float,
+            min_windows: int = 2) -> tuple[bool, dict[str, float]]:
+    """Whether the calibration may stop after these windows: at least min_windows, and the
+    last one moved no task's release-path tail by more than `tolerance`. Also returns the
+    last window's shift per task. (A task too slow to give its tail bound the samples it
+    needs in the windows allowed is not waited for: its bound falls back to its largest
+    sample, and the report says with what confidence and how long it would take.)"""
+    if len(windows) < 2:
+        return False, {}
+    before = [t for w in windows[:-1] for t in w]
+    pooled = before + list(windows[-1])
+    shift = window_shift(before, pooled, tasks, percentile)
+    return len(windows) >= min_windows and max(shift.values()) <= tolerance, shift
+
+
+def after_warmup(traces: list[JobTrace], warmup_s: float = WARMUP_S) -> tuple[list[JobTrace], list[JobTrace]]:
+    """(kept, left out): the jobs stamped in a window's first warmup_s take the first frames
+    through freshly matched subscriptions (measured: 14-17 ms release paths for the first
+    frame, 2-4 ms after); the analysis is of the steady state, and the start-up is
+    reported apart (rtmdl bringup's start-up figures)."""
+    if not traces:
+        return [], []
+    t0 = min(t.stamp_s for t in traces)
+    kept = [t for t in traces if t.stamp_s - t0 >= warmup_s]
+    return kept, [t for t in traces if t.stamp_s - t0 < warmup_s]
