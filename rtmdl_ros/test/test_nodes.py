@@ -696,3 +696,36 @@ def test_degraded_mode_sheds_the_least_important_task_and_brings_it_back(graph):
             p for t, (prio, deadline) in before.items()
             for p in (param(f'tasks.{t}.priority', prio), param(f'tasks.{t}.deadline_ms', deadline))]))
         assert res.result.successful, res.result.reason
+
+
+def test_calibration_cycles_every_task_through_its_variants(graph):
+    """cycle_variants_s (rtmdl calibrate): each task steps to its next variant in name order,
+    through the executor's own parameter check, so every variant runs in the graph."""
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from rclpy.parameter import Parameter as P
+
+    from rtmdl_ros.nodes.executor_node import ExecutorNode
+    _, probe = graph
+    node = ExecutorNode(namespace='cycling', parameter_overrides=[
+        P('autostart', value=False), P('cycle_variants_s', value=0.3)])
+    try:
+        assert node.trigger_configure() == R.SUCCESS and node.trigger_activate() == R.SUCCESS
+        first = {n: s.variant for n, s in node.settings.items()}
+        seen = {n: [v] for n, v in first.items()}
+        probe.spinner.add_node(node)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and min(len(v) for v in seen.values()) < 3:
+            for n, s in node.settings.items():
+                if s.variant != seen[n][-1]:
+                    seen[n].append(s.variant)
+            time.sleep(0.02)
+        for n, got in seen.items():
+            names = sorted(node.taskset.tasks[n].variants)
+            assert len(got) >= 3, (n, got)
+            for a, b in zip(got, got[1:]):
+                assert names.index(b) == (names.index(a) + 1) % len(names), (n, got)
+            assert node.get_parameter(f'tasks.{n}.variant').value == node.settings[n].variant
+    finally:
+        probe.spinner.remove_node(node)
+        node.trigger_deactivate()
+        node.destroy_node()
