@@ -104,9 +104,9 @@ def _serialized_image(frame_id='cam', encoding='bgr8', data=None, shape=(7, 5)):
 @pytest.mark.parametrize('frame_id', ['', 'a', 'cam', 'front_camera_optical'])
 @pytest.mark.parametrize('encoding', ['bgr8', 'rgb8', 'mono8'])
 def test_serialized_image_checks_read_the_fields_without_decoding(frame_id, encoding):
-    from rtmdl_ros.nodes.conversions import check_serialized_image
+    from rtmdl_ros.nodes.job_codec import read_frame
     pytest.importorskip('rclpy')
-    check_serialized_image(_serialized_image(frame_id, encoding)[1])      # header of any length, any encoding
+    read_frame(_serialized_image(frame_id, encoding)[1])      # header of any length, any encoding
 
 
 @pytest.mark.parametrize('change, message', [
@@ -118,12 +118,12 @@ def test_serialized_image_checks_read_the_fields_without_decoding(frame_id, enco
 def test_serialized_image_checks_match_the_decoder(change, message):
     from rclpy.serialization import serialize_message
 
-    from rtmdl_ros.nodes.conversions import check_serialized_image
+    from rtmdl_ros.nodes.job_codec import read_frame
     pytest.importorskip('rclpy')
     msg, _ = _serialized_image()
     change(msg)
     with pytest.raises(InputError, match=message):
-        check_serialized_image(serialize_message(msg))
+        read_frame(serialize_message(msg))
     with pytest.raises(InputError, match=message):
         image_to_bgr(msg)
 
@@ -132,11 +132,12 @@ def test_serialized_checks_refuse_truncated_messages_and_nan_audio():
     from rclpy.serialization import serialize_message
     from rtmdl_interfaces.msg import AudioChunk
 
-    from rtmdl_ros.nodes.conversions import check_serialized_chunk, check_serialized_image
+    from rtmdl_ros.nodes.conversions import check_serialized_chunk
+    from rtmdl_ros.nodes.job_codec import read_frame
     from rtmdl_ros.nodes.spin import float32_array
     pytest.importorskip('rclpy')
     with pytest.raises(InputError, match='declared'):
-        check_serialized_image(_serialized_image()[1][:60])
+        read_frame(_serialized_image()[1][:60])
     chunk = AudioChunk(sample_rate=16000, channels=1)
     chunk.samples = float32_array(np.ones(64))
     check_serialized_chunk(serialize_message(chunk))

@@ -160,24 +160,6 @@ class _Cdr:
         return sec, nanosec, self.string()
 
 
-def check_serialized_image(raw: bytes, envelope=None) -> None:
-    """The cheap checks of image_to_bgr on a serialized sensor_msgs/Image (no decoding):
-    what a job topic's callback can afford before a message may count as a release;
-    with an envelope (models/envelope.py), also the frame size the task was profiled for."""
-    r = _Cdr(raw)
-    r.skip_header()
-    height, width = r.u32(), r.u32()
-    encoding = r.string()
-    r.u8()                               # is_bigendian
-    step = r.u32()
-    size = r.u32()
-    if r.pos + size > len(r.buf):
-        raise InputError(f'image data of {size} bytes declared, {len(r.buf) - r.pos} present')
-    check_image_fields(height, width, encoding, step, size)
-    if envelope is not None:
-        envelope.check_frame(int(width), int(height))
-
-
 def check_serialized_chunk(raw: bytes, envelope=None) -> None:
     """The checks of chunk_to_mono on a serialized AudioChunk (NaN included), without decoding
     it; with an envelope, also the rate and length the task was profiled for."""
