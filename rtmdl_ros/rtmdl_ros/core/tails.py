@@ -40,6 +40,7 @@ class TailEstimate:
     bound: float              # upper confidence bound; nan if there are too few samples
     rank: int                 # the order statistic taken (1-based); 0 if none
     needed: int               # samples needed for a bound at this confidence
+    bound_or_max: float = math.nan   # the bound, or the largest sample where there is none
 
     @property
     def ok(self) -> bool:
@@ -57,8 +58,6 @@ class TailEstimate:
         return (f'p{self.percentile:g}: {self.samples} samples bound it with only {self.achieved_confidence:.0%} '
                 f'confidence (the largest, {self.bound_or_max:.2f} ms); {self.needed} needed for '
                 f'{self.confidence:.0%}')
-
-    bound_or_max: float = math.nan
 
 
 def quantile_upper_bound(samples, percentile: float, confidence: float = 0.9) -> TailEstimate:

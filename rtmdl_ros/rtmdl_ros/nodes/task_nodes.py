@@ -103,8 +103,9 @@ class TaskNode(Node):
             callback = self.on_input
         else:
             def callback(msg, nodes=tuple(readers), sink=self.sink):
+                parsed = self.parse(msg)              # once per input, not once per task
                 for node in sorted(nodes, key=lambda n: sink.priority(n.task)):
-                    node.on_input(msg)
+                    node.on_input(msg, parsed)
         self.input_filter = content_filter
         self.input_sub, filtered = filtered_subscription(self, self.msg_type, self.input_topic, callback,
                                                          qos_profile_sensor_data, content_filter, raw=self.raw_input)
@@ -124,6 +125,10 @@ class TaskNode(Node):
             f'publisher(s) are on it. DDS drops inputs outside the profiled envelope '
             f'({filter_text(self.input_filter)}): if it is publishing, check its encoding and size against the '
             'task set (input_filter:=false shows why each input is refused)', throttle_duration_sec=30.0)
+
+    def parse(self, msg):
+        """(input, None) or (None, InputError): what every task on the topic reads of it."""
+        return msg, None
 
     def refuse(self, what: str, error: InputError) -> None:
         self.malformed += 1
@@ -182,13 +187,23 @@ class CameraTaskNode(TaskNode):
                 self.roi = list(p.value)            # from the next released frame
         return SetParametersResult(successful=True)
 
-    def on_input(self, raw: bytes) -> None:
+    def parse(self, raw: bytes):
+        try:
+            return read_frame(raw), None
+        except InputError as e:
+            return None, e
+
+    def on_input(self, raw: bytes, parsed=None) -> None:
         received_s = self.now_s()
         self.received += 1
-        try:
-            frame = read_frame(raw, self.envelope)
-        except InputError as e:
-            self.refuse('frame', e)
+        frame, error = parsed or self.parse(raw)
+        if error is None:
+            try:
+                self.envelope.check_frame(frame.width, frame.height)
+            except InputError as e:
+                error = e
+        if error is not None:
+            self.refuse('frame', error)
             return
         if not self.admit(frame.sec, frame.nanosec):
             return
@@ -219,7 +234,7 @@ class SoundTaskNode(TaskNode):
             read_only=True, description='seconds of sound a job carries (the clip the model reads)',
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=30.0, step=0.0)])).value
 
-    def on_input(self, msg: AudioChunk) -> None:
+    def on_input(self, msg: AudioChunk, parsed=None) -> None:
         received_s = self.now_s()
         self.received += 1
         try:
