@@ -118,7 +118,7 @@ def cmd_export(args) -> int:
     tasks = zoo.tasks() if args.task == 'all' else [args.task]
     print(f'{"task":<14}{"variant":<10}{"metric":>8}{"params":>9}{"onnx KiB":>10}{"max |diff|":>12}')
     for task in tasks:
-        with tqdm(total=12, desc=f'export {task}', leave=False, disable=args.quiet) as bar:
+        with tqdm(total=12, desc=f'export {task}', leave=False, disable=True if args.quiet else None) as bar:
             manifest = export.export_task(task, args.zoo, args.out, check=True, progress=lambda *_: bar.update(1))
         for v, e in manifest['variants'].items():
             metric = f'{e["test_metric"]:.3f}' if e['test_metric'] is not None else '-'
@@ -134,7 +134,8 @@ def cmd_profile(args) -> int:
     from tqdm import tqdm
 
     from .profiling import profile, profile_steps
-    with tqdm(total=profile_steps(args.config, args.zoo), desc='profile', disable=args.quiet) as bar:
+    # disable=None: bars on a terminal only; a log (make demo > log) gets no line per update
+    with tqdm(total=profile_steps(args.config, args.zoo), desc='profile', disable=True if args.quiet else None) as bar:
         out, prof = profile(args.config, args.out, args.backend, args.device, args.samples, args.warmup,
                             args.zoo, args.lanes, progress=lambda t, v: bar.set_postfix_str(f'{t}/{v}') or bar.update(1),
                             packing=args.packing)
@@ -155,7 +156,7 @@ def cmd_evaluate(args) -> int:
     if any(not 0 <= n <= 32 for n in args.cameras):
         raise ValueError(f'--cameras are extra camera streams in 0..32, got {args.cameras}')
     total = len(args.loads) * len(args.cameras) * len(args.policies)
-    with tqdm(total=total, desc='evaluate', disable=args.quiet) as bar:
+    with tqdm(total=total, desc='evaluate', disable=True if args.quiet else None) as bar:
         def step(load, cameras, policy, run):
             bar.set_postfix_str(f'{level_label(load, cameras)} {policy}: DMR {run["dmr"]:.3f}')
             bar.update(1)

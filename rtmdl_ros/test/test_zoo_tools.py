@@ -204,8 +204,9 @@ def test_audio_preprocessing_resamples_and_pads():
 
 def test_profile_writes_a_taskset_that_optimize_accepts(tmp_path):
     out = tmp_path / 'taskset.yaml'
-    res = rtmdl('profile', '--config', CONFIG, '--out', out, '--samples', 5, '--warmup', 1, '--quiet')
+    res = rtmdl('profile', '--config', CONFIG, '--out', out, '--samples', 5, '--warmup', 1)
     assert res.returncode == 0, res.stderr
+    assert 'it/s' not in res.stderr and '%|' not in res.stderr     # no progress bar into a pipe or a log
     raw = yaml.safe_load(out.read_text())
     prof = yaml.safe_load((tmp_path / raw['profiles']).read_text())
     slow = prof['platform']['gpu_slowdown']

@@ -119,7 +119,7 @@ def fit(net: SuperNet, kind: str, train_set: Split, epochs: int, seed: int = 0, 
     steps = epochs * math.ceil(len(train_set) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, steps), pct_start=0.15)
     start = time.monotonic()
-    bar = tqdm(total=steps, desc=desc, unit='step', disable=not progress)
+    bar = tqdm(total=steps, desc=desc, unit='step', disable=None if progress else True)  # None: terminals only
     for _ in range(epochs):
         net.train()
         order = torch.randperm(len(train_set))
