@@ -23,7 +23,8 @@ demo-two-camera: setup
 
 bench: setup
 	@source tools/env.sh && pip install -q -r bench/requirements.txt && python bench/bench_optimizer.py && python bench/bench_analysis_tightness.py \
-	  && python bench/bench_zoo.py && python bench/bench_runtime_overhead.py && python bench/bench_ros_path.py
+	  && python bench/bench_zoo.py && python bench/bench_runtime_overhead.py && python bench/bench_ros_path.py \
+	  && python bench/bench_calibration_stability.py
 
 evaluate: setup
 	@source tools/env.sh && bash bench/evaluate.sh

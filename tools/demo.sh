@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The F1/10 demo on this machine, end to end:
 #   1. profile every zoo variant here (short run) -> a task set for this machine;
-#   2. calibrate it on the running graph: the release path from each sensor's
+#   2. calibrate it on the running graph (every variant in turn): the release path from each sensor's
 #      stamp to the scheduler, and segments that run slower beside ROS;
 #   3. plan it with RT-mDL and with the dm-nmc baseline; show both analyses
 #      (where no plan meets the bounds, RT-mDL's is the fastest variants, uncertified);
@@ -46,7 +46,7 @@ fi
 TASKSET="$OUT/${EXAMPLE}_taskset.yaml"
 echo "=== 1. profiling every task's variants on this machine (onnxruntime, CPU)"
 rtmdl profile --config "$CONFIG" --out "$TASKSET" --samples 40 --warmup 5
-echo "=== 2. calibrating on the running graph (largest variants, 20 s)"
+echo "=== 2. calibrating on the running graph (every variant in turn, windows of 20 s)"
 rtmdl calibrate "$TASKSET" --duration-s 20 --quiet
 rm -f "$OUT"/plan_*.yaml
 for policy in rtmdl dm-nmc; do

@@ -439,6 +439,20 @@ class Analyzer:
             cache[keys[idx]] = (hp_max['cpu'], hp_max['gpu'], hp_p['cpu'], hp_p['gpu'], any_late)
         return not any_late or all(r.meets_bound for r in self.analyze_order(order))
 
+    def final_bounds(self, order: Sequence[tuple[str, str]]) -> tuple[dict, dict]:
+        """({task: bound at the percentile}, {task: bound at the worst sample}) with the
+        overrun charges analyze_order settles on (see there)."""
+        ts = self.taskset
+        overrunning: frozenset = frozenset()
+        while True:
+            at_max = self._bounds(order, 100.0, overrunning)
+            late = frozenset(n for n, b in at_max.items()
+                             if b.response_ms > ts.tasks[n].effective_deadline_ms + _EPS)
+            if late <= overrunning:
+                break
+            overrunning = overrunning | late
+        return (at_max if self.single_percentile else self._bounds(order, ts.percentile, overrunning)), at_max
+
     def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:
         """Analyse tasks listed from most to least urgent as (task, variant).
 
@@ -449,15 +463,7 @@ class Analyzer:
         job cannot overrun: the assumption is never the first thing to break.)
         """
         ts = self.taskset
-        overrunning: frozenset = frozenset()
-        while True:
-            at_max = self._bounds(order, 100.0, overrunning)
-            late = frozenset(n for n, b in at_max.items()
-                             if b.response_ms > ts.tasks[n].effective_deadline_ms + _EPS)
-            if late <= overrunning:
-                break
-            overrunning = overrunning | late
-        at_p = at_max if self.single_percentile else self._bounds(order, ts.percentile, overrunning)
+        at_p, at_max = self.final_bounds(order)
         bounds = {}
         for name in at_max:
             bounds[(name, 100.0)] = at_max[name]

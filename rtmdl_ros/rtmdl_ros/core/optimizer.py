@@ -454,12 +454,18 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
     order = [(n, quick[n]) for n in search.names]
     for r in search.an.analyze_order(order):
         if not r.meets_bound:
-            bound = search.an._bounds(order, taskset.percentile, frozenset())[r.task]
-            times = search.an.times(r.task, r.variant, taskset.percentile)
+            at_p, at_max = search.an.final_bounds(order)               # as the analysis charged them
+            p = taskset.percentile
+            why = explain_bound(search.an.times(r.task, r.variant, p), at_p[r.task], r.effective_deadline_ms, p)
+            if at_p[r.task].response_ms <= r.effective_deadline_ms:
+                # Under the deadline at p, over it at the worst sample: the union term is what fails.
+                why += (f'; but {at_p[r.task].instances} segment executions may each overrun their p{p:g} '
+                        f'({at_p[r.task].instances} x {1 - p / 100:.3g} = {r.miss_rate_bound:.3g}), and at the '
+                        f'worst samples ' + explain_bound(search.an.times(r.task, r.variant, 100.0), at_max[r.task],
+                                                          r.effective_deadline_ms, 100.0).split(': ', 1)[1])
             return (f'task {r.task!r}: cannot meet max_miss_rate {r.max_miss_rate:g} together with the '
                     f'other tasks (every task at its fastest variant, deadline-monotonic; miss-rate bound '
-                    f'{r.miss_rate_bound:.3g}): '
-                    + explain_bound(times, bound, r.effective_deadline_ms, taskset.percentile))
+                    f'{r.miss_rate_bound:.3g}): ' + why)
     return 'no priority order and variant choice meets every miss-rate bound within the storage budget'
 
 
