@@ -30,7 +30,7 @@ import yaml
 
 from .core.analysis import default_plan
 from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
-                               path_estimate, segment_samples, settled, top_cut)
+                               path_fields, segment_samples, settled)
 from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.taskset import SEGMENTS, TasksetError, load_taskset, read_yaml
@@ -50,6 +50,7 @@ class Calibration:
     models: dict[tuple[str, str], SegmentModel] = field(default_factory=dict)
     shifts: list[dict] = field(default_factory=list)
     converged: bool = True
+    plan_paths: list[str] = field(default_factory=list)   # rounds of paths under the plan
 
     def report(self) -> str:
         lines = [f'{self.jobs} jobs in {self.windows} window(s); '
@@ -60,7 +61,7 @@ class Calibration:
         for model in self.models.values():
             tail = model.tail.describe().replace(' ms', '')
             lines.append(f'  {model.describe()}; residual {tail}')
-        return '\n'.join(lines)
+        return '\n'.join(lines + self.plan_paths)
 
 
 def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentile: float,
@@ -72,12 +73,9 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
     for task, entry in out.get('tasks', {}).items():
         if task not in taskset.tasks:
             continue
-        samples, est = path_estimate(traces, task, percentile, confidence)
-        if samples:
-            cut, top = top_cut(samples, confidence)
-            entry['release_path_ms'] = [x for x in samples if x <= cut]
-            entry['release_path_tail'] = {float(percentile): min(cut, est.bound if est.ok else est.bound_or_max)}
-            entry['release_path_top'] = top
+        fields, est = path_fields(traces, task, percentile, confidence)
+        if fields:
+            entry.update(fields)
             paths[task] = est
         variants = taskset.tasks[task].variants
         for seg in SEGMENTS:
@@ -96,8 +94,9 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
 def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxruntime', device: str = 'cpu',
               zoo_dir: str | None = None, out_dir: str | None = None, quiet: bool = True,
               camera_params: dict | None = None, min_windows: int = 2, max_windows: int = 4,
-              tolerance: float = TOLERANCE, confidence: float = CONFIDENCE) -> Calibration:
-    """Run the graph in windows of duration_s with every variant in turn, then rewrite the profiles file."""
+              tolerance: float = TOLERANCE, confidence: float = CONFIDENCE, plan_rounds: int = 0) -> Calibration:
+    """Run the graph in windows of duration_s with every variant in turn, then rewrite the profiles file;
+    then up to plan_rounds rounds of release paths measured under the plan (plan_paths.py)."""
     from .trace_report import record
     raw = read_yaml(taskset_file, 'task set')
     if not raw.get('profiles'):
@@ -160,6 +159,11 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         yaml.safe_dump(calibrated, f, sort_keys=False, width=160, default_flow_style=None)
     atomic_write(prof_path, write)
     load_taskset(taskset_file)                   # what we wrote must load
+    if plan_rounds:
+        from .plan_paths import settle_paths
+        result.plan_paths = settle_paths(taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir, {
+            'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet,
+            'camera_params': camera_params})
     return result
 
 

@@ -240,12 +240,14 @@ def cmd_calibrate(args) -> int:
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
     if not 2 <= args.max_windows <= 20:
         raise CliError(f'--max-windows must be in 2..20, got {args.max_windows}')
+    if not 0 <= args.plan_rounds <= 10:
+        raise CliError(f'--plan-rounds must be in 0..10, got {args.plan_rounds}')
     from .calibrate import calibrate
     from .zoo_commands import one_line_errors
 
     def run(a) -> int:
         result = calibrate(a.taskset, a.duration_s, a.backend, a.device, a.zoo, quiet=a.quiet,
-                           max_windows=a.max_windows)
+                           max_windows=a.max_windows, plan_rounds=a.plan_rounds)
         print(result.report())
         print(f'wrote {result.profiles_file}')
         return 0
@@ -342,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     graph_args(c, 20.0)
     c.add_argument('--max-windows', type=int, default=4,
                    help='windows of --duration-s to run at most while the tails still move (at least 2)')
+    c.add_argument('--plan-rounds', type=int, default=2,
+                   help='then plan and re-measure the release paths under the plan, up to this many rounds '
+                        '(0: keep the paths measured while every variant cycled)')
     c.set_defaults(func=cmd_calibrate)
     return p
 

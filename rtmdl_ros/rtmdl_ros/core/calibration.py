@@ -113,6 +113,18 @@ def path_estimate(traces: list[JobTrace], task: str, percentile: float, confiden
     return paths, quantile_upper_bound(paths, percentile, confidence)
 
 
+def path_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> tuple[dict, TailEstimate]:
+    """The profile's release-path keys for one task (empty without samples): the samples up to
+    the TOP-th percentile bound, the tail bound at the percentile, and that TOP."""
+    samples, est = path_estimate(traces, task, percentile, confidence)
+    if not samples:
+        return {}, est
+    cut, top = top_cut(samples, confidence)
+    return {'release_path_ms': [x for x in samples if x <= cut],
+            'release_path_tail': {float(percentile): min(cut, est.bound if est.ok else est.bound_or_max)},
+            'release_path_top': top}, est
+
+
 def window_shift(before: list[JobTrace], after: list[JobTrace], tasks, percentile: float) -> dict[str, float]:
     """Per task, how much one more window moved its release path's tail (relative):
     the calibration runs another window while this is over its tolerance."""

@@ -43,7 +43,7 @@ from .executor_reporting import TRACE_PERIOD_S, Reporting
 from .input_filters import filtered_subscription, job_filter
 from .job_codec import LocalJob, check_image_job, check_sound_job, image_decoder, sound_decode
 from .resources import load_runtime_taskset
-from .spin import Pacer, spin_node, start_node
+from .spin import Pacer, settle_heap, spin_node, start_node
 from .task_nodes import composed_task_nodes
 from .topics import JOB_QOS, job_topic
 
@@ -95,6 +95,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self._make_publishers()
         if self.p['compose_task_nodes']:
             self._compose_task_nodes()
+        settle_heap()                         # the models, sessions and warm-up buffers stay: no GC pauses over them
         self.configure_s = time.monotonic() - t0
         self.get_logger().info(f'configured in {self.configure_s:.1f} s: every variant loaded and warmed')
         return TransitionCallbackReturn.SUCCESS
@@ -183,6 +184,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             + (f' at SCHED_FIFO {self.p["realtime_priority"]}' if self.p['realtime_priority'] and not cfg.problems else '')
             + (f' on cores {sorted(mine)}' if mine else '') + '; plan '
             + ', '.join(f'{n}={s.variant}@{s.priority}' for n, s in self.settings.items()))
+        settle_heap()                         # and what activation made (threads, subscriptions, publishers)
         return super().on_activate(state)
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:

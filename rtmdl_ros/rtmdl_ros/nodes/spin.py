@@ -70,6 +70,17 @@ def _end(node=None) -> None:
         pass
 
 
+def settle_heap() -> None:
+    """Move every object alive now (modules, loaded models, prerendered frames) out of the
+    cyclic collector's reach. A full collection holds the GIL while it walks them: measured
+    in the executor, 70-140 ms pauses every few seconds, each a burst of missed frames
+    (a 120 ms stall in the sensor stage, 4 misses in 450 jobs). Afterwards a collection
+    walks only what was made since: what a node makes per message is short-lived."""
+    import gc
+    gc.collect()
+    gc.freeze()
+
+
 def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1):
     """rclpy.init(), an executor, then the node: (node, executor).
 
@@ -97,6 +108,7 @@ def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1)
         _end()
         sys.exit(2)
     executor.add_node(node)
+    settle_heap()
     return node, executor
 
 
