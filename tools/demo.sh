@@ -46,15 +46,24 @@ fi
 TASKSET="$OUT/${EXAMPLE}_taskset.yaml"
 echo "=== 1. profiling every task's variants on this machine (onnxruntime, CPU)"
 rtmdl profile --config "$CONFIG" --out "$TASKSET" --samples 40 --warmup 5
-echo "=== 2. calibrating on the running graph (every variant in turn, windows of 20 s)"
+echo "=== 2. calibrating on the running graph (every variant in turn, windows of 20 s; then paths under the plan)"
+rm -f "$OUT/calibration/plan_settled.yaml"
 rtmdl calibrate "$TASKSET" --duration-s 20 --quiet
 rm -f "$OUT"/plan_*.yaml
+SETTLED="$OUT/calibration/plan_settled.yaml"
 for policy in rtmdl dm-nmc; do
   echo "=== 3. plan: $policy"
-  # Where no plan meets the bounds, RT-mDL's plan is the fastest variants (marked NOT CERTIFIED):
-  # a car should lose accuracy before it loses deadlines.
-  rtmdl optimize "$TASKSET" --policy "$policy" --out "$OUT/plan_$policy.yaml" --time-limit-s 20 \
-    $([ "$policy" = rtmdl ] && echo --fallback fastest) 2>&1 | sed 's/^/  /' || true
+  if [ "$policy" = rtmdl ] && [ -f "$SETTLED" ]; then
+    # Calibration planned with rtmdl and re-measured the release paths under the plan until one
+    # passed with the paths measured while it ran: that plan is RT-mDL's.
+    cp "$SETTLED" "$OUT/plan_rtmdl.yaml"
+    echo "  the plan calibration settled on, with release paths measured under it ($SETTLED)"
+  else
+    # Where no plan meets the bounds, RT-mDL's plan is the fastest variants (marked NOT CERTIFIED):
+    # a car should lose accuracy before it loses deadlines.
+    rtmdl optimize "$TASKSET" --policy "$policy" --out "$OUT/plan_$policy.yaml" --time-limit-s 20 \
+      $([ "$policy" = rtmdl ] && echo --fallback fastest) 2>&1 | sed 's/^/  /' || true
+  fi
   [ -f "$OUT/plan_$policy.yaml" ] && rtmdl analyze "$TASKSET" --plan "$OUT/plan_$policy.yaml" | sed 's/^/  /'
 done
 PLAN="$OUT/plan_rtmdl.yaml"

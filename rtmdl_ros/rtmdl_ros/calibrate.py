@@ -51,6 +51,7 @@ class Calibration:
     shifts: list[dict] = field(default_factory=list)
     converged: bool = True
     plan_paths: list[str] = field(default_factory=list)   # rounds of paths under the plan
+    settled_plan: str | None = None                        # a plan that passes with its own paths
 
     def report(self) -> str:
         lines = [f'{self.jobs} jobs in {self.windows} window(s); '
@@ -161,7 +162,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     load_taskset(taskset_file)                   # what we wrote must load
     if plan_rounds:
         from .plan_paths import settle_paths
-        result.plan_paths = settle_paths(taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir, {
+        result.plan_paths, result.settled_plan = settle_paths(taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir, {
             'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet,
             'camera_params': camera_params})
     return result

@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph_args(c, 20.0)
     c.add_argument('--max-windows', type=int, default=4,
                    help='windows of --duration-s to run at most while the tails still move (at least 2)')
-    c.add_argument('--plan-rounds', type=int, default=2,
+    c.add_argument('--plan-rounds', type=int, default=3,
                    help='then plan and re-measure the release paths under the plan, up to this many rounds '
                         '(0: keep the paths measured while every variant cycled)')
     c.set_defaults(func=cmd_calibrate)

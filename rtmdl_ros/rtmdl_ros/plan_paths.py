@@ -12,9 +12,14 @@ the 2-core VM: sensor-stage p99 2.6 ms under the fastest variants against a
   at the top of a 600-sample window) and put the release paths measured there
   into the profile; plan again.
 
-A plan counts only if it passes the analysis with the paths measured while it
-ran. When planning again returns the same plan, that plan and its paths are a
-fixed point: `rtmdl optimize` on the written profile returns it. Where no plan
+The profile keeps, per task, the longest paths measured under any plan so far,
+so they only grow and the plans only get lighter. It stops when planning again
+returns a plan already measured: that plan passes with paths no shorter than
+its own, and `rtmdl optimize` on the written profile returns it. Without that
+fixed point within the rounds, the most accurate plan run that passes with the
+paths measured while it ran is the one: its paths go into the profile and the
+plan into plan_settled.yaml (planning again would pick a heavier plan whose
+paths were not measured, so the report says to run that file). Where no plan
 passes with the cycling paths, round 1 runs every task's fastest variant. Otherwise the
 profile gets back the paths of the cycling calibration (an average load), and
 the report says so: a plan is never certified with paths measured under a
@@ -26,10 +31,11 @@ import os
 
 import yaml
 
-from .core.analysis import analyze
 from .core.calibration import after_warmup, path_fields
 from .core.files import atomic_write
 from .core.plan import write_plan
+from .core.analysis import analyze
+from .core.optimizer import objective
 from .core.policies import fastest_plan, plan_with
 from .core.taskset import TasksetError, load_taskset, read_yaml
 
@@ -38,13 +44,20 @@ def _order(plan) -> str:
     return ', '.join(f'{n}={a.variant}@{a.priority}' for n, a in sorted(plan.items(), key=lambda kv: kv[1].priority))
 
 
+def _tail(fields: dict, percentile: float) -> float:
+    return fields['release_path_tail'][float(percentile)]
+
+
 def _write_paths(prof_path: str, fields: dict, note: str) -> None:
     """The profiles file with each task's release-path keys replaced, atomically."""
     with open(prof_path) as f:
         header = [line for line in f.read().splitlines() if line.startswith('#')]
     raw = read_yaml(prof_path, 'profiles file')
     for task, entry in fields.items():
-        raw.setdefault('tasks', {}).setdefault(task, {}).update(entry)
+        held = raw.setdefault('tasks', {}).setdefault(task, {})
+        for key in [k for k in held if k.startswith('release_path')]:
+            del held[key]                     # all of one measurement, nothing of another
+        held.update(entry)
     raw.setdefault('calibrated', {})['release_paths'] = note
     header = [line for line in header if not line.startswith('# Release paths:')] + [f'# Release paths: {note}']
 
@@ -55,8 +68,10 @@ def _write_paths(prof_path: str, fields: dict, note: str) -> None:
 
 
 def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: float, confidence: float,
-                 out_dir: str, record_kwargs: dict, time_limit_s: float = 20.0, windows: int = 2) -> list[str]:
-    """Up to `rounds` plan -> run (`windows` windows) -> re-measure rounds; returns the report lines."""
+                 out_dir: str, record_kwargs: dict, time_limit_s: float = 20.0,
+                 windows: int = 2) -> tuple[list[str], str | None]:
+    """Up to `rounds` plan -> run (`windows` windows) -> re-measure rounds; returns the report lines
+    and the settled plan file (out_dir/plan_settled.yaml), if any."""
     from .trace_report import record
     taskset = load_taskset(taskset_file)
     cycling = {t: {k: v for k, v in entry.items() if k.startswith('release_path')}
@@ -69,6 +84,11 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
         plan = fastest_plan(taskset)
         lines.append('no plan meets the bounds with the paths measured while every variant cycled; '
                      'round 1 measures them under every task\'s fastest variant')
+    merged: dict = {}
+    measured, own = [], []
+    settled = os.path.join(out_dir, 'plan_settled.yaml')
+    if os.path.exists(settled):
+        os.remove(settled)                    # only this run's verdict
     for k in range(rounds):
         plan_file = os.path.join(out_dir, f'plan_round{k + 1}.yaml')
         write_plan(plan_file, plan, header=f'rtmdl calibrate: release paths under this plan, round {k + 1}')
@@ -82,21 +102,45 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
             traces += got
         fields = {t: path_fields(traces, t, taskset.percentile, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}
-        _write_paths(prof_path, fields, f'measured under {_order(plan)} (round {k + 1})')
-        taskset = load_taskset(taskset_file)
-        passes = all(a.meets_bound for a in analyze(taskset, plan).values())
-        again = plan_with(taskset, 'rtmdl', time_limit_s=time_limit_s).plan
-        tails = ', '.join(f'{t} p{taskset.percentile:g} <= {f["release_path_tail"][float(taskset.percentile)]:.2f} ms'
+        tails = ', '.join(f'{t} p{taskset.percentile:g} <= {_tail(f, taskset.percentile):.2f} ms'
                           for t, f in fields.items())
-        lines.append(f'round {k + 1}: under {_order(plan)}: {tails}; '
-                     + ('passes' if passes else 'does not pass') + ' with them')
-        if passes and again == plan:
-            lines.append(f'paths under the plan: settled on {_order(plan)} (rtmdl optimize returns it)')
-            return lines
+        # Per task the longest of the paths measured under every plan so far: a plan chosen
+        # with them was measured itself, or is measured next round.
+        merged = {t: max((f, merged.get(t)), key=lambda x: _tail(x, taskset.percentile) if x else -1.0)
+                  for t, f in fields.items()}
+        measured.append(plan)
+        own.append((plan, fields))
+        _write_paths(prof_path, merged, 'per task the longest measured under ' + '; '.join(map(_order, measured)))
+        taskset = load_taskset(taskset_file)
+        again = plan_with(taskset, 'rtmdl', time_limit_s=time_limit_s).plan
+        lines.append(f'round {k + 1}: under {_order(plan)}: {tails}; planning again gives '
+                     + (_order(again) if again is not None else 'no plan'))
+        if again is not None and again in measured:
+            write_plan(settled, again, header='rtmdl calibrate: passes with release paths no shorter than those '
+                                              'measured while it ran (per task the longest under every plan run)')
+            lines.append(f'paths under the plan: settled on {_order(again)}: it passes with paths no shorter than '
+                         f'those measured while it ran, and rtmdl optimize returns it ({settled})')
+            return lines, settled
         if again is None:
             break
         plan = again
+    # No fixed point: the most accurate plan run that passes with the paths measured while it ran.
+    passing = []
+    for plan, fields in own:
+        _write_paths(prof_path, fields, f'measured under {_order(plan)}')
+        taskset = load_taskset(taskset_file)
+        if all(a.meets_bound for a in analyze(taskset, plan).values()):
+            passing.append((objective(taskset, {n: a.variant for n, a in plan.items()}), plan, fields))
+    if passing:
+        _, plan, fields = min(passing, key=lambda x: x[0])
+        _write_paths(prof_path, fields, f'measured under {_order(plan)} (the plan in {os.path.basename(settled)})')
+        write_plan(settled, plan, header='rtmdl calibrate: passes with the release paths measured while it ran; '
+                                         'rtmdl optimize on this profile may choose a heavier plan whose paths '
+                                         'were not measured')
+        lines.append(f'paths under the plan: {_order(plan)} passes with the paths measured while it ran ({settled}); '
+                     'planning again chose heavier plans that did not, so use that plan rather than rtmdl optimize')
+        return lines, settled
     _write_paths(prof_path, cycling, 'measured while every variant cycled (no plan settled with its own paths)')
-    lines.append('paths under the plan: no plan settled with the paths measured under itself; the profile keeps '
+    lines.append('paths under the plan: no plan passed with the paths measured under itself; the profile keeps '
                  'the paths measured while every variant cycled')
-    return lines
+    return lines, None
