@@ -4,8 +4,9 @@
         [--calibrate-s 20] [--run-s 30] [--out results/stability]
 
 Profiles the F1/10 task set once (unless --taskset gives a profiled one), then
-per cycle: `rtmdl calibrate` (its windows), `rtmdl optimize` (rtmdl policy;
-where no plan meets the bounds, every task's fastest variant, not certified),
+per cycle: `rtmdl calibrate` (its windows, then paths under the plan) and the
+plan it settled on (else `rtmdl optimize`; where no plan meets the bounds,
+every task's fastest variant, not certified),
 and the graph under that plan for --run-s, as `make demo` does. Prints per
 cycle the plan, each task's analysed bound, measured run p99 and miss rate,
 and across cycles the certified count, each task's bound spread (max / min)
@@ -29,13 +30,17 @@ def cycle(taskset_file: str, out_dir: str, calibrate_s: float, run_s: float) -> 
     from rtmdl_ros.bringup import bringup
     from rtmdl_ros.calibrate import calibrate
     from rtmdl_ros.core.analysis import analyze
-    from rtmdl_ros.core.plan import write_plan
+    from rtmdl_ros.core.plan import load_plan, write_plan
     from rtmdl_ros.core.policies import fastest_plan, plan_with
     from rtmdl_ros.core.taskset import load_taskset
-    cal = calibrate(taskset_file, calibrate_s, out_dir=os.path.join(out_dir, 'calibration'))
+    cal = calibrate(taskset_file, calibrate_s, out_dir=os.path.join(out_dir, 'calibration'), plan_rounds=3)
     taskset = load_taskset(taskset_file)
-    res = plan_with(taskset, 'rtmdl', time_limit_s=20)
-    plan, certified = (res.plan, True) if res.plan is not None else (fastest_plan(taskset), False)
+    if cal.settled_plan:                          # as make demo: the plan calibration settled on
+        plan, certified, reason = load_plan(cal.settled_plan, taskset), True, ''
+    else:
+        res = plan_with(taskset, 'rtmdl', time_limit_s=20)
+        plan, certified, reason = (res.plan, True, '') if res.plan is not None else \
+            (fastest_plan(taskset), False, res.reason)
     plan_file = os.path.join(out_dir, 'plan.yaml')
     write_plan(plan_file, plan, header='bench_calibration_stability' + ('' if certified else ': NOT CERTIFIED'))
     summary: dict = {}
@@ -51,7 +56,7 @@ def cycle(taskset_file: str, out_dir: str, calibrate_s: float, run_s: float) -> 
                        'dmr': float(m.run_miss_rate) if m else math.nan,
                        'max_miss_rate': taskset.tasks[name].max_miss_rate}
     cpu = summary.get('cpu')
-    return {'certified': certified, 'reason': '' if certified else res.reason, 'windows': cal.windows,
+    return {'certified': certified, 'reason': reason, 'windows': cal.windows, 'rounds': cal.plan_paths,
             'calibration_stable': cal.converged, 'exit': rc, 'tasks': tasks,
             'other_cpu_cores': cpu[1] if cpu else None}
 
