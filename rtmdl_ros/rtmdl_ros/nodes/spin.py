@@ -98,6 +98,7 @@ def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         node = make()
+        settle_heap()                         # part of start-up: a stop signal here ends quietly too
     except (Exception, KeyboardInterrupt) as e:
         if _stopped() or isinstance(e, KeyboardInterrupt):
             _end()
@@ -108,7 +109,6 @@ def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1)
         _end()
         sys.exit(2)
     executor.add_node(node)
-    settle_heap()
     return node, executor
 
 
