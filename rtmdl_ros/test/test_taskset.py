@@ -32,6 +32,17 @@ def test_good_file_loads_with_defaults(tmp_path):
     assert t.on_overrun == 'replace' and ts.percentile == 99.0
     assert t.variants['w100'].time('infer').worst == 12.5
     assert ts.platform.slowdown(2) == 1.4
+    assert (t.stamp_source, t.source_frame_id) == ('header', None)
+    assert ts.uncalibrated == ['lights'] and 'rtmdl calibrate' in ts.calibration_note()
+
+
+def test_source_settings_and_a_measured_path_are_read():
+    raw = copy.deepcopy(GOOD)
+    raw['tasks']['lights'].update(stamp_source='receipt', source_frame_id='front_camera', release_path_ms=[1.0, 2.0])
+    ts = taskset_from_dict(raw)
+    t = ts.tasks['lights']
+    assert (t.stamp_source, t.source_frame_id) == ('receipt', 'front_camera')
+    assert ts.uncalibrated == [] and ts.calibration_note() == ''
 
 
 @pytest.mark.parametrize('path,value,needle', [
@@ -45,6 +56,8 @@ def test_good_file_loads_with_defaults(tmp_path):
     (('tasks', 'lights', 'variants', 'w100', 'pre_ms'), 'fast', 'number or a list'),
     (('tasks', 'lights', 'variants', 'w100', 'accuracy'), 94, 'fraction'),
     (('tasks', 'lights', 'on_overrun'), 'queue', 'on_overrun'),
+    (('tasks', 'lights', 'stamp_source'), 'camera', 'tasks.lights.stamp_source'),
+    (('tasks', 'lights', 'source_frame_id'), 7, 'tasks.lights.source_frame_id'),
     (('platform', 'cpu_workers'), 0, 'cpu_workers'),
     (('platform', 'gpu_slowdown'), {2: 0.5}, 'factor >= 1'),
     (('tasks',), {}, "non-empty 'tasks'"),

@@ -15,6 +15,8 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
         on_overrun: replace        # or skip (default replace)
         deadline_from: stamp       # or release: what a deadline counts from (default stamp)
         min_interarrival_ms: 30.0  # releases at least this far apart, by source stamp (default period_ms)
+        stamp_source: header       # or receipt: for a driver that never stamps (core/input_guard.py)
+        source_frame_id: camera    # optional: take jobs only from frames with this frame_id
         release_path_ms: [1.9, 2.4]  # source stamp -> executor receipt (measured; default 0)
         compressed_variant: w050   # optional, used by the dm-mc baseline
         variants:
@@ -39,6 +41,7 @@ SEGMENTS = ('pre', 'infer', 'post')
 RESOURCE_OF = {'pre': 'cpu', 'infer': 'gpu', 'post': 'cpu'}
 OVERRUN_POLICIES = ('replace', 'skip')
 DEADLINE_ORIGINS = ('stamp', 'release')
+STAMP_SOURCES = ('header', 'receipt')
 
 
 class TasksetError(ValueError):
@@ -160,6 +163,10 @@ class Task:
     min_interarrival_ms: float | None = None        # None: period_ms
     deadline_from: str = 'stamp'
     release_path: ExecTime | None = None            # None: 0 ms
+    # Where a job's stamp comes from: the input's header, or its receipt by the task
+    # node (a driver that never stamps); then the release path starts at receipt.
+    stamp_source: str = 'header'
+    source_frame_id: str | None = None              # the source's frame_id (None: the first publisher heard)
 
     @property
     def interarrival_ms(self) -> float:
@@ -225,6 +232,22 @@ class TaskSet:
         return min([t.path.top for t in self.tasks.values()]
                    + [x.top for t in self.tasks.values() for v in t.variants.values() for x in v.times.values()])
 
+    @property
+    def uncalibrated(self) -> list[str]:
+        """Tasks whose release path was never measured (`rtmdl calibrate`): their bounds leave
+        out the graph's path from the stamp to the release."""
+        return [n for n, t in self.tasks.items() if t.release_path is None]
+
+    def calibration_note(self) -> str:
+        """'' when every release path was measured, else what the bounds leave out and what to run."""
+        missing = self.uncalibrated
+        if not missing:
+            return ''
+        where = self.source or 'TASKSET'
+        return (f'UNCALIBRATED: the release paths of {", ".join(missing)} were never measured, so their bounds '
+                'leave out the graph\'s path from the sensor stamp to the release (transport, task node) and the '
+                f'graph\'s own slow-down; run `rtmdl calibrate {where}` first')
+
     def task(self, name: str) -> Task:
         try:
             return self.tasks[name]
@@ -277,6 +300,17 @@ def _parse_variant(name: str, raw: Any, where: str) -> Variant:
     return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group)
 
 
+def source_settings(raw: Mapping, where: str) -> tuple[str, str | None]:
+    """(stamp_source, source_frame_id) of a raw task entry, checked."""
+    stamp_source = raw.get('stamp_source', 'header')
+    if stamp_source not in STAMP_SOURCES:
+        raise TasksetError(f'{where}.stamp_source: must be one of {STAMP_SOURCES}, got {stamp_source!r}')
+    frame_id = raw.get('source_frame_id')
+    if frame_id is not None and not (isinstance(frame_id, str) and frame_id):
+        raise TasksetError(f'{where}.source_frame_id: expected a frame_id (a non-empty string), got {frame_id!r}')
+    return stamp_source, frame_id
+
+
 def _parse_task(name: str, raw: Any) -> Task:
     where = f'tasks.{name}'
     raw = _mapping(raw, where)
@@ -305,6 +339,7 @@ def _parse_task(name: str, raw: Any) -> Task:
     origin = raw.get('deadline_from', 'stamp')
     if origin not in DEADLINE_ORIGINS:
         raise TasksetError(f'{where}.deadline_from: must be one of {DEADLINE_ORIGINS}, got {origin!r}')
+    stamp_source, frame_id = source_settings(raw, where)
     gap = _number(raw, 'min_interarrival_ms', where, default=period)
     if not 0 < gap <= period:
         raise TasksetError(f'{where}.min_interarrival_ms: must be in (0, period_ms={period:g}], got {gap:g}')
@@ -313,7 +348,8 @@ def _parse_task(name: str, raw: Any) -> Task:
         if raw.get('release_path_ms') is not None else None
     return Task(name=str(name), period_ms=period, deadline_ms=deadline, max_miss_rate=miss,
                 variants=variants, on_overrun=overrun, compressed_variant=compressed,
-                min_interarrival_ms=None if gap == period else gap, deadline_from=origin, release_path=path)
+                min_interarrival_ms=None if gap == period else gap, deadline_from=origin, release_path=path,
+                stamp_source=stamp_source, source_frame_id=frame_id)
 
 
 def _parse_platform(raw: Any) -> Platform:
