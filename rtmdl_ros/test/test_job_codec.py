@@ -157,9 +157,12 @@ def test_the_executor_refuses_a_job_that_is_not_a_picture_of_an_admitted_frame(c
 def test_the_job_carries_the_task_nodes_times_and_refusals():
     fam = family('traffic_light')
     frame = read_frame(serialize_message(frame_message()))
-    job = serialize_message(image_job(frame, encode_frame(fam, frame, None), 1700000000.25, 1700000000.2505, 17))
+    job = serialize_message(image_job(frame, encode_frame(fam, frame, None), 1700000000.25, 1700000000.2505, 17,
+                                      (4, 0, 2, 0, 9)))
     fields = check_image_job(job, fam.picture_size)
     assert (fields.sec, fields.nanosec, fields.refused) == (1700000000, 123456789, 17)
+    assert fields.guard_refused == (4, 0, 2, 0, 9)
+    assert fields.frame_id == frame.frame_id and fields.signature == (frame.frame_id, frame.width, frame.height)
     assert fields.received_s == pytest.approx(1700000000.25, abs=1e-6)
     assert fields.released_s == pytest.approx(1700000000.2505, abs=1e-6)
 
@@ -167,11 +170,13 @@ def test_the_job_carries_the_task_nodes_times_and_refusals():
 def test_sound_jobs_round_trip_and_refuse_bad_samples():
     from std_msgs.msg import Header
     samples = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
-    job = serialize_message(sound_job(Header(frame_id='mic'), 16000, samples.tolist(), 5.0, 5.001, 2))
+    job = serialize_message(sound_job(Header(frame_id='mic'), (7, 500), 16000, samples.tolist(), 5.0, 5.001, 2))
     env = Envelope('sound', window_s=2.0, model_rate=16000)
-    assert check_sound_job(job, env).refused == 2
+    fields = check_sound_job(job, env)
+    assert (fields.refused, fields.guard_refused, fields.sec, fields.nanosec) == (2, (), 7, 500)
     (got, rate), header = decode_sound_job(job)
     assert rate == 16000 and header.frame_id == 'mic' and np.array_equal(got, samples)
+    assert (header.stamp.sec, header.stamp.nanosec) == (7, 500)    # the stamp the job counts from
     bad = SoundJob(sample_rate=16000)
     bad.samples = [0.0, float('nan')]
     with pytest.raises(InputError, match='NaN'):

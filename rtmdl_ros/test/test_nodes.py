@@ -386,6 +386,77 @@ def test_inputs_outside_the_profiled_envelope_are_refused_at_receipt(graph):
     assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs      # none was a release
 
 
+def _guard_counts(executor_node, task):
+    from rtmdl_ros.core.input_guard import REASONS
+    return dict(zip(REASONS, executor_node._guarded(task)[0]))
+
+
+def _stamped(seq, ns, frame_id='cam_test'):
+    msg = frame_msg(seq, frame_id)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
+    return msg
+
+
+def test_frames_from_another_clock_are_refused_by_reason_and_never_become_jobs(graph):
+    """Well-formed frames stamped 0, 1 s ahead and an hour old, on the camera topic: each
+    counted under its reason (status, /diagnostics), none a job; the camera's next frame is."""
+    executor_node, probe = graph
+    probe.clear()
+    jobs = {t: executor_node.runtime.stats(t).total_jobs for t in ('traffic_light', 'sign')}
+    before = _guard_counts(executor_node, 'traffic_light')
+    now = time.time_ns()
+    for k, ns in enumerate((0, now + 1_000_000_000, now - 3600 * 1_000_000_000)):
+        probe.camera.publish(_stamped(60 + k, ns))
+        time.sleep(0.1)
+    want = {'zero_stamp': 1, 'future_stamp': 1, 'old_stamp': 1}
+    assert wait_for(lambda: all(_guard_counts(executor_node, 'traffic_light')[r] - before[r] >= n
+                                for r, n in want.items()))
+    time.sleep(0.3)
+    assert {t: executor_node.runtime.stats(t).total_jobs for t in jobs} == jobs
+    assert wait_for(lambda: probe.task_status('traffic_light') is not None and dict(zip(
+        probe.task_status('traffic_light').refused_reasons,
+        probe.task_status('traffic_light').refused_counts)).get('old_stamp', 0) >= 1)
+    assert probe.task_status('traffic_light').stamp_source == 'header'
+    probe.camera.publish(frame_msg(63))
+    assert wait_for(lambda: probe.results['traffic_light'])
+    assert wait_for(lambda: probe.task_status('traffic_light').source.startswith('node /test_probe'))
+
+
+def test_a_second_publisher_is_foreign_until_the_source_falls_silent(graph):
+    """Frames from another publisher (current stamps) are counted as foreign and never
+    jobs; once the source is silent for source_timeout_s the next publisher is the source."""
+    from rtmdl_ros.nodes.source_guard import WITH_GID
+    executor_node, probe = graph
+    node = next(n for n in executor_node.task_nodes if n.task == 'traffic_light')
+    other = probe.publisher(Image, 'image_raw', qos_profile_sensor_data)
+    assert wait_for(lambda: other.get_subscription_count() > 0)
+    # By GID where rclpy gives it, else by what the frame says of itself (frame_id, size).
+    other_id = 'cam_test' if WITH_GID else 'second_camera'
+    probe.clear()
+    probe.camera.publish(frame_msg(70))              # the source is heard
+    assert wait_for(lambda: probe.results['traffic_light'])
+    jobs = executor_node.runtime.stats('traffic_light').total_jobs
+    foreign, bindings = node.guard.counts['foreign_source'], node.guard.bindings
+    for k in range(5):                                # the camera goes on; a second publisher joins
+        probe.camera.publish(frame_msg(71 + k))
+        time.sleep(0.02)
+        other.publish(frame_msg(76 + k, other_id))
+        time.sleep(0.1)
+    assert wait_for(lambda: node.guard.counts['foreign_source'] >= foreign + 5, 5.0), dict(node.guard.counts)
+    time.sleep(0.3)
+    assert executor_node.runtime.stats('traffic_light').total_jobs - jobs <= 5      # the camera's only
+    assert len(node.guard.foreign) >= 1 and node.guard.bindings == bindings
+    time.sleep(1.3)                                   # the source falls silent (driver restart)
+    probe.clear()
+    other.publish(frame_msg(80, other_id))
+    assert wait_for(lambda: probe.results['traffic_light'])
+    assert node.guard.bindings == bindings + 1
+    time.sleep(1.3)                                   # and back, for the tests that follow
+    probe.clear()
+    probe.camera.publish(frame_msg(81))
+    assert wait_for(lambda: probe.results['traffic_light'])
+
+
 FLOOD = textwrap.dedent('''
     import sys, time, rclpy
     from rclpy.qos import qos_profile_sensor_data
@@ -517,9 +588,14 @@ def test_online_optimizer_replans_when_a_deadline_changes(graph, tmp_path):
         opt.destroy_node()
 
 
+_FRAME = []
+
+
 def _serialized_frame(stamp_ns):
     from rclpy.serialization import serialize_message
-    msg = frame_msg(0)
+    if not _FRAME:
+        _FRAME.append(frame_msg(0))              # rendered once: the stamps are what these tests vary
+    msg = _FRAME[0]
     msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
     return serialize_message(msg)
 
@@ -532,15 +608,16 @@ def test_task_node_releases_on_arrival_at_most_once_per_gap(graph):
     lights, signs = (CameraTaskNode(parameter_overrides=[P('task', value=t)]) for t in ('traffic_light', 'sign'))
     try:
         assert wait_for(lights.executor_active) and wait_for(signs.executor_active)
+        _serialized_frame(0)
         t0 = time.time_ns()
-        frames = [t0 + int(k * 1e9 / 30) for k in range(8)]             # a 30 fps camera
+        frames = [t0 - int((8 - k) * 1e9 / 30) for k in range(8)]       # a 30 fps camera, the last 0.27 s
         for ns in frames + [frames[-1]]:                                 # and one repeat
             raw = _serialized_frame(ns)
             lights.on_input(raw)
             signs.on_input(raw)
         assert lights.released == 8                 # every frame once (30 ms gap), not the repeat
         assert signs.released == 4                  # every other frame (60 ms gap)
-        assert lights.gate.counts['stale'] == 1
+        assert lights.guard.counts['backwards_stamp'] == 1          # the repeat: refused before the gate
     finally:
         lights.destroy_node()
         signs.destroy_node()

@@ -22,6 +22,8 @@ class Admission:
         self.shed_inputs = collections.Counter()     # valid, but their task is shed
         self.node_refused = collections.Counter()    # refused by the task node (its running count)
         self._node_last: dict[str, int] = {}
+        self.node_guard: dict[str, list[int]] = {}   # the task node's guard, per reason (from its jobs)
+        self._guard_last: dict[str, tuple] = {}
 
     def _gate(self, task: str, period_ms: float) -> ReleaseGate:
         gap, period = self._declared[task]
@@ -48,6 +50,16 @@ class Admission:
         last = self._node_last.get(task, 0)
         self.node_refused[task] += refused_so_far - last if refused_so_far >= last else refused_so_far
         self._node_last[task] = refused_so_far
+
+    def node_guard_report(self, task: str, counts_so_far) -> None:
+        """A task node's running counts of well-formed inputs its guard refused, per reason
+        (input_guard.REASONS); a restarted node counts from 0 again."""
+        last = self._guard_last.get(task, ())
+        total = self.node_guard.setdefault(task, [0] * len(counts_so_far))
+        for k, n in enumerate(counts_so_far[:len(total)]):
+            before = last[k] if k < len(last) else 0
+            total[k] += n - before if n >= before else n
+        self._guard_last[task] = tuple(counts_so_far)
 
     def malformed(self, task: str) -> int:
         return self.rejected[task] + self.node_refused[task]

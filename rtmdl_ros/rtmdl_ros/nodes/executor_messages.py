@@ -9,6 +9,7 @@ from rtmdl_interfaces.msg import (Classification, Detection, DetectionArray, Job
                                   SchedulerStatus, TaskStatus)
 
 from ..core.health import task_health
+from ..core.input_guard import REASONS
 from ..core.trace import STAGES
 
 NAN = float('nan')
@@ -40,9 +41,13 @@ def _or_nan(x) -> float:
 
 
 def task_status(name: str, s, task, stats, accuracy: float, bound_ms: float, admission, shed: bool,
-                window_s: float) -> TaskStatus:
-    """One task's row: settings s, task-set entry task, runtime statistics stats."""
+                window_s: float, guarded: tuple = ((), '')) -> TaskStatus:
+    """One task's row: settings s, task-set entry task, runtime statistics stats; guarded:
+    (counts per input_guard.REASONS, the source's text)."""
+    counts, source = guarded
     return TaskStatus(
+        stamp_source=task.stamp_source, source=source, refused_reasons=list(REASONS) if counts else [],
+        refused_counts=[int(c) for c in counts],
         task=name, variant=s.variant, priority=s.priority, period_ms=s.period_ms, deadline_ms=s.deadline_ms,
         max_miss_rate=task.max_miss_rate, accuracy=accuracy, deadline_from=task.deadline_from,
         jobs=stats.total_jobs, missed=stats.total_missed, dropped_frames=stats.total_dropped,
@@ -68,7 +73,8 @@ def diagnostics(status: SchedulerStatus, hardware_id: str, last_error: dict) -> 
     """Per task OK / WARN / ERROR with its figures (core/health.py decides the level)."""
     out = DiagnosticArray(header=status.header)
     for t in status.tasks:
-        level, text = task_health(t.shed, t.jobs, t.miss_rate, t.max_miss_rate, t.malformed)
+        refused = dict(zip(t.refused_reasons, t.refused_counts))
+        level, text = task_health(t.shed, t.jobs, t.miss_rate, t.max_miss_rate, t.malformed, refused)
         out.status.append(DiagnosticStatus(
             level=bytes([level]), name=f'rtmdl_executor: {t.task}', message=text, hardware_id=hardware_id,
             values=[KeyValue(key=k, value=str(v)) for k, v in (
@@ -76,7 +82,9 @@ def diagnostics(status: SchedulerStatus, hardware_id: str, last_error: dict) -> 
                 ('miss_rate', f'{t.miss_rate:.4f}'), ('p99_ms', f'{t.response_p99_ms:.2f}'),
                 ('response_bound_ms', f'{t.response_bound_ms:.2f}'), ('run_miss_rate', f'{t.run_miss_rate:.4f}'),
                 ('malformed', t.malformed), ('rate_limited', t.rate_limited), ('shed_inputs', t.shed_inputs),
+                ('stamp_source', t.stamp_source), ('source', t.source),
                 ('last_error', last_error.get(t.task, '')))]
+            + [KeyValue(key=f'refused.{r}', value=str(n)) for r, n in refused.items()]
             + [KeyValue(key=f'stage.{n}.p50_ms/p99_ms', value=f'{a:.2f}/{b:.2f}')
                for n, a, b in zip(t.stages, t.stage_p50_ms, t.stage_p99_ms)]))
     return out

@@ -29,6 +29,7 @@ from rtmdl_interfaces.msg import ImageJob, SoundJob
 
 from ..backends import create
 from ..core.admission import Admission
+from ..core.input_guard import InputGuard, publisher_key
 from ..core.realtime import RealtimeConfig, reserve_cores
 from ..core.runtime import JobReport, Runtime
 from ..core.scheduling import TaskParams
@@ -43,6 +44,7 @@ from .executor_reporting import TRACE_PERIOD_S, Reporting
 from .input_filters import filtered_subscription, job_filter
 from .job_codec import LocalJob, check_image_job, check_sound_job, image_decoder, sound_decode
 from .resources import load_runtime_taskset
+from .source_guard import GuardLog, guard_values, with_info
 from .spin import Pacer, settle_heap, spin_node, start_node
 from .task_nodes import composed_task_nodes
 from .topics import JOB_QOS, job_topic
@@ -119,6 +121,11 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self.settings = apply_change(declared, {}, self.variants)      # the start-up set must be valid too
         self.admission = Admission({n: t.interarrival_ms for n, t in self.taskset.tasks.items()},
                                    {n: s.period_ms for n, s in self.settings.items()})
+        # Jobs from task nodes elsewhere: the same stamp checks (their stamp is the one the
+        # task node released with) and one publisher per job topic.
+        self.job_guards = {n: InputGuard(self.p['guard'], t.deadline_ms, t.origin_is_stamp, t.source_frame_id)
+                           for n, t in self.taskset.tasks.items()}
+        self.guard_log = GuardLog(self)
         self._checks = {n: (lambda raw, e=self.envelopes[n]: check_sound_job(raw, e)) if f.input == SOUND else
                         (lambda raw, e=self.envelopes[n], size=f.picture_size: check_image_job(raw, size, e))
                         for n, f in self.families.items()}
@@ -127,7 +134,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
     def _compose_task_nodes(self) -> None:
         self.task_nodes = composed_task_nodes(
             self, self.get_parameter('taskset_file').value, self.p['camera_topic'], self.p['sound_topic'],
-            self.p['input_filter'], self.get_parameter('use_sim_time').value)
+            self.p['input_filter'], self.get_parameter('use_sim_time').value, guard_values(self.p['guard']))
         for node in self.task_nodes:
             if self.executor is not None:
                 self.executor.add_node(node)
@@ -171,7 +178,8 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             content = job_filter(self.envelopes[name], getattr(fam, 'picture_size', None)) \
                 if self.p['input_filter'] else None
             sub, _ = filtered_subscription(self, SoundJob if fam.input == SOUND else ImageJob, job_topic(name),
-                                           lambda raw, n=name: self._on_job(n, raw), JOB_QOS, content, raw=True)
+                                           with_info(lambda raw, info, n=name: self._on_job(n, raw, info)),
+                                           JOB_QOS, content, raw=True)
             self._subs.append(sub)
         self._report_period_s, self._status_due = min(TRACE_PERIOD_S, self.p['status_period_s']), 0.0
         self._reporter = Pacer(self._report_period_s, self._report)   # off the ROS thread that takes frames
@@ -230,10 +238,10 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         if self._active:
             self._admit(task, job.fields, time.monotonic(), job)
 
-    def _on_job(self, task: str, raw: bytes) -> None:
+    def _on_job(self, task: str, raw: bytes, info=None) -> None:
         """A serialized job from a task node elsewhere: its leading fields must pass the
-        receipt checks before it may count as a release. Decoding it is the first step
-        of pre-processing (a CPU worker, the job's priority)."""
+        receipt checks, its stamp and publisher the input guard, before it may count as a
+        release. Decoding it is the first step of pre-processing (a CPU worker, the job's priority)."""
         receipt = time.monotonic()
         try:
             job = self._checks[task](raw)
@@ -241,6 +249,13 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             self.admission.refuse(task)
             self._on_error(task, 'receipt', e)
             return
+        guard, key = self.job_guards[task], publisher_key(info, job.signature)
+        reason = guard.check(job.sec * 1e3 + job.nanosec * 1e-6, self.get_clock().now().nanoseconds * 1e-6, key,
+                             job.frame_id)
+        if reason is not None:
+            self.guard_log.refused(task, job_topic(task), guard, reason, key)
+            return
+        self.admission.node_guard_report(task, job.guard_refused)
         self._admit(task, job, receipt, raw)
 
     def _admit(self, task: str, job, receipt: float, payload) -> None:
@@ -271,9 +286,14 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9 - time.monotonic()
 
     def _publish_result(self, r: JobReport) -> None:
-        if not self._active:
-            return                              # deactivating: the publishers may be gone
-        self.result_pubs[r.task].publish(out.result_message(r, self._to_ros_s()))
+        if not self._active or not self.context.ok():
+            return                              # deactivating, or a stop signal ended the context
+        try:
+            self.result_pubs[r.task].publish(out.result_message(r, self._to_ros_s()))
+        except Exception:                       # noqa: BLE001 - rclpy's RCLError has no stable import path
+            if not self.context.ok():           # the signal came while this job was in flight
+                return
+            raise
         for listener in self.result_listeners:
             listener(r)
 

@@ -15,6 +15,7 @@ from ..core.settings import PERIOD_RANGE_MS, PRIORITY_MAX, TaskSettings, analyse
 from ..core.shedding import DegradedMode
 from .input_filters import INPUT_FILTER_HELP
 from .resources import default_taskset_file
+from .source_guard import declare_guard_params
 
 TASK_FIELDS = ('variant', 'priority', 'deadline_ms', 'period_ms')
 SHED_PARAMS = ('shed_on_overload', 'shed_after_s', 'shed_restore_after_s')
@@ -69,7 +70,10 @@ def declare_node_params(node) -> dict:
         'shed_restore_after_s': (20.0, _floats(1.0, 3600.0, 'every running task within its bound this long '
                                                             'before a shed task comes back')),
     }
-    return {name: node.declare_parameter(name, default, desc).value for name, (default, desc) in specs.items()}
+    values = {name: node.declare_parameter(name, default, desc).value for name, (default, desc) in specs.items()}
+    # The input guard's thresholds: its job topics' guards and the composed task nodes' (source_guard.py).
+    values['guard'] = declare_guard_params(node)
+    return values
 
 
 def declare_task_params(node, taskset, variants: dict) -> dict[str, TaskSettings]:

@@ -8,6 +8,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rtmdl_interfaces.msg import Classification, DetectionArray, JobTraceArray, SchedulerStatus
 
+from ..core.input_guard import key_text
 from . import executor_messages as out
 from .topics import STATUS_TOPIC, TRACE_TOPIC, result_topic
 
@@ -40,12 +41,27 @@ class Reporting:
             return None
         rows = [out.task_status(n, s, self.taskset.tasks[n], self.runtime.stats(n), self.accuracy[n].get(s.variant, 0.0),
                                 self.bounds.get(n, out.NAN), self.admission, n in self.degraded.shed,
-                                self.runtime.window_s)
+                                self.runtime.window_s, self._guarded(n))
                 for n, s in self.settings.items()]
         return out.scheduler_status(
             self.get_clock().now().to_msg(), self.p['backend'], self.p['device'], self.cpu_workers, self.gpu_lanes,
             self.runtime.utilisation(), bool(self.p['realtime_priority']) and not self.runtime.realtime.problems,
             self.realtime_note, self.configure_s, time.monotonic() - self.runtime.started_s, rows)
+
+    def _guarded(self, task: str) -> tuple[list[int], str]:
+        """(refusals per input_guard.REASONS, the source) of a task: its composed task node's
+        guard, the guard on its job topic and what a task node elsewhere reports in its jobs."""
+        counts = list(self.job_guards[task].count_list())
+        source = ''
+        for k, n in enumerate(self.admission.node_guard.get(task, ())[:len(counts)]):
+            counts[k] += n
+        for node in self.task_nodes:
+            if node.task == task:
+                counts = [a + b for a, b in zip(counts, node.guard.count_list())]
+                source = node.source_text
+        if not source and self.job_guards[task].source is not None:
+            source = f'task node, {key_text(self.job_guards[task].source)}'
+        return counts, source
 
     def _publish_traces(self) -> None:
         traces = self.runtime.drain_traces()

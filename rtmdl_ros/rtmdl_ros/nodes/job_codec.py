@@ -79,20 +79,26 @@ def _time(msg_time, seconds: float) -> None:
     msg_time.sec, msg_time.nanosec = ns // 1_000_000_000, ns % 1_000_000_000
 
 
-def image_job(frame: Frame, picture: Picture, received_s: float, released_s: float, refused: int) -> ImageJob:
+def image_job(frame: Frame, picture: Picture, received_s: float, released_s: float, refused: int,
+              guard_refused=()) -> ImageJob:
     h, w = picture.image.shape[:2]
     p = picture.place
     msg = ImageJob(width=w, height=h, data=picture.image.tobytes(), source_width=frame.width,
                    source_height=frame.height, scale_x=float(p.scale_x), scale_y=float(p.scale_y),
-                   offset_x=float(p.offset_x), offset_y=float(p.offset_y), refused=refused)
+                   offset_x=float(p.offset_x), offset_y=float(p.offset_y), refused=refused,
+                   guard_refused=list(guard_refused))
     msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id = frame.sec, frame.nanosec, frame.frame_id
     _time(msg.received, received_s)
     _time(msg.released, released_s)
     return msg
 
 
-def sound_job(header, rate: int, samples, received_s: float, released_s: float, refused: int) -> SoundJob:
-    msg = SoundJob(header=header, sample_rate=int(rate), refused=refused)
+def sound_job(header, stamp: tuple[int, int], rate: int, samples, received_s: float, released_s: float,
+              refused: int, guard_refused=()) -> SoundJob:
+    """header: the newest chunk's; stamp: (sec, nanosec) the job counts from (the header's, or receipt)."""
+    msg = SoundJob(header=Header(frame_id=header.frame_id), sample_rate=int(rate), refused=refused,
+                   guard_refused=list(guard_refused))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
     msg.samples = samples
     _time(msg.received, received_s)
     _time(msg.released, released_s)
@@ -107,6 +113,9 @@ class JobFields:
     received_s: float            # the task node's receipt and release (ROS time, seconds)
     released_s: float
     refused: int                 # inputs the task node refused so far
+    guard_refused: tuple = ()    # well-formed inputs its guard refused so far, per reason (input_guard.REASONS)
+    frame_id: str = ''
+    signature: tuple = ()        # what tells its publisher apart where rclpy gives no GID
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ def check_image_job(raw: bytes, picture_size: tuple[int, int], envelope=None) ->
     """An ImageJob's checks on its serialized bytes: the model's picture size, whole
     data, a placement inside a source frame the task admits."""
     r = _Cdr(raw)
-    sec, nanosec, _ = r.header()
+    sec, nanosec, frame_id = r.header()
     width, height = r.u32(), r.u32()
     size, _ = r.sequence(1)
     if (width, height) != tuple(picture_size):
@@ -157,20 +166,31 @@ def check_image_job(raw: bytes, picture_size: tuple[int, int], envelope=None) ->
         raise InputError(f'placement {place} in a {sw}x{sh} source frame is not a picture of it')
     if envelope is not None:
         envelope.check_frame(int(sw), int(sh))
-    return JobFields(sec, nanosec, r.time_s(), r.time_s(), r.u64())
+    received, released, refused = r.time_s(), r.time_s(), r.u64()
+    return JobFields(sec, nanosec, received, released, refused, _counts(r, raw), frame_id, (frame_id, sw, sh))
 
 
 def check_sound_job(raw: bytes, envelope=None) -> JobFields:
     """A SoundJob's checks (rate, finite samples, the task's window) on its serialized bytes."""
     r = _Cdr(raw)
-    sec, nanosec, _ = r.header()
+    sec, nanosec, frame_id = r.header()
     rate = r.u32()
     n, start = r.sequence(4)
     dtype = np.dtype(np.float32).newbyteorder(r.order)
     check_chunk_fields(int(rate), 1, np.frombuffer(raw, dtype, count=n, offset=start))
     if envelope is not None:
         envelope.check_sound(int(rate), int(n))
-    return JobFields(sec, nanosec, r.time_s(), r.time_s(), r.u64())
+    received, released, refused = r.time_s(), r.time_s(), r.u64()
+    return JobFields(sec, nanosec, received, released, refused, _counts(r, raw), frame_id, (frame_id, rate))
+
+
+def _counts(r: _Cdr, raw: bytes) -> tuple:
+    """A trailing uint64[] (guard_refused); () where the sender's message had none."""
+    if r.pos + 4 > len(r.buf):
+        return ()
+    n, start = r.sequence(8)
+    return tuple(int(x) for x in np.frombuffer(raw, np.dtype(np.uint64).newbyteorder(r.order), count=n,
+                                               offset=start))
 
 
 def decode_image_job(raw: bytes):

@@ -104,8 +104,12 @@ class OptimizerNode(Node):
                 f'; {res.search.method} search, ' + ('proven optimal' if res.search.optimal else
                                                      f'gap <= {res.search.gap:.4f}') + f' in {res.search.elapsed_s:.1f} s')
             self.get_logger().info(f'plan ({reason}; time margin x{self.margin:.2f}{search}): {summary}')
+            note = self.base.calibration_note()
+            if note:
+                self.get_logger().warning(note, once=True)
             if self.plan_file:
-                write_plan(self.plan_file, res.plan, header=f'written by rtmdl_optimizer ({reason})')
+                write_plan(self.plan_file, res.plan, header=f'written by rtmdl_optimizer ({reason})'
+                           + (f'\n{note}' if note else ''))
             return res.plan
 
     def _push(self, plan) -> bool:

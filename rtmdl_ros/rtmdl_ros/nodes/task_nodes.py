@@ -26,6 +26,8 @@ publishes on jobs/<task>, e.g. from a camera computer to the car's Jetson.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -35,13 +37,15 @@ from rtmdl_interfaces.msg import AudioChunk, ImageJob, SoundJob
 from sensor_msgs.msg import Image
 
 from ..core.release import ADMIT, ReleaseGate
-from ..core.taskset import TasksetError
+from ..core.input_guard import publisher_key
+from ..core.taskset import DEADLINE_ORIGINS, Task, TasksetError, source_settings
 from ..models import SOUND, InputError
 from .conversions import chunk_to_mono
 from .graph import task_node_params
 from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription, sensor_filter, widest_filter
 from .job_codec import JobFields, LocalJob, encode_frame, image_job, read_frame, sound_job
 from .resources import default_taskset_file
+from .source_guard import WITH_GID, GuardLog, declare_guard_params, publisher_text, task_guard, with_info
 from .spin import float32_array, run_node
 from .topics import DEFAULT_SOUND_TOPIC, JOB_QOS, job_topic
 
@@ -49,19 +53,37 @@ SILENCE_S = 5.0                    # publishers heard, nothing passed the filter
 MIN_ROI_PX = 8                     # a region of interest must keep this many pixels a side
 
 
-def task_spec(taskset_file: str, task: str):
-    """(family, envelope, min inter-arrival ms) of a task, from one read of the task set."""
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task node needs of its task's entry in the task set."""
+    family: object
+    envelope: object
+    gap_ms: float                  # minimum inter-arrival by stamp
+    task: Task                     # deadline, its origin, stamp_source, source_frame_id (no variants)
+
+
+def task_spec(taskset_file: str, task: str) -> TaskSpec:
+    """A task's TaskSpec, from one read of the task set."""
     from ..models.catalog import read_task_requirements, task_envelopes, task_families
     raw = read_task_requirements(taskset_file)
     if task not in raw['tasks']:
         raise TasksetError(f'task set {taskset_file}: no task {task!r}; it has {sorted(raw["tasks"])}')
     spec = raw['tasks'][task]
+    where = f'task set {taskset_file}: tasks.{task}'
     try:
-        gap = float(spec.get('min_interarrival_ms', spec['period_ms']))
+        period = float(spec['period_ms'])
+        gap = float(spec.get('min_interarrival_ms', period))
+        deadline = float(spec.get('deadline_ms', period))
     except (KeyError, TypeError, ValueError):
-        raise TasksetError(f'task set {taskset_file}: no tasks.{task}.period_ms') from None
+        raise TasksetError(f'{where}: period_ms, deadline_ms and min_interarrival_ms must be numbers') from None
+    stamp_source, frame_id = source_settings(spec, where)
+    origin = spec.get('deadline_from', 'stamp')
+    if origin not in DEADLINE_ORIGINS:
+        raise TasksetError(f'{where}.deadline_from: must be one of {DEADLINE_ORIGINS}, got {origin!r}')
     families = task_families({**raw, 'tasks': {task: spec}}, taskset_file)
-    return families[task], task_envelopes(raw, taskset_file, families)[task], gap
+    entry = Task(task, period, deadline, 0.0, {}, deadline_from=origin, stamp_source=stamp_source,
+                 source_frame_id=frame_id)
+    return TaskSpec(families[task], task_envelopes(raw, taskset_file, families)[task], gap, entry)
 
 
 class TaskNode(Node):
@@ -81,8 +103,12 @@ class TaskNode(Node):
         if not self.task:
             raise TasksetError('parameter task: name the task this node releases jobs for')
         taskset_file = self.declare_parameter('taskset_file', default_taskset_file(), ro).value
-        self.family, self.envelope, gap_ms = task_spec(taskset_file, self.task)
-        self.gate = ReleaseGate(gap_ms)
+        spec = task_spec(taskset_file, self.task)
+        self.family, self.envelope, self.stamp_source = spec.family, spec.envelope, spec.task.stamp_source
+        self.gate = ReleaseGate(spec.gap_ms)
+        self.guard = task_guard(declare_guard_params(self), spec.task)
+        self.guard_log = GuardLog(self)
+        self.source_text, self._bound_as = '', 0
         self.input_topic = self.declare_parameter('input_topic', self.default_input, ro).value
         self.pub = None if sink is not None else self.create_publisher(self.job_type, job_topic(self.task), JOB_QOS)
         use_filter = self.declare_parameter('input_filter', True, ParameterDescriptor(
@@ -94,18 +120,27 @@ class TaskNode(Node):
         filtered = self.subscribe([self], self.input_filter) if subscribe else False
         self.get_logger().info(f'{self.task}: releasing on arrival from {self.input_topic}, at least '
                                f'{self.gate.min_gap_ms:g} ms apart by stamp' +
-                               ('; DDS drops inputs outside the profiled envelope' if filtered else ''))
+                               ('; DDS drops inputs outside the profiled envelope' if filtered else '') +
+                               ('; no DDS content filter here (rclpy >= 9 and an RMW with filters): every input '
+                                'reaches the Python checks' if use_filter and subscribe and not filtered else '') +
+                               ('' if WITH_GID else '; this rclpy gives no publisher GID: publishers are told '
+                                'apart by frame_id, encoding and size') +
+                               ('; jobs count from receipt (stamp_source: receipt)'
+                                if self.stamp_source == 'receipt' else ''))
 
     def subscribe(self, readers: list, content_filter) -> bool:
         """Read the input topic for `readers` (task nodes of this process on it, this one
         among them): one take per input, handed to each, the most urgent task first."""
         if len(readers) == 1:
-            callback = self.on_input
+            callback = with_info(lambda msg, info: self.on_input(msg, None, info))
         else:
-            def callback(msg, nodes=tuple(readers), sink=self.sink):
+            nodes, sink = tuple(readers), self.sink
+
+            def take(msg, info):
                 parsed = self.parse(msg)              # once per input, not once per task
                 for node in sorted(nodes, key=lambda n: sink.priority(n.task)):
-                    node.on_input(msg, parsed)
+                    node.on_input(msg, parsed, info)
+            callback = with_info(take)
         self.input_filter = content_filter
         self.input_sub, filtered = filtered_subscription(self, self.msg_type, self.input_topic, callback,
                                                          qos_profile_sensor_data, content_filter, raw=self.raw_input)
@@ -133,6 +168,28 @@ class TaskNode(Node):
     def refuse(self, what: str, error: InputError) -> None:
         self.malformed += 1
         self.get_logger().warning(f'{what} rejected ({self.malformed} so far): {error}', throttle_duration_sec=5.0)
+
+    def check_source(self, sec: int, nanosec: int, received_s: float, info, signature: tuple,
+                     frame_id: str) -> tuple[int, int] | None:
+        """The job's stamp (the header's, or the receipt's with stamp_source: receipt), or None
+        where the input guard refuses it (counted and logged under its reason)."""
+        key = publisher_key(info, signature)
+        reason = self.guard.check(sec * 1e3 + nanosec * 1e-6, received_s * 1e3, key, frame_id)
+        if reason is not None:
+            self.guard_log.refused(self.task, self.input_topic, self.guard, reason, key)
+            return None
+        if self.guard.bindings != self._bound_as:            # a (new) source: say which
+            self._bound_as = self.guard.bindings
+            self.source_text = publisher_text(self, self.input_topic, key)
+            again = self._bound_as > 1
+            self.get_logger().info(
+                f'{self.task}: taking jobs from {self.source_text} on {self.input_topic}' +
+                (f' (the previous source was silent for {self.guard.limits.source_timeout_s:g} s)' if again else
+                 '; other publishers there are counted as foreign_source, not taken'))
+        if self.stamp_source == 'receipt':
+            ns = int(round(received_s * 1e9))
+            return ns // 1_000_000_000, ns % 1_000_000_000
+        return sec, nanosec
 
     def executor_active(self) -> bool:
         return self.sink.accepting() if self.sink is not None else self.pub.get_subscription_count() > 0
@@ -193,7 +250,7 @@ class CameraTaskNode(TaskNode):
         except InputError as e:
             return None, e
 
-    def on_input(self, raw: bytes, parsed=None) -> None:
+    def on_input(self, raw: bytes, parsed=None, info=None) -> None:
         received_s = self.now_s()
         self.received += 1
         frame, error = parsed or self.parse(raw)
@@ -205,6 +262,12 @@ class CameraTaskNode(TaskNode):
         if error is not None:
             self.refuse('frame', error)
             return
+        stamp = self.check_source(frame.sec, frame.nanosec, received_s, info,
+                                  (frame.frame_id, frame.encoding, frame.width, frame.height), frame.frame_id)
+        if stamp is None:
+            return
+        if stamp != (frame.sec, frame.nanosec):
+            frame = replace(frame, sec=stamp[0], nanosec=stamp[1])
         if not self.admit(frame.sec, frame.nanosec):
             return
         payload = picture = None
@@ -218,7 +281,7 @@ class CameraTaskNode(TaskNode):
                 return
         fields = JobFields(frame.sec, frame.nanosec, received_s, self.now_s(), self.malformed)
         self.release(fields, frame.frame_id, payload, lambda: image_job(
-            frame, picture, received_s, fields.released_s, self.malformed))
+            frame, picture, received_s, fields.released_s, self.malformed, self.guard.count_list()))
 
 
 class SoundTaskNode(TaskNode):
@@ -228,13 +291,13 @@ class SoundTaskNode(TaskNode):
 
     def __init__(self, task: str = '', **kwargs):
         self._buffer = np.zeros(0, np.float32)
-        self._rate = 0
+        self._rate = self._bindings = 0
         super().__init__(task, **kwargs)
         self.window_s = self.declare_parameter('window_s', 2.0, ParameterDescriptor(
             read_only=True, description='seconds of sound a job carries (the clip the model reads)',
             floating_point_range=[FloatingPointRange(from_value=0.01, to_value=30.0, step=0.0)])).value
 
-    def on_input(self, msg: AudioChunk, parsed=None) -> None:
+    def on_input(self, msg: AudioChunk, parsed=None, info=None) -> None:
         received_s = self.now_s()
         self.received += 1
         try:
@@ -243,27 +306,32 @@ class SoundTaskNode(TaskNode):
         except InputError as e:
             self.refuse('AudioChunk', e)
             return
-        if rate != self._rate:
-            self._buffer = np.zeros(0, np.float32)      # a new stream: do not splice rates
-            self._rate = rate
+        header = msg.header
+        stamp = self.check_source(header.stamp.sec, header.stamp.nanosec, received_s, info,
+                                  (header.frame_id, rate, msg.channels), header.frame_id)
+        if stamp is None:                         # not the source's: kept out of the window too
+            return
+        if rate != self._rate or self.guard.bindings != self._bindings:
+            self._buffer = np.zeros(0, np.float32)      # a new stream: do not splice rates or sources
+            self._rate, self._bindings = rate, self.guard.bindings
         self._buffer = np.concatenate([self._buffer, samples])[-int(self.window_s * rate):]
-        stamp = msg.header.stamp
-        if self.admit(stamp.sec, stamp.nanosec):
-            fields = JobFields(stamp.sec, stamp.nanosec, received_s, self.now_s(), self.malformed)
+        if self.admit(*stamp):
+            fields = JobFields(stamp[0], stamp[1], received_s, self.now_s(), self.malformed)
             window = self._buffer                 # replaced, never changed in place: safe to hand over
-            self.release(fields, msg.header.frame_id, (window, self._rate), lambda: sound_job(
-                msg.header, self._rate, float32_array(window), received_s, fields.released_s, self.malformed))
+            self.release(fields, header.frame_id, (window, self._rate), lambda: sound_job(
+                header, stamp, self._rate, float32_array(window), received_s, fields.released_s, self.malformed,
+                self.guard.count_list()))
 
 
 def composed_task_nodes(sink, taskset_file: str, camera_topic: str, sound_topic: str, input_filter: bool,
-                        use_sim_time: bool) -> list[TaskNode]:
+                        use_sim_time: bool, guard: dict | None = None) -> list[TaskNode]:
     """A task node per task of the task set in this process, handing its jobs to `sink` (the
     executor). They take no global arguments: the process's `__node:=rtmdl_executor` would
     rename them too; namespace and use_sim_time follow the executor's."""
     from rclpy.parameter import Parameter
     nodes = []
     for task, (kind, params) in task_node_params(taskset_file, camera_topic, sound_topic).items():
-        params = {**params, 'input_filter': input_filter, 'use_sim_time': use_sim_time}
+        params = {**params, 'input_filter': input_filter, 'use_sim_time': use_sim_time, **(guard or {})}
         nodes.append((SoundTaskNode if kind == SOUND else CameraTaskNode)(
             task, sink=sink, subscribe=False, namespace=sink.get_namespace(), use_global_arguments=False,
             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]))
@@ -271,9 +339,13 @@ def composed_task_nodes(sink, taskset_file: str, camera_topic: str, sound_topic:
     by_topic: dict[str, list] = {}
     for node in nodes:
         by_topic.setdefault(node.input_topic, []).append(node)
-    for readers in by_topic.values():
-        readers[0].subscribe(readers, widest_filter(readers[0].envelope.kind, [n.envelope for n in readers])
-                             if input_filter else None)
+    unfiltered = [topic for topic, readers in by_topic.items()
+                  if not readers[0].subscribe(readers, widest_filter(readers[0].envelope.kind,
+                                                                      [n.envelope for n in readers])
+                                              if input_filter else None)]
+    if input_filter and unfiltered:
+        sink.get_logger().info(f'no DDS content filter on {", ".join(unfiltered)} (they need rclpy >= 9 and an '
+                               'RMW with filters): every input reaches the Python checks')
     return nodes
 
 
