@@ -101,9 +101,10 @@ def cmd_optimize(args) -> int:
         if args.fallback == 'fastest':
             _write_fastest(args, taskset, res.reason)
         return 1
+    note = _calibration_note(taskset)
     lines = [f'written by: rtmdl optimize {args.taskset} --policy {args.policy}',
              f'objective (sum of normalised accuracy loss): {res.objective:.4f}',
-             f'storage: {res.storage_mb:.2f} MB']
+             f'storage: {res.storage_mb:.2f} MB'] + ([note] if note else [])
     if res.search is not None:
         lines.append(f'search: {_search_line(res.search)}')
     lines += _accuracy_lines(args.taskset)
@@ -130,10 +131,11 @@ def _write_fastest(args, taskset, reason: str) -> None:
     """--fallback fastest: the plan to run anyway, said to be uncertified in its header and here."""
     from .core.policies import fastest_plan
     plan = fastest_plan(taskset)
+    note = _calibration_note(taskset)
     write_plan(args.out, plan, header='\n'.join([
         f'written by: rtmdl optimize {args.taskset} --policy {args.policy} --fallback fastest',
         f'NOT CERTIFIED: no plan meets the bounds ({reason});',
-        'this is every task\'s fastest variant, deadline-monotonic']))
+        'this is every task\'s fastest variant, deadline-monotonic'] + ([note] if note else [])))
     analysis = analyze(taskset, plan)
     for name, a in sorted(plan.items(), key=lambda kv: kv[1].priority):
         an = analysis[name]
@@ -165,12 +167,22 @@ def cmd_accuracy(args) -> int:
     return one_line_errors(run)(args)
 
 
+def _calibration_note(taskset) -> str:
+    """The task set's calibration note (TaskSet.calibration_note), also said on stderr."""
+    note = taskset.calibration_note()
+    if note:
+        print(f'rtmdl: {note}', file=sys.stderr)
+    return note
+
+
 def cmd_analyze(args) -> int:
     taskset = load_taskset(args.taskset)
     results = analyze(taskset, _plan_for(args, taskset))
     schedulable = all(r.meets_bound for r in results.values())
+    note = _calibration_note(taskset)
     if args.json:
-        print(json.dumps({'schedulable': schedulable, 'percentile': taskset.percentile, 'tasks': {
+        print(json.dumps({'schedulable': schedulable, 'percentile': taskset.percentile,
+                          'uncalibrated_tasks': taskset.uncalibrated, 'tasks': {
             name: {'variant': r.variant, 'priority': r.priority, 'deadline_ms': r.deadline_ms,
                    'response_bound_ms': _finite(r.response_bound_ms),
                    'worst_response_bound_ms': _finite(r.worst_response_bound_ms),
@@ -182,7 +194,10 @@ def cmd_analyze(args) -> int:
         bound = f'{r.response_bound_ms:.2f}' if math.isfinite(r.response_bound_ms) else 'none'
         print(f'{name:<16}{r.variant:<14}{r.priority:>5}{bound:>11}{r.deadline_ms:>10g}'
               f'{r.miss_rate_bound:>9.3g}{r.max_miss_rate:>7g}{"" if r.meets_bound else "  VIOLATED"}')
-    print('schedulable' if schedulable else 'not schedulable')
+    for name, t in taskset.tasks.items():
+        if t.stamp_source == 'receipt':
+            print(f'{name}: stamp_source receipt: its bound counts from the task node\'s receipt, not the sensor')
+    print(('schedulable' if schedulable else 'not schedulable') + (' (UNCALIBRATED: see above)' if note else ''))
     return 0
 
 

@@ -43,6 +43,25 @@ def test_optimize_writes_a_plan_the_other_commands_accept(tmp_path, policy):
         assert set(t) >= {'jobs', 'missed', 'miss_rate', 'p99_response_ms', 'max_response_ms'}
 
 
+def test_bounds_without_measured_release_paths_are_labelled_uncalibrated(tmp_path):
+    plan = tmp_path / 'plan.yaml'
+    res = rtmdl('optimize', EXAMPLE_TASKSET, '--out', plan)
+    assert res.returncode == 0 and 'UNCALIBRATED' in res.stderr and 'rtmdl calibrate' in res.stderr
+    assert '# UNCALIBRATED: the release paths of traffic_light, sign, audio' in plan.read_text()
+    res = rtmdl('analyze', EXAMPLE_TASKSET)
+    assert 'UNCALIBRATED' in res.stdout and 'leave out the graph' in res.stderr
+    assert json.loads(rtmdl('analyze', EXAMPLE_TASKSET, '--json').stdout)['uncalibrated_tasks'] == \
+        ['traffic_light', 'sign', 'audio']
+    raw = yaml.safe_load(open(EXAMPLE_TASKSET))
+    for task in raw['tasks'].values():
+        task['release_path_ms'] = [1.5, 2.0, 2.5]             # as `rtmdl calibrate` writes them
+    calibrated = tmp_path / 'calibrated.yaml'
+    calibrated.write_text(yaml.safe_dump(raw))
+    res = rtmdl('optimize', calibrated, '--out', tmp_path / 'p2.yaml')
+    assert res.returncode == 0 and 'UNCALIBRATED' not in res.stderr + (tmp_path / 'p2.yaml').read_text()
+    assert json.loads(rtmdl('analyze', calibrated, '--json').stdout)['uncalibrated_tasks'] == []
+
+
 def test_baseline_that_misses_bounds_is_written_with_a_warning(tmp_path):
     res = rtmdl('optimize', EXAMPLE_TASKSET, '--policy', 'dm-nmc', '--out', tmp_path / 'p.yaml')
     assert res.returncode == 0 and 'does not meet the bounds' in res.stderr
