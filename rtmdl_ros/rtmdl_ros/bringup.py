@@ -135,11 +135,12 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
             duration_s: float | None, taskset_file: str | None = None, quiet: bool = False,
             zoo_dir: str | None = None, log_dir: str | None = None, executor_params: dict | None = None,
             camera_params: dict | None = None, summary: dict | None = None, traces_out: list | None = None,
-            judge: bool = True, compose: bool = True) -> int:
+            judge: bool = True, compose: bool = True, stop_signal: int = signal.SIGINT) -> int:
     """Run the graph; summary (if given) gets the final status ('status'), the CPU
     of the graph and of other processes ('cpu'), the start-up time ('startup_s');
     traces_out every job's trace (core.trace.JobTrace). compose: task nodes in the
-    executor's process (else a process each)."""
+    executor's process (else a process each). The nodes are stopped with the signal
+    that stopped bringup, else stop_signal; summary['stops'] says how long each took."""
     from .nodes.graph import graph_specs
     from .nodes.resources import config_dir
     if graph not in GRAPHS:
@@ -213,10 +214,16 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     finally:
         final = latest[-1] if latest else None
         cpu = meter.cores() if meter is not None else None
-        codes = _stop_all(procs)
+        # Forward what stopped bringup (systemd and docker send SIGTERM), else Ctrl-C's SIGINT.
+        codes, stops = _stop_all(procs, stop.signal or stop_signal)
         _close(spinner, node, thread, old)
     if summary is not None:
-        summary.update(status=final, cpu=cpu, startup_s=active_at)
+        summary.update(status=final, cpu=cpu, startup_s=active_at, stops=stops)
+    slow = {n: s for n, s in stops.items() if s['killed']}
+    if slow:
+        print(f'rtmdl bringup: {", ".join(slow)} did not end within {STOP_TIMEOUT_S:g} s of '
+              f'{signal.Signals(stop.signal or stop_signal).name} and were killed (logs in {log_dir})',
+              file=sys.stderr, flush=True)
     if final is not None:
         print(f'final (whole run, {final.active_s:.0f} s since activation; start-up {active_at or 0:.1f} s):\n'
               + _table(final, whole_run=judge) + '\n' + stage_table(final), flush=True)
@@ -337,18 +344,25 @@ def _no_signals():
     return SignalHandlerOptions.NO
 
 
-def _stop_all(procs, timeout_s: float = 10.0) -> list:
-    """SIGINT to the sensors, then the task nodes, then the executor; kill what hangs."""
-    codes = {}
+STOP_TIMEOUT_S = 5.0                # a node not gone this long after its signal is killed (and reported)
+
+
+def _stop_all(procs, sig=signal.SIGINT, timeout_s: float = STOP_TIMEOUT_S) -> tuple[list, dict]:
+    """`sig` to the sensors, then the task nodes, then the executor; kill what hangs.
+    Returns the exit codes (in procs' order) and per node {'code', 'stop_s', 'killed'}."""
+    codes, stops = {}, {}
     for role in _STOP_ORDER:
         group = [(s, p) for s, p in procs if s.role == role]
+        sent = time.monotonic()
         for s, p in group:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(sig)
         for s, p in group:
+            killed = False
             try:
-                codes[s.name] = p.wait(timeout_s)
+                codes[s.name] = p.wait(max(0.0, sent + timeout_s - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
-                codes[s.name] = p.wait()
-    return [codes.get(s.name) for s, _ in procs]
+                codes[s.name], killed = p.wait(), True
+            stops[s.name] = {'code': codes[s.name], 'stop_s': time.monotonic() - sent, 'killed': killed}
+    return [codes.get(s.name) for s, _ in procs], stops

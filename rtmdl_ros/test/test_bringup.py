@@ -3,6 +3,7 @@
 Runs the real command in a subprocess (as a user or systemd would), on its own
 DDS domain, and reads what it prints and what its nodes logged.
 """
+import json
 import os
 import pathlib
 import signal
@@ -67,6 +68,22 @@ def test_bringup_stops_cleanly_on_sigterm(tmp_path):
     assert proc.returncode == 0, out
     assert 'final (whole run' in out
     assert 'Traceback' not in out + _node_logs(tmp_path)
+
+
+def test_start_stop_cycles_end_every_node_within_5_s(tmp_path):
+    """bench/bench_shutdown.py, two cycles (SIGINT, then SIGTERM): every node exits 0 within
+    5 s of its signal, none killed (`make bench` runs 50)."""
+    bench = pathlib.Path(__file__).resolve().parents[2] / 'bench' / 'bench_shutdown.py'
+    run = subprocess.run([sys.executable, str(bench), '--cycles', '2', '--run-s', '2', '--out',
+                          str(tmp_path / 'shutdown.json')], capture_output=True, text=True, timeout=300,
+                         env=_env(tmp_path, 3))
+    assert run.returncode == 0, run.stdout + run.stderr
+    cycles = json.loads((tmp_path / 'shutdown.json').read_text())
+    assert [c['signal'] for c in cycles] == ['SIGINT', 'SIGTERM']
+    for c in cycles:
+        assert c['exit'] == 0 and len(c['stops']) == 3     # the executor (task nodes composed), two sensors
+        for name, stop in c['stops'].items():
+            assert stop['code'] == 0 and not stop['killed'] and stop['stop_s'] < 5.0, (name, stop)
 
 
 def _launch_available() -> bool:
