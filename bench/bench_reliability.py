@@ -1,7 +1,7 @@
 """Junk floods against the running graph: does the most urgent task keep its bound?
 
     python bench/bench_reliability.py [--taskset TS --plan PLAN] [--phase-s 60] [--flood-s 60]
-                                      [--kinds all|malformed|heavy]
+                                      [--kinds all|malformed|heavy|wrong-clock|second-publisher|replay]
     python bench/bench_reliability.py --load-cores 1.0 [--shed] ...      # competing load instead of a flood
 
 Starts `rtmdl bringup` (one process per node, as launched) on its own DDS
@@ -13,7 +13,15 @@ frames, NaN sound, sound at 191,999 Hz, 30 s of sound in one message.
 --kinds malformed floods only the cheap-to-send malformed kinds (a junk flood
 at the full 10x rate); --kinds heavy only the costly-but-valid ones (4096x4096
 frames, 30 s of sound), which cost DDS its transport before any check of ours.
-Printed: messages sent per kind, inputs refused per task (TaskStatus.malformed),
+Well-formed but wrong input (use --factor 4 for "4x the camera's rate"):
+--kinds wrong-clock sends valid frames, chunks and jobs stamped 0, 10 s ahead
+and an hour old, in turn; second-publisher the same with current stamps (a
+second driver on the topic); replay the same stamped as a bag recorded ten
+minutes ago would be (a bag replayed beside the live camera). These come from
+a publisher other than the camera's, so each refusal has two possible reasons;
+the table counts each under the first check that refused it (core/input_guard.py).
+Printed: messages sent per kind, inputs refused per task (TaskStatus.malformed,
+and per reason TaskStatus.refused_counts),
 each task's deadline-miss rate per phase (from the executor's counters), and the
 RSS of the executor and of the task nodes before the flood, at its end and
 after the last phase. --flood-s 600 is the 10-minute flood of issue 15.
@@ -41,6 +49,7 @@ from rtmdl_ros.bringup import CpuMeter
 from rtmdl_interfaces.msg import SchedulerStatus
 
 RTMDL = [sys.executable, '-c', 'import sys; from rtmdl_ros.cli import main; sys.exit(main())']
+WELL_FORMED = ('wrong-clock', 'second-publisher', 'replay')     # valid messages; job topics get valid jobs
 
 FLOODER = textwrap.dedent('''
     import collections, heapq, json, sys, time
@@ -49,11 +58,16 @@ FLOODER = textwrap.dedent('''
     from sensor_msgs.msg import Image
     from rtmdl_interfaces.msg import AudioChunk
     from rtmdl_ros.nodes.topics import JOB_QOS
+    from rtmdl_interfaces.msg import ImageJob, SoundJob
     spec, seconds, only = json.loads(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
     rclpy.init()
     node = rclpy.create_node('junk_flooder')
-    def stamp(m):
-        ns = time.time_ns(); m.header.stamp.sec, m.header.stamp.nanosec = ns // 10**9, ns % 10**9; return m
+    t_start = time.time_ns()
+    OFFSET_NS = {'zero stamp': None, 'future stamp': 10 * 10**9, 'old stamp': -3600 * 10**9, 'second publisher': 0,
+                 'replay': -600 * 10**9}
+    def stamp(m, name=''):
+        ns = time.time_ns() + OFFSET_NS.get(name, 0) if OFFSET_NS.get(name, 0) is not None else 0
+        m.header.stamp.sec, m.header.stamp.nanosec = ns // 10**9, ns % 10**9; return m
     def image(h, w, enc='bgr8', data=None, step=None):
         m = Image(height=h, width=w, encoding=enc, step=w * 3 if step is None else step)
         m.data = bytes(h * w * 3) if data is None else data
@@ -69,11 +83,25 @@ FLOODER = textwrap.dedent('''
     for kind in kinds.values():
         for name in [k for k in kind if (k in HEAVY) != (only == 'heavy') and only != 'all']:
             del kind[name]
+    WRONG = {'wrong-clock': ('zero stamp', 'future stamp', 'old stamp'), 'second-publisher': ('second publisher',),
+             'replay': ('replay',)}
+    if only in WRONG:                                 # well-formed input: valid frames, chunks and jobs
+        def image_job(w, h):
+            return ImageJob(width=w, height=h, data=bytes(w * h * 3), source_width=640, source_height=480,
+                            scale_x=640 / w, scale_y=480 / h)
+        def sound_job(rate, n):
+            m = SoundJob(sample_rate=rate); m.samples = np.zeros(n, np.float32).tolist(); return m
+        valid = {'image': lambda s: image(480, 640), 'sound': lambda s: chunk(16000, np.zeros(2000)),
+                 'image_job': lambda s: image_job(*s['picture']), 'sound_job': lambda s: sound_job(16000, 32000)}
+        kinds = {}
+        for s in spec:
+            kinds[s['topic']] = {name: valid[s['type']](s) for name in WRONG[only]}
     pubs = []
     for k, s in enumerate(spec):
         qos = JOB_QOS if s['topic'].startswith('jobs/') else qos_profile_sensor_data
-        pubs.append((node.create_publisher(Image if s['type'] == 'image' else AudioChunk, s['topic'], qos),
-                     s['type'], 1.0 / s['rate']))
+        types = {'image': Image, 'sound': AudioChunk, 'image_job': ImageJob, 'sound_job': SoundJob}
+        pubs.append((node.create_publisher(types[s['type']], s['topic'], qos),
+                     s['topic'] if only in WRONG else s['type'], 1.0 / s['rate']))
     sent, last_heavy, n = collections.Counter(), collections.defaultdict(float), collections.Counter()
     start = time.monotonic(); end = start + seconds
     queue = [(start, k) for k in range(len(pubs))]
@@ -92,7 +120,7 @@ FLOODER = textwrap.dedent('''
         if name in HEAVY:
             last_heavy[k] = time.monotonic()
         try:
-            pub.publish(stamp(kinds[kind_of][name])); sent[name] += 1
+            pub.publish(stamp(kinds[kind_of][name], name)); sent[name] += 1
         except Exception:           # a reliable job topic whose reader lags refuses the write: go on
             sent['publish refused by DDS'] += 1
         heapq.heappush(queue, (when + gap, k))
@@ -112,8 +140,8 @@ class Watch(Node):
 
     def counters(self):
         s = self.status
-        return {} if s is None else {t.task: (t.jobs, t.missed, t.malformed, t.max_miss_rate, t.shed_inputs)
-                                     for t in s.tasks}
+        return {} if s is None else {t.task: (t.jobs, t.missed, t.malformed, t.max_miss_rate, t.shed_inputs,
+                                              dict(zip(t.refused_reasons, t.refused_counts))) for t in s.tasks}
 
 
 def main() -> int:
@@ -122,8 +150,10 @@ def main() -> int:
     ap.add_argument('--plan', help='plan file (default: the executor\'s own)')
     ap.add_argument('--phase-s', type=float, default=60.0)
     ap.add_argument('--flood-s', type=float, default=60.0)
-    ap.add_argument('--kinds', choices=('all', 'malformed', 'heavy'), default='all',
-                    help='malformed: cheap junk at the full rate; heavy: 4096x4096 frames and 30 s chunks only')
+    ap.add_argument('--kinds', choices=('all', 'malformed', 'heavy', 'wrong-clock', 'second-publisher', 'replay'),
+                    default='all', help='malformed: cheap junk at the full rate; heavy: 4096x4096 frames and 30 s '
+                                        'chunks only; wrong-clock, second-publisher, replay: well-formed input '
+                                        'with wrong stamps or from another publisher')
     ap.add_argument('--load-cores', type=float, help='middle phase: this much competing CPU work instead of a flood')
     ap.add_argument('--load-nice', type=int, default=0,
                     help='niceness of the competing load (negative: software more important than the graph)')
@@ -184,7 +214,10 @@ def main() -> int:
             kind = 'sound' if f.input == SOUND else 'image'
             for topic in (f'jobs/{t}', inputs[t][1] or ('sound' if kind == 'sound' else 'image_raw')):
                 rate = args.factor * 1000.0 / periods[t]
-                spec[topic] = {'topic': topic, 'type': kind, 'rate': max(rate, spec.get(topic, {}).get('rate', 0))}
+                job = topic.startswith('jobs/') and args.kinds in WELL_FORMED
+                spec[topic] = {'topic': topic, 'type': kind + ('_job' if job else ''),
+                               'rate': max(rate, spec.get(topic, {}).get('rate', 0)),
+                               'picture': list(getattr(f, 'picture_size', (0, 0)))}
         rows, rss = {}, {}
 
         def phase(name, seconds, flood=False):
@@ -217,7 +250,9 @@ def main() -> int:
                 time.sleep(seconds)
             c1, cores = watch.counters(), meter.cores() or (float('nan'), float('nan'))
             rows[name] = {t: ((c1[t][1] - c0[t][1]) / max(1, c1[t][0] - c0[t][0]), c1[t][0] - c0[t][0],
-                              c1[t][2] - c0[t][2], c1[t][3], c1[t][4] - c0[t][4]) for t in c1}
+                              c1[t][2] - c0[t][2], c1[t][3], c1[t][4] - c0[t][4],
+                              {r: n - c0[t][5].get(r, 0) for r, n in c1[t][5].items() if n - c0[t][5].get(r, 0)})
+                          for t in c1}
             rss[name] = (rss_mb(b'executor_node'), rss_mb(b'task_nodes'))
             seconds = time.monotonic() - t_start           # what the phase really lasted
             graph_cores, other_cores = cores
@@ -242,6 +277,10 @@ def main() -> int:
             print(f'{t + (" *" if t == top else ""):<16}{rows["before"][t][3]:>7g}' + ''.join(
                 f'{rows[p][t][0]:>12.3f}{rows[p][t][1]:>7}' for p in rows) + f'{rows[middle][t][2]:>9}{rows[middle][t][4]:>6}')
         print('* most urgent task')
+        for t in rows[middle]:
+            if rows[middle][t][5]:
+                print(f'{t}: refused during the {middle} by reason: ' +
+                      ', '.join(f'{r} {n}' for r, n in rows[middle][t][5].items()))
         for k, (ex, tn) in rss.items():
             print(f'RSS {k:<7}: executor {ex:7.1f} MB, task nodes {tn:7.1f} MB')
         growth = 100 * (rss['after'][0] - rss['before'][0]) / max(1.0, rss['before'][0])
