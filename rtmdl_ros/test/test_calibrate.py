@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rtmdl_ros.calibrate import apply_calibration
-from rtmdl_ros.core.calibration import fit_segment, segment_samples, settled
+from rtmdl_ros.core.calibration import calibrated_variant, fit_segment, segment_samples, settled
 from rtmdl_ros.core.taskset import taskset_from_dict
 from rtmdl_ros.core.trace import STAGES, JobTrace
 
@@ -55,13 +55,34 @@ def test_a_variant_that_barely_ran_takes_its_profile_plus_the_tasks_shift():
     assert model.medians['small'] == pytest.approx(0.75 + shift)
 
 
-def test_a_spread_that_grows_with_the_variant_shows_as_under_prediction():
-    # If the tail scales with the work, the pooled tail under-predicts the larger variant: reported, not hidden.
+def test_a_spread_that_grows_with_the_variant_is_followed_and_the_check_is_reported():
+    # The tail scales with the work: one tail pooled over both variants under-predicts the larger
+    # one (the model before BAND); each pooled with variants of its own length does not.
     rng = np.random.default_rng(3)
     traces = _traces(2000, rng, 'ratio')
-    model = fit_segment('cam', 'infer', segment_samples(traces, 'cam', 'infer'),
-                        {v: m['infer'] for v, m in MEDIANS.items()}, 99.5, 0.9)
-    assert model.worst_under > 0.05 and 'under-predicts' in model.describe()
+    graph = segment_samples(traces, 'cam', 'infer')
+    model = fit_segment('cam', 'infer', graph, {v: m['infer'] for v, m in MEDIANS.items()}, 99.5, 0.9)
+    big = graph['big']
+    assert np.percentile(big, 99) > model.medians['big'] + np.quantile(model.residuals, 0.99)   # pooled: under
+    assert model.worst_under <= 0.02 and 'under-predicts' in model.describe()
+
+
+def test_a_short_variant_takes_the_tail_of_variants_of_its_length_not_of_the_longest():
+    # Delays that grow with the segment (preemptions): 0.6 .. 9 ms inferences, 600 jobs each.
+    rng = np.random.default_rng(5)
+    medians = {'tiny': 0.6, 'small': 1.0, 'mid': 4.0, 'big': 9.0}
+    graph = {v: m * (1.0 + rng.exponential(0.3, 600)) for v, m in medians.items()}
+    model = fit_segment('cam', 'infer', graph, medians, 99.5, 0.9)
+    pooled = model.tail.bound                                # one tail for every variant (the report's)
+    for v, x in graph.items():
+        own = np.percentile(x, 99.5)
+        bound = calibrated_variant(model, v, 99.5, 0.9)[1][99.5]
+        assert own <= bound * 1.02, (v, own, bound)          # still covers the variant's own tail
+        if v in ('tiny', 'small'):
+            assert bound < model.medians[v] + 0.5 * pooled   # and is not the longest variant's
+    assert model.worst_under <= 0.05
+    # Too few neighbours: the pool widens to the nearest variants until it has the samples it needs.
+    assert len(model.pool('tiny')) >= model.need
 
 
 def test_apply_calibration_writes_paths_tails_and_modelled_segments():

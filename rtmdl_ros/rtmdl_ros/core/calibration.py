@@ -8,22 +8,27 @@ What the analysis takes from the graph:
   every variant in turn (the executor's `cycle_variants_s`). Each variant's
   typical time is its own median in the graph (the median needs few jobs, and
   it carries whatever shifts that variant there: a constant GIL wait or a
-  slow-down that scales with its work); the tail around it is one
-  distribution for all of the task's variants: the delay beyond the median
-  that the other threads cause (the ROS thread, the other scheduler thread,
-  the sensors), pooled over hundreds of jobs so that its upper percentile has
-  a confidence bound. A variant that ran too few jobs takes its profiled
+  slow-down that scales with its work); the tail around it is the delay
+  beyond the median that the other threads cause (the ROS thread, the other
+  scheduler thread, the sensors), pooled over the variants of about the same
+  length (medians within a factor of BAND, widened to the nearest ones until
+  the pool has the samples its confidence bound needs; a shorter one's delays
+  scaled up to the variant's length): a longer segment is
+  preempted more often, so a 0.6 ms inference must not take the tail of a
+  9 ms one (measured: pooled over all twelve traffic-light variants, the
+  smallest one's p99.5 bound was 5.6 ms for a 0.6 ms median; its own
+  largest delay was 1.6 ms). A variant that ran too few jobs takes its profiled
   median plus the median shift of the task's variants that did. The model is
   checked per variant that ran enough jobs: its p99 against the variant's own
   measured p99, and the worst under-prediction is reported.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .tails import TailEstimate, quantile_upper_bound
+from .tails import TailEstimate, quantile_upper_bound, samples_needed
 from .trace import STAGES, JobTrace
 
 SEGMENT_STAGES = {'pre': ('pre',), 'infer': ('infer',), 'post': ('post', 'publish')}
@@ -32,6 +37,7 @@ QUANTILE_POINTS = 200          # a variant's calibrated samples: this many quant
 TOP = 99.8                     # calibrated lists end at an upper bound of this percentile (where one exists)
 WARMUP_S = 1.0                 # a window's first second (the first frames after activation) is left out
 MIN_JOBS_TO_CHECK = 20         # a variant's own p99 is compared with the model's from this many jobs
+BAND = 2.0                     # a variant's tail pools the variants whose median is within this factor
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,32 @@ class SegmentModel:
     segment: str
     medians: dict                       # variant -> median in the graph (or profiled + the task's shift)
     residuals: np.ndarray               # time beyond the variant's median, pooled over the task's variants
-    tail: TailEstimate                  # of the residuals at the task set's percentile
+    tail: TailEstimate                  # of the residuals at the task set's percentile (for the report)
     worst_under: float                  # largest share by which it under-predicted a variant's p99
     checked: int                        # variants with enough jobs to check
     measured: int                       # variants whose median was measured in the graph
+    by_variant: dict | None = None      # variant -> its own residuals (variants that ran)
+    need: int = 0                       # samples a pool needs for the tail's confidence bound
+
+    def pool(self, variant: str) -> np.ndarray:
+        """The residuals a variant's tail is estimated from: those of the variants whose median
+        is within BAND of its own, and further the nearest ones until there are `need`. A
+        shorter variant's residuals are scaled up to this one's length, a longer one's kept:
+        the pool is no lighter than this variant's under either a delay that is constant
+        (a GIL wait) or one that grows with the work (preemptions)."""
+        if not self.by_variant:
+            return self.residuals
+        own = max(self.medians[variant], 1e-3)
+
+        def distance(v):
+            return abs(np.log(max(self.medians[v], 1e-3) / own))
+        chosen, n = [], 0
+        for v in sorted(self.by_variant, key=distance):
+            if n >= self.need and distance(v) > np.log(BAND):
+                break
+            chosen.append(self.by_variant[v] * max(1.0, own / max(self.medians[v], 1e-3)))
+            n += len(self.by_variant[v])
+        return np.sort(np.concatenate(chosen))
 
     def describe(self) -> str:
         return (f'{self.task}.{self.segment}: {len(self.residuals)} jobs, {self.measured} variants measured; '
@@ -73,16 +101,17 @@ def fit_segment(task: str, segment: str, graph: dict[str, np.ndarray], profiled:
     shift = float(np.median([medians[v] - profiled[v] for v in ran]))
     for v, m in profiled.items():
         medians.setdefault(v, max(0.0, m + shift))
-    residuals = np.sort(np.concatenate([x - medians[v] for v, x in ran.items()]))
-    q99 = float(np.quantile(residuals, 0.99))
+    by_variant = {v: x - medians[v] for v, x in ran.items()}
+    residuals = np.sort(np.concatenate(list(by_variant.values())))
+    model = SegmentModel(task, segment, medians, residuals, quantile_upper_bound(residuals, percentile, confidence),
+                         0.0, 0, len(ran), by_variant, min(samples_needed(percentile, confidence), len(residuals)))
     worst, checked = 0.0, 0
     for v, x in ran.items():
         if len(x) >= MIN_JOBS_TO_CHECK:
             checked += 1
             measured = float(np.quantile(x, 0.99))
-            worst = max(worst, (measured - (medians[v] + q99)) / measured)
-    return SegmentModel(task, segment, medians, residuals, quantile_upper_bound(residuals, percentile, confidence),
-                        worst, checked, len(ran))
+            worst = max(worst, (measured - (medians[v] + float(np.quantile(model.pool(v), 0.99)))) / measured)
+    return replace(model, worst_under=worst, checked=checked)
 
 
 def top_cut(values, confidence: float) -> tuple[float, float]:
@@ -99,11 +128,13 @@ def calibrated_variant(model: SegmentModel, variant: str, percentile: float,
     bound at the task set's percentile, and the percentile the largest sample stands for.
     A spike rarer than TOP is then left to the miss-rate bound's union term instead of
     entering every worst-case bound (one 1-in-2,400 spike set them before)."""
-    cut, top = top_cut(model.residuals, confidence)
+    residuals = model.pool(variant)
+    cut, top = top_cut(residuals, confidence)
     levels = np.linspace(0.0, 1.0, QUANTILE_POINTS)
     median = model.medians[variant]
-    samples = np.maximum(0.0, median + np.minimum(np.quantile(model.residuals, levels), cut))
-    bound = model.tail.bound if model.tail.ok else model.tail.bound_or_max
+    samples = np.maximum(0.0, median + np.minimum(np.quantile(residuals, levels), cut))
+    tail_est = quantile_upper_bound(residuals, percentile, confidence)
+    bound = tail_est.bound if tail_est.ok else tail_est.bound_or_max
     tail = {float(percentile): round(float(max(0.0, median + min(bound, cut))), 4)}
     return [round(float(x), 4) for x in samples], tail, top
 
