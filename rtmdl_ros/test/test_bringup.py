@@ -43,6 +43,20 @@ def test_bringup_runs_the_graph_and_exits_cleanly(tmp_path):
     assert 'Traceback' not in out + logs and 'exception was never retrieved' not in out + logs
 
 
+def test_separate_task_nodes_send_their_jobs_over_the_job_topics(tmp_path):
+    """A task node per process (a camera computer's layout): its jobs cross jobs/<task>, and the
+    executor takes them from that publisher (its source), refusing none."""
+    run = subprocess.run(RTMDL + ['bringup', 'f1tenth', '--separate-task-nodes', '--duration-s', '6', '--quiet'],
+                         capture_output=True, text=True, timeout=180, env=_env(tmp_path, 4))
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    for task in ('traffic_light', 'sign', 'audio'):
+        row = next(line for line in out.splitlines() if line.startswith(task) and 'w100_d3' in line)
+        assert int(row.split()[4]) > 0, row
+    logs = _node_logs(tmp_path)
+    assert 'taking jobs from node' in logs and 'refused (' not in logs and 'Traceback' not in out + logs
+
+
 def test_bringup_stops_cleanly_on_sigterm(tmp_path):
     proc = subprocess.Popen(RTMDL + ['bringup', 'f1tenth'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=_env(tmp_path, 1))

@@ -157,3 +157,8 @@ def test_publisher_keys_use_the_gid_where_rclpy_gives_it():
     assert publisher_key(None, ('camera',)) == ('signature', 'camera')
     assert key_text(('gid', bytes(range(16)))).startswith('publisher 0001')
     assert 'camera, bgr8' in key_text(('signature', 'camera', 'bgr8', 640, 480))
+
+
+def test_a_task_whose_jobs_come_from_elsewhere_takes_none_by_topic():
+    g = guard()
+    assert g.foreign_input(OTHER) == FOREIGN and g.foreign == {OTHER: 1} and g.source is None

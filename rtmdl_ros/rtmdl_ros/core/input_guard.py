@@ -113,6 +113,12 @@ class InputGuard:
             self._last_stamp_ms = stamp_ms
         return None
 
+    def foreign_input(self, key) -> str:
+        """Refuse an input whose task takes its jobs elsewhere (a task node composed into the
+        executor: a job topic is then no source of it)."""
+        self.foreign[key] += 1
+        return self._refuse(FOREIGN)
+
     def _stamp_reason(self, stamp_ms: float, now_ms: float) -> str | None:
         if stamp_ms == 0:
             return ZERO

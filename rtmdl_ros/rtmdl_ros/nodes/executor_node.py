@@ -44,7 +44,7 @@ from .executor_reporting import TRACE_PERIOD_S, Reporting
 from .input_filters import filtered_subscription, job_filter
 from .job_codec import LocalJob, check_image_job, check_sound_job, image_decoder, sound_decode
 from .resources import load_runtime_taskset
-from .source_guard import GuardLog, guard_values, with_info
+from .source_guard import GuardLog, guard_values, publisher_text, with_info
 from .spin import Pacer, settle_heap, spin_node, start_node
 from .task_nodes import composed_task_nodes
 from .topics import JOB_QOS, job_topic
@@ -126,6 +126,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self.job_guards = {n: InputGuard(self.p['guard'], t.deadline_ms, t.origin_is_stamp, t.source_frame_id)
                            for n, t in self.taskset.tasks.items()}
         self.guard_log = GuardLog(self)
+        self._job_bound: dict[str, int] = {}
         self._checks = {n: (lambda raw, e=self.envelopes[n]: check_sound_job(raw, e)) if f.input == SOUND else
                         (lambda raw, e=self.envelopes[n], size=f.picture_size: check_image_job(raw, size, e))
                         for n, f in self.families.items()}
@@ -250,11 +251,18 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             self._on_error(task, 'receipt', e)
             return
         guard, key = self.job_guards[task], publisher_key(info, job.signature)
-        reason = guard.check(job.sec * 1e3 + job.nanosec * 1e-6, self.get_clock().now().nanoseconds * 1e-6, key,
-                             job.frame_id)
+        if any(node.task == task for node in self.task_nodes):
+            reason = guard.foreign_input(key)     # its task node is in this process: no job comes by topic
+        else:
+            reason = guard.check(job.sec * 1e3 + job.nanosec * 1e-6, self.get_clock().now().nanoseconds * 1e-6,
+                                 key, job.frame_id)
         if reason is not None:
             self.guard_log.refused(task, job_topic(task), guard, reason, key)
             return
+        if guard.bindings != self._job_bound.get(task, 0):
+            self._job_bound[task] = guard.bindings
+            self.get_logger().info(f'{task}: taking jobs from {publisher_text(self, job_topic(task), key)} '
+                                   f'on {job_topic(task)}')
         self.admission.node_guard_report(task, job.guard_refused)
         self._admit(task, job, receipt, raw)
 
