@@ -162,6 +162,10 @@ def test_the_job_carries_the_task_nodes_times_and_refusals():
     fields = check_image_job(job, fam.picture_size)
     assert (fields.sec, fields.nanosec, fields.refused) == (1700000000, 123456789, 17)
     assert fields.guard_refused == (4, 0, 2, 0, 9)
+    # From a sender with no counts (an older node, a bridge): an empty sequence ends the message.
+    empty = check_image_job(serialize_message(image_job(frame, encode_frame(fam, frame, None), 1.0, 1.0, 0)),
+                            fam.picture_size)
+    assert empty.guard_refused == ()
     assert fields.frame_id == frame.frame_id and fields.signature == (frame.frame_id, frame.width, frame.height)
     assert fields.received_s == pytest.approx(1700000000.25, abs=1e-6)
     assert fields.released_s == pytest.approx(1700000000.2505, abs=1e-6)

@@ -134,7 +134,8 @@ class _Cdr:
     def sequence(self, item: int) -> tuple[int, int]:
         """(count, offset into the raw message) of a sequence of `item`-byte values, skipped."""
         n = self.u32()
-        self.pos += -self.pos % min(item, 8)
+        if n:                                # an empty sequence has no padding (it may end the message)
+            self.pos += -self.pos % min(item, 8)
         if self.pos + n * item > len(self.buf):
             raise InputError(f'{n} values declared, {(len(self.buf) - self.pos) // item} present')
         start = self.pos + 4
