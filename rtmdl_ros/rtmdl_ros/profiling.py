@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 
+import cv2
 import numpy as np
 import yaml
 
@@ -46,6 +47,8 @@ def run_job(fam, runner, payload) -> tuple[float, float, float]:
     if fam.input == SOUND:
         x = fam.tensor(*payload)
     else:
+        if isinstance(payload, bytes):             # a compressed camera's frame: decoding is pre-processing
+            payload = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
         picture, place = fam.encode(payload, fam.default_roi)
         x = fam.tensor(picture)
     t1 = time.perf_counter()
@@ -60,10 +63,14 @@ def run_job(fam, runner, payload) -> tuple[float, float, float]:
 
 
 def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0,
-                    size: tuple[int, int] = DEFAULT_FRAME) -> dict:
+                    size: tuple[int, int] = DEFAULT_FRAME, compression: str = '') -> dict:
+    """compression: jpeg or png where a task with this model reads a compressed camera (its frames
+    are then decoded in the pre segment, as the executor does)."""
     rng = np.random.default_rng(seed)
     fam = family(task)
     inputs = [sample_input(task, rng, size) for _ in range(8)]    # a few scenes, reused: rendering is not the job
+    if compression:
+        inputs = [cv2.imencode('.jpg' if compression == 'jpeg' else '.png', x)[1].tobytes() for x in inputs]
     runner = backend.runner(task, variant, lane=0)
     for k in range(warmup):
         run_job(fam, runner, inputs[k % len(inputs)])
@@ -198,7 +205,7 @@ def read_config(config: str) -> dict:
 
 
 def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = None, lanes: int = 4,
-            progress=None, sizes: dict | None = None, packing: str = 'probe') -> dict:
+            progress=None, sizes: dict | None = None, packing: str = 'probe', compressed: dict | None = None) -> dict:
     """Profiles of every variant of `tasks` on `backend`: {'platform': {gpu_slowdown}, 'tasks': ...}.
 
     packing 'probe': the slowdown of one mid-size variant packed with copies of
@@ -216,7 +223,8 @@ def measure(tasks, backend, samples: int, warmup: int, zoo_dir: str | None = Non
                      'storage_mb': manifest['variants'][v]['bytes'] / export.MIB,
                      'weight_group': f'{task}_supernet'}
             entry.update(profile_variant(backend, task, v, samples, warmup,
-                                         size=(sizes or {}).get(task, DEFAULT_FRAME)))
+                                         size=(sizes or {}).get(task, DEFAULT_FRAME),
+                                         compression=(compressed or {}).get(task, '')))
             variants[v] = entry
             if progress is not None:
                 progress(task, v)
@@ -272,8 +280,12 @@ def profile(config: str, out: str, backend_name: str = 'onnxruntime', device: st
             e = envelopes[t]
             if e.kind != SOUND and e.max_pixels > sizes.get(m, (0, 0))[0] * sizes.get(m, (0, 0))[1]:
                 sizes[m] = (e.max_width, e.max_height)
+        # A model read from a compressed camera by any task is timed with the decoding in its pre segment.
+        from .nodes.compressed import is_compressed_topic
+        compressed = {m: 'jpeg' for t, m in builtin.items() if is_compressed_topic(str(base['tasks'][t].get(
+            'input_topic') or ''))}
         prof = measure(sorted(set(builtin.values()), key=list(builtin.values()).index), backend, samples, warmup,
-                       zoo_dir, lanes, progress, sizes, packing or default_packing(device))
+                       zoo_dir, lanes, progress, sizes, packing or default_packing(device), compressed)
     else:
         prof = {'platform': {'gpu_slowdown': {1: 1.0}}, 'tasks': {}, 'probe': 'none (user families only)'}
     tasks = {t: copy.deepcopy(prof['tasks'][m]) for t, m in builtin.items()}   # copies: no YAML aliases

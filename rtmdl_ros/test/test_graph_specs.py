@@ -25,6 +25,14 @@ def test_f1tenth_graph_composes_its_task_nodes_into_the_executors_process(tmp_pa
     assert dict(specs[1].remaps) == {'image_raw': 'front/image_raw'}
 
 
+def test_a_compressed_camera_topic_gets_a_compressing_simulated_camera(tmp_path):
+    specs = graph_specs(default_taskset_file(), camera_topic='image_raw/compressed')
+    camera = next(s for s in specs if s.executable == 'camera_source')
+    assert camera.params['compression'] == 'jpeg' and dict(camera.remaps) == {'image_raw': 'image_raw/compressed'}
+    assert 'compression' not in next(s for s in graph_specs(default_taskset_file())
+                                     if s.executable == 'camera_source').params
+
+
 def test_f1tenth_graph_is_one_executor_three_task_nodes_and_two_sensors(tmp_path):
     plan = tmp_path / 'plan.yaml'
     plan.write_text('rtmdl_executor: {ros__parameters: {tasks: {sign: {variant: w050_d2, priority: 1}}}}\n')

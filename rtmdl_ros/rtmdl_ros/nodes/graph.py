@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..core.taskset import TasksetError, read_yaml
 from ..models import IMAGE, SOUND
+from .compressed import is_compressed_topic
 from .topics import DEFAULT_CAMERA_TOPIC, DEFAULT_SOUND_TOPIC
 
 # executable -> 'module:function' (the console scripts of setup.py)
@@ -142,6 +143,7 @@ def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 
             count[kind] += 1
             executable, own_topic = SENSOR_FOR_INPUT[kind]
             params = {**((camera_params or {}) if kind == IMAGE else {}), **({'seed': k} if k else {}),
+                      **({'compression': 'jpeg'} if kind == IMAGE and is_compressed_topic(topic) else {}),
                       **sensors.get(topic, {})}
             specs.append(NodeSpec(executable, executable + (f'_{k + 1}' if k else ''), params,
                                   remaps=((own_topic, topic),), role='sensor'))
@@ -149,7 +151,7 @@ def graph_specs(taskset_file: str, plan_file: str | None = None, backend: str = 
 
 
 SENSOR_KEYS = {'source': str, 'fps': float, 'width': int, 'height': int, 'encoding': str, 'frame_id': str,
-               'seed': int, 'prerender': int, 'chunk_s': float}
+               'seed': int, 'prerender': int, 'chunk_s': float, 'compression': str, 'jpeg_quality': int}
 
 
 def sensor_settings(taskset_file: str) -> dict[str, dict]:

@@ -19,10 +19,11 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import serialize_message
 from rtmdl_interfaces.msg import AudioChunk
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ..data import sounds
 from ..data.drive import DriveSequence
+from .compressed import FORMATS, compress
 from .conversions import bgr_to_image, write_stamp
 from .spin import Pacer, float32_array, run_node
 from .topics import DEFAULT_CAMERA_TOPIC, DEFAULT_SOUND_TOPIC
@@ -79,6 +80,11 @@ class CameraSource(Node):
         height = self.declare_parameter('height', 480, ro).value
         self.encoding = self.declare_parameter('encoding', 'bgr8', ro).value
         self.frame_id = self.declare_parameter('frame_id', 'camera', ro).value
+        # '' raw sensor_msgs/Image; jpeg or png: sensor_msgs/CompressedImage (image_transport's <topic>/compressed)
+        self.compression = self.declare_parameter('compression', '', ro).value
+        self.quality = self.declare_parameter('jpeg_quality', 90, ro).value
+        if self.compression not in ('',) + FORMATS:
+            raise SourceError(f'parameter compression: one of {("",) + FORMATS}, got {self.compression!r}')
         seed = self.declare_parameter('seed', 0, ro).value
         # prerender > 0: make that many frames now and loop them, serialized, so a simulated
         # camera costs a publish per frame, as a camera driver does, not a render (-1: 60
@@ -88,17 +94,24 @@ class CameraSource(Node):
             prerender = PRERENDER if source == 'synthetic' else 0
         self.frames = DriveSequence(width, height, fps, seed=seed) if source == 'synthetic' else _Frames(source, width, height)
         self._loop = [bytearray(serialize_message(self._image(self.frames.next()))) for _ in range(prerender)]
-        self.pub = self.create_publisher(Image, DEFAULT_CAMERA_TOPIC, qos_profile_sensor_data)
+        self.pub = self.create_publisher(CompressedImage if self.compression else Image, DEFAULT_CAMERA_TOPIC,
+                                         qos_profile_sensor_data)
         self.published = 0
         self.pacer = Pacer(1.0 / fps, self.tick)
-        self.get_logger().info(f'camera_source: {source} at {fps:g} fps, {width}x{height} {self.encoding}')
+        self.get_logger().info(f'camera_source: {source} at {fps:g} fps, {width}x{height} '
+                               + (self.compression if self.compression else self.encoding))
 
     def destroy_node(self):
         self.pacer.stop()
         return super().destroy_node()
 
-    def _image(self, frame) -> Image:
-        msg = bgr_to_image(frame.image if hasattr(frame, 'image') else frame, Image, encoding=self.encoding)
+    def _image(self, frame):
+        bgr = frame.image if hasattr(frame, 'image') else frame
+        if self.compression:
+            msg = CompressedImage(format=f'bgr8; {self.compression} compressed bgr8',
+                                  data=compress(bgr, self.compression, self.quality))
+        else:
+            msg = bgr_to_image(bgr, Image, encoding=self.encoding)
         msg.header.frame_id = self.frame_id
         return msg
 

@@ -34,12 +34,13 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rtmdl_interfaces.msg import AudioChunk, ImageJob, SoundJob
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.release import ADMIT, ReleaseGate
 from ..core.input_guard import publisher_key
 from ..core.taskset import DEADLINE_ORIGINS, Task, TasksetError, source_settings
 from ..models import SOUND, InputError
+from .compressed import CompressedFrame, decode, is_compressed_topic, read_compressed
 from .conversions import chunk_to_mono
 from .graph import task_node_params
 from .input_filters import INPUT_FILTER_HELP, filter_text, filtered_subscription, sensor_filter, widest_filter
@@ -110,10 +111,12 @@ class TaskNode(Node):
         self.guard_log = GuardLog(self)
         self.source_text, self._bound_as = '', 0
         self.input_topic = self.declare_parameter('input_topic', self.default_input, ro).value
+        self.msg_type = self.input_type(self.input_topic)
         self.pub = None if sink is not None else self.create_publisher(self.job_type, job_topic(self.task), JOB_QOS)
         use_filter = self.declare_parameter('input_filter', True, ParameterDescriptor(
             read_only=True, description=INPUT_FILTER_HELP)).value
-        self.input_filter = sensor_filter(self.envelope) if use_filter else None
+        self.input_filter = sensor_filter(self.envelope) if use_filter and self.msg_type is not CompressedImage \
+            else None
         self.input_sub = None
         self.released = self.before_active = self.malformed = 0
         self.received = self._received_at_check = 0     # inputs past the DDS filter
@@ -164,6 +167,10 @@ class TaskNode(Node):
     def parse(self, msg):
         """(input, None) or (None, InputError): what every task on the topic reads of it."""
         return msg, None
+
+    def input_type(self, topic: str):
+        """The message type of the input topic."""
+        return self.msg_type
 
     def refuse(self, what: str, error: InputError) -> None:
         self.malformed += 1
@@ -244,9 +251,13 @@ class CameraTaskNode(TaskNode):
                 self.roi = list(p.value)            # from the next released frame
         return SetParametersResult(successful=True)
 
+    def input_type(self, topic: str):
+        # image_transport's `<camera>/compressed`: jpeg or png, decoded in the job's pre segment
+        return CompressedImage if is_compressed_topic(topic) else Image
+
     def parse(self, raw: bytes):
         try:
-            return read_frame(raw), None
+            return (read_compressed(raw) if self.msg_type is CompressedImage else read_frame(raw)), None
         except InputError as e:
             return None, e
 
@@ -275,7 +286,8 @@ class CameraTaskNode(TaskNode):
             payload = (frame, self.roi)           # composed: the job's pre segment encodes it, at its priority
         else:
             try:                                  # alone: only the model's picture crosses to the executor
-                payload = picture = encode_frame(self.family, frame, self.roi)
+                pixels = decode(frame) if isinstance(frame, CompressedFrame) else frame   # decoded here, alone
+                payload = picture = encode_frame(self.family, pixels, self.roi)
             except InputError as e:
                 self.refuse('frame', e)
                 return
@@ -342,7 +354,8 @@ def composed_task_nodes(sink, taskset_file: str, camera_topic: str, sound_topic:
     unfiltered = [topic for topic, readers in by_topic.items()
                   if not readers[0].subscribe(readers, widest_filter(readers[0].envelope.kind,
                                                                       [n.envelope for n in readers])
-                                              if input_filter else None)]
+                                              if input_filter and readers[0].input_filter else None)
+                  and readers[0].input_filter]
     if input_filter and unfiltered:
         sink.get_logger().info(f'no DDS content filter on {", ".join(unfiltered)} (they need rclpy >= 9 and an '
                                'RMW with filters): every input reaches the Python checks')
