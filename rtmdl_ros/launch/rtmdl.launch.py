@@ -12,8 +12,10 @@ autostart (the executor configures and activates itself; false: drive it with
 `ros2 lifecycle set /rtmdl_executor configure|activate`), respawn_executor
 (true: a crashed executor is restarted after 1 s with the same plan file),
 compose_task_nodes (true: the task nodes run inside the executor's process and
-hand jobs over directly; false: a process each, publishing on jobs/<task>).
-The nodes come from rtmdl_ros.nodes.graph, which `rtmdl bringup f1tenth` uses
+hand jobs over directly; false: a process each, publishing on jobs/<task>),
+annotate_hz (pictures a second on annotated/<task>: the frame with what the
+model found; 0: none). A camera_topic ending in /compressed carries
+sensor_msgs/CompressedImage (jpeg, png). The nodes come from rtmdl_ros.nodes.graph, which `rtmdl bringup f1tenth` uses
 too, so both start the same graph in the same process layout.
 """
 import os
@@ -29,12 +31,13 @@ def _graph(context):
     from rtmdl_ros.nodes.graph import graph_specs
     arg = {name: LaunchConfiguration(name).perform(context) for name in (
         'plan_file', 'use_sim_sensors', 'backend', 'device', 'namespace', 'taskset_file',
-        'camera_topic', 'sound_topic', 'autostart', 'respawn_executor', 'compose_task_nodes')}
+        'camera_topic', 'sound_topic', 'autostart', 'respawn_executor', 'compose_task_nodes', 'annotate_hz')}
     if arg['plan_file'] and not os.path.isfile(arg['plan_file']):
         raise RuntimeError(f"plan_file {arg['plan_file']}: no such file (make one with `rtmdl optimize`)")
     specs = graph_specs(arg['taskset_file'], arg['plan_file'] or None, arg['backend'], arg['device'],
                         arg['use_sim_sensors'].lower() in ('true', '1', 'yes'), arg['camera_topic'],
-                        arg['sound_topic'], {'autostart': arg['autostart'].lower() in ('true', '1', 'yes')},
+                        arg['sound_topic'], {'autostart': arg['autostart'].lower() in ('true', '1', 'yes'),
+                                             'annotate_hz': float(arg['annotate_hz'])},
                         compose=arg['compose_task_nodes'].lower() in ('true', '1', 'yes'))
     respawn = arg['respawn_executor'].lower() in ('true', '1', 'yes')
     actions = []
@@ -75,5 +78,7 @@ def generate_launch_description():
         DeclareLaunchArgument('respawn_executor', default_value='true', description='restart a crashed executor'),
         DeclareLaunchArgument('compose_task_nodes', default_value='true',
                               description='task nodes inside the executor process (false: a process each)'),
+        DeclareLaunchArgument('annotate_hz', default_value='0.0',
+                              description='pictures a second on annotated/<task> (boxes on the frame); 0: none'),
         OpaqueFunction(function=_graph),
     ])

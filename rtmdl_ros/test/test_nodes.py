@@ -104,7 +104,8 @@ def call(probe, client, request):
 @pytest.fixture(scope='module')
 def graph():
     rclpy.init()
-    executor_node, nodes = build_graph(default_taskset_file(), 'onnxruntime', 'cpu', '', sim_sensors=False)
+    executor_node, nodes = build_graph(default_taskset_file(), 'onnxruntime', 'cpu', '', sim_sensors=False,
+                                       executor_params={'annotate_hz': 5.0})
     probe = Probe()
     spinner = MultiThreadedExecutor(num_threads=4)
     for n in nodes + [probe]:
@@ -182,6 +183,35 @@ def test_results_carry_the_source_header(graph):
     assert len(audio.results) >= 1 and 0.0 <= audio.results[0].score <= 1.0
     sign = probe.results['sign'][0]
     assert sign.results[0].score >= sign.results[-1].score           # ranked
+
+
+def test_annotated_pictures_show_the_boxes_where_the_detections_say(graph):
+    """annotate_hz: the source frame with each detection's box drawn where the DetectionArray puts it."""
+    executor_node, probe = graph
+    pictures = []
+    sub = probe.create_subscription(Image, 'annotated/traffic_light', pictures.append, 5)
+    try:
+        assert wait_for(lambda: executor_node.annotated_pubs['traffic_light'].get_subscription_count() > 0)
+        time.sleep(0.3)                                    # past the 5 Hz throttle of earlier jobs
+        probe.clear()
+        msg = frame_msg(90)
+        source = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+        probe.camera.publish(msg)
+        assert wait_for(lambda: probe.results['traffic_light'])
+        result = probe.results['traffic_light'][-1]
+        assert wait_for(lambda: any(p.header.stamp == result.header.stamp for p in pictures))
+        pic = next(p for p in pictures if p.header.stamp == result.header.stamp)
+        assert (pic.width, pic.height, pic.encoding) == (msg.width, msg.height, 'bgr8')
+        image = np.frombuffer(bytes(pic.data), np.uint8).reshape(pic.height, pic.width, 3)
+        for d in result.detections:                        # a box edge is drawn over the frame
+            x0, y0, x1, y1 = (int(round(v)) for v in (d.x_min, d.y_min, d.x_max, d.y_max))
+            x0, x1 = sorted((max(0, min(pic.width - 1, x0)), max(0, min(pic.width - 1, x1))))
+            edge = image[max(0, min(pic.height - 1, y1)), x0:x1 + 1].astype(int)
+            assert np.abs(edge - source[max(0, min(pic.height - 1, y1)), x0:x1 + 1].astype(int)).max() > 40
+        if not result.detections:                          # nothing found: the frame as it was
+            assert np.abs(image.astype(int) - source.astype(int)).max() == 0
+    finally:
+        probe.destroy_subscription(sub)
 
 
 def test_parameter_change_applies_from_the_next_job(graph):

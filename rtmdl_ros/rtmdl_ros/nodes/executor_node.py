@@ -40,6 +40,7 @@ from ..models import SOUND, InputError, zoo
 from ..models.jobs import limit_library_threads, make_segments, warm_up_all
 from . import executor_messages as out
 from .executor_params import ParameterHandling, declare_node_params, declare_task_params, undeclare_task_params
+from .annotate import Annotator
 from .executor_reporting import TRACE_PERIOD_S, Reporting
 from .input_filters import filtered_subscription, job_filter
 from .job_codec import LocalJob, check_image_job, check_sound_job, image_decoder, sound_decode
@@ -72,6 +73,8 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self._active = False
         self._subs, self._pubs, self._reporter = [], [], None
         self.task_nodes = []                  # composed into this process (compose_task_nodes)
+        self.annotator = None                 # annotate_hz > 0: pictures on annotated/<task>
+        self.annotated_pubs = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- lifecycle -------------------------------------------------------------
@@ -153,7 +156,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             undeclare_task_params(self, self.taskset.tasks)
         for pub in self._pubs:
             self.destroy_lifecycle_publisher(pub)
-        self._pubs, self.result_pubs = [], {}
+        self._pubs, self.result_pubs, self.annotated_pubs = [], {}, {}
         self.taskset, self.settings, self.segments, self.bounds, self.backend = None, {}, {}, {}, None
         self.runtime = None
 
@@ -184,6 +187,9 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             self._subs.append(sub)
         self._report_period_s, self._status_due = min(TRACE_PERIOD_S, self.p['status_period_s']), 0.0
         self._reporter = Pacer(self._report_period_s, self._report)   # off the ROS thread that takes frames
+        if self.annotated_pubs:
+            self.annotator = Annotator(self.p['annotate_hz'], self._publish_annotated,
+                                       lambda text: self.get_logger().warning(text))
         self._start_cycling()
         if self._platform_note:
             self.get_logger().info(self._platform_note)
@@ -215,6 +221,9 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         if self._reporter is not None:
             self._reporter.stop()
         self._subs, self._reporter = [], None
+        if self.annotator is not None:
+            self.annotator.stop()
+            self.annotator = None
         self._stop_cycling()
         if self.runtime is not None:
             self.runtime.stop()
@@ -251,13 +260,15 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             self._on_error(task, 'receipt', e)
             return
         guard, key = self.job_guards[task], publisher_key(info, job.signature)
-        if any(node.task == task for node in self.task_nodes):
+        composed = any(node.task == task for node in self.task_nodes)
+        if composed:
             reason = guard.foreign_input(key)     # its task node is in this process: no job comes by topic
         else:
             reason = guard.check(job.sec * 1e3 + job.nanosec * 1e-6, self.get_clock().now().nanoseconds * 1e-6,
                                  key, job.frame_id)
         if reason is not None:
-            self.guard_log.refused(task, job_topic(task), guard, reason, key)
+            self.guard_log.refused(task, job_topic(task), guard, reason, key,
+                                   'its task node in this process (no job of it comes by topic)' if composed else '')
             return
         if guard.bindings != self._job_bound.get(task, 0):
             self._job_bound[task] = guard.bindings
@@ -298,6 +309,8 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             return                              # deactivating, or a stop signal ended the context
         try:
             self.result_pubs[r.task].publish(out.result_message(r, self._to_ros_s()))
+            if self.annotator is not None and r.task in self.annotated_pubs and isinstance(r.payload, LocalJob):
+                self.annotator.offer(r.task, r.payload.payload[0], r.result, r.result.meta)
         except Exception:                       # noqa: BLE001 - rclpy's RCLError has no stable import path
             if not self.context.ok():           # the signal came while this job was in flight
                 return

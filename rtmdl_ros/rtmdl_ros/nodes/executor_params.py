@@ -48,6 +48,9 @@ def declare_node_params(node) -> dict:
         'cycle_variants_s': (0.0, _floats(0.0, 600.0, 'calibration (rtmdl calibrate): every this many seconds '
                                                       'each task moves to its next variant; 0: off', read_only=True)),
         'status_period_s': (1.0, _floats(0.05, 60.0, 'status and /diagnostics period', read_only=True)),
+        'annotate_hz': (0.0, _floats(0.0, 30.0, 'pictures a second per camera task on annotated/<task> (the source '
+                                                'frame with what the model found; composed task nodes); 0: none',
+                                     read_only=True)),
         'realtime_priority': (min(50, hi), ParameterDescriptor(
             read_only=True, description='SCHED_FIFO priority of the scheduler threads (0: normal scheduling)',
             integer_range=[IntegerRange(from_value=0, to_value=max(0, hi - 1), step=1)])),

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
 from rtmdl_interfaces.msg import Classification, DetectionArray, JobTraceArray, SchedulerStatus
 
 from ..core.input_guard import key_text
+from ..models import SOUND
 from . import executor_messages as out
+from .conversions import bgr_to_image
 from .topics import STATUS_TOPIC, TRACE_TOPIC, result_topic
 
 
@@ -33,7 +36,11 @@ class Reporting:
         self.status_pub = self.create_lifecycle_publisher(SchedulerStatus, STATUS_TOPIC, 10)
         self.trace_pub = self.create_lifecycle_publisher(JobTraceArray, TRACE_TOPIC, 10)
         self.diag_pub = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._pubs = [*self.result_pubs.values(), self.status_pub, self.trace_pub, self.diag_pub]
+        self.annotated_pubs = {name: self.create_lifecycle_publisher(Image, f'annotated/{name}', 2)
+                               for name, fam in self.families.items()
+                               if self.p['annotate_hz'] > 0 and fam.input != SOUND}
+        self._pubs = [*self.result_pubs.values(), self.status_pub, self.trace_pub, self.diag_pub,
+                      *self.annotated_pubs.values()]
 
     def status_message(self) -> SchedulerStatus | None:
         """The scheduler's statistics, or None while not active."""
@@ -62,6 +69,13 @@ class Reporting:
         if not source and self.job_guards[task].source is not None:
             source = f'task node, {key_text(self.job_guards[task].source)}'
         return counts, source
+
+    def _publish_annotated(self, task: str, bgr, header) -> None:
+        """The annotator thread's picture (nodes/annotate.py), with the source frame's header."""
+        if self._active and self.context.ok():
+            msg = bgr_to_image(bgr, Image)
+            msg.header = header
+            self.annotated_pubs[task].publish(msg)
 
     def _publish_traces(self) -> None:
         traces = self.runtime.drain_traces()

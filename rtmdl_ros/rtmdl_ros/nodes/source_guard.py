@@ -79,13 +79,13 @@ class GuardLog:
         self.node = node
         self._last: dict[tuple, float] = {}
 
-    def refused(self, task: str, topic: str, guard: InputGuard, reason: str, key) -> None:
+    def refused(self, task: str, topic: str, guard: InputGuard, reason: str, key, source: str = '') -> None:
         now, mark = time.monotonic(), (task, reason)
         if now - self._last.get(mark, -math.inf) < LOG_EVERY_S:
             return
         self._last[mark] = now
         who = publisher_text(self.node, topic, key)
-        source = publisher_text(self.node, topic, guard.source) if guard.source is not None else 'none yet'
+        source = source or (publisher_text(self.node, topic, guard.source) if guard.source is not None else 'none yet')
         detail = f'; the source is {source}' if reason == FOREIGN else ''
         self.node.get_logger().warning(
             f'{task}: input on {topic} from {who} refused ({reason}, {guard.counts[reason]} so far): '
