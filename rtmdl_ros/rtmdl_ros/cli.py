@@ -226,7 +226,9 @@ def cmd_bringup(args) -> int:
     from .zoo_commands import one_line_errors
     return one_line_errors(lambda a: bringup(a.graph, a.plan, a.backend, a.device, a.namespace,
                                              not a.no_sim_sensors, a.duration_s, a.taskset, a.quiet, a.zoo,
-                                             compose=not a.separate_task_nodes))(args)
+                                             compose=not a.separate_task_nodes,
+                                             executor_params={'annotate_hz': a.annotate_hz} if a.annotate_hz
+                                             else None))(args)
 
 
 def cmd_monitor(args) -> int:
@@ -240,12 +242,22 @@ def cmd_trace(args) -> int:
     if not (args.duration_s > 0 and math.isfinite(args.duration_s)):
         raise CliError(f'--duration-s must be a positive number, got {args.duration_s}')
     from .zoo_commands import one_line_errors
-    from .trace_report import record, table
+    from .trace_report import breakdown, plot, read_csv, record, schedule_plot, table
 
     def run(a) -> int:
+        if a.from_csv:                          # the pictures of a recorded run, again
+            traces = read_csv(a.from_csv)
+            summary = breakdown(traces)
+            os.makedirs(a.out, exist_ok=True)
+            plot(summary, os.path.join(a.out, 'stages.png'), f'{len(traces)} jobs from {a.from_csv}')
+            schedule_plot(traces, os.path.join(a.out, 'schedule.png'))
+            print(table(summary))
+            print(f'wrote {os.path.join(a.out, "stages.png")} and {os.path.join(a.out, "schedule.png")}')
+            return 0
         rc, traces, summary = record(a.out, a.plan, a.taskset, a.duration_s, a.backend, a.device, a.zoo, a.quiet)
         print(table(summary))
-        print(f'wrote {os.path.join(a.out, "traces.csv")} ({len(traces)} jobs) and {os.path.join(a.out, "stages.png")}')
+        print(f'wrote {os.path.join(a.out, "traces.csv")} ({len(traces)} jobs), {os.path.join(a.out, "stages.png")} '
+              f'and {os.path.join(a.out, "schedule.png")}')
         return rc
     return one_line_errors(run)(args)
 
@@ -323,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--quiet', action='store_true', help='only the final table')
     b.add_argument('--separate-task-nodes', action='store_true',
                    help='a process per task node publishing on jobs/<task> (default: inside the executor\'s process)')
+    b.add_argument('--annotate-hz', type=float, default=0.0,
+                   help='pictures a second on annotated/<task>: the frame with what the model found (default: none)')
     b.set_defaults(func=cmd_bringup)
 
     m = sub.add_parser('monitor', help='the live table of a running graph (e.g. started with ros2 launch)')
@@ -341,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser('trace', help='run the graph and record where every job\'s time goes (csv + plot)')
     t.add_argument('--plan', help='plan parameters file (default: dm-nmc)')
     t.add_argument('--taskset', help='task set file (default: the package config/f1tenth.yaml)')
-    t.add_argument('--out', default='results/trace', help='folder for traces.csv and stages.png')
+    t.add_argument('--out', default='results/trace', help='folder for traces.csv, stages.png and schedule.png')
+    t.add_argument('--from', dest='from_csv', metavar='TRACES_CSV',
+                   help='draw the pictures of a recorded run (its traces.csv) instead of running the graph')
     graph_args(t, 30.0)
     t.set_defaults(func=cmd_trace)
 

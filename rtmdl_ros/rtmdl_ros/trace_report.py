@@ -2,8 +2,10 @@
 
 Runs the graph as `rtmdl bringup` does, records the executor's `trace` topic,
 and writes traces.csv (one row per job), stages.png (per task, the mean of each
-stage stacked, jobs that met their deadline beside those that missed) and
-prints the same as a table.
+stage stacked, jobs that met their deadline beside those that missed),
+schedule.png (a second of the run as a timeline: jobs per task, segments per
+resource, misses in red) and prints the table. `rtmdl trace --from traces.csv`
+draws both pictures again from a recorded run (a bug report's attachment).
 """
 from __future__ import annotations
 
@@ -23,6 +25,77 @@ def write_csv(traces: list[JobTrace], path: str) -> None:
         for t in traces:
             w.writerow([t.task, t.seq, t.variant, t.outcome, f'{t.stamp_s:.6f}', f'{t.response_ms:.3f}',
                         *[f'{x:.3f}' for x in t.stages_ms]])
+
+
+def read_csv(path: str) -> list[JobTrace]:
+    """The traces a traces.csv holds (write_csv's format): to redraw the pictures of a recorded run."""
+    try:
+        with open(path, newline='') as f:
+            rows = list(csv.DictReader(f))
+        return [JobTrace(r['task'], int(r['seq']), r['variant'], r['outcome'], float(r['stamp_s']),
+                         tuple(float(r[f'{s}_ms']) for s in STAGES)) for r in rows]
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f'{path}: not a traces.csv of `rtmdl trace` ({type(e).__name__}: {e})') from None
+
+
+SEGMENT_ROWS = (('CPU (pre)', 'pre'), ('GPU lanes (infer)', 'infer'), ('CPU (post)', 'post'))
+
+
+def busiest_window(traces: list[JobTrace], seconds: float) -> float:
+    """Start (stamp seconds) of the window with the most missed jobs, else the middle one."""
+    stamps = sorted(t.stamp_s for t in traces)
+    missed = sorted(t.stamp_s for t in traces if t.outcome != MET)
+    if not missed:
+        return stamps[len(stamps) // 2] - seconds / 2
+    counts = [np.searchsorted(missed, m + seconds, side='right') - k for k, m in enumerate(missed)]
+    return missed[int(np.argmax(counts))]
+
+
+def schedule_plot(traces: list[JobTrace], path: str, seconds: float = 1.0, title: str = '') -> None:
+    """A timeline of `seconds` of the run (the one with the most misses): per task each job from
+    its stamp to its result (a miss in red), and the pre, infer and post segments on the rows
+    of the resources that ran them, coloured by task."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    if not traces:
+        raise ValueError('no job traced: nothing to draw')
+    t0 = busiest_window(traces, seconds)
+    shown = [t for t in traces if t0 <= t.stamp_s <= t0 + seconds]
+    tasks = sorted({t.task for t in traces})
+    colours = plt.get_cmap('tab10')
+    rows = [f'{task} jobs' for task in tasks] + [name for name, _ in SEGMENT_ROWS]
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 1.6))
+    index = {stage: k for k, stage in enumerate(STAGES)}
+    for t in shown:
+        c = colours(tasks.index(t.task) % 10)
+        ms = np.nan_to_num(np.asarray(t.stages_ms, dtype=np.float64), nan=0.0)
+        start = (t.stamp_s - t0) * 1e3
+        row = tasks.index(t.task)
+        end = start + ms.sum()                     # a dropped job: where it was left
+        late = t.outcome != MET
+        ax.plot([start, end], [row, row], color='red' if late else c, linewidth=3 if late else 2,
+                solid_capstyle='butt')
+        ax.plot([start], [row], marker='|', color='black', markersize=8)
+        if late:
+            ax.plot([end], [row], marker='x', color='red', markersize=7)
+        for r, (_, seg) in enumerate(SEGMENT_ROWS):
+            k = index[seg]
+            if np.isnan(t.stages_ms[k]):
+                continue
+            x = start + ms[:k].sum()
+            ax.broken_barh([(x, ms[k] + (ms[index['publish']] if seg == 'post' else 0.0))],
+                           (len(tasks) + r - 0.35, 0.7), facecolors=c, edgecolors='red' if late else 'none')
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, seconds * 1e3)
+    ax.set_xlabel(f'ms from t0 (| release stamp, red: a missed job, x where it ended); {len(shown)} jobs')
+    handles = [plt.Line2D([], [], color=colours(k % 10), linewidth=4, label=task) for k, task in enumerate(tasks)]
+    ax.legend(handles=handles, fontsize=7, loc='upper left', bbox_to_anchor=(1.005, 1.0))
+    ax.set_title(title or f'Schedule over {seconds:g} s (the window with the most misses)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def breakdown(traces: list[JobTrace]) -> dict:
@@ -89,5 +162,6 @@ def record(out_dir: str, plan_file: str | None, taskset_file: str | None, durati
     if traces:
         plot(summary, os.path.join(out_dir, 'stages.png'),
              f'{len(traces)} jobs over {duration_s:g} s' + (f', plan {os.path.basename(plan_file)}' if plan_file else ''))
+        schedule_plot(traces, os.path.join(out_dir, 'schedule.png'))
     return rc, traces, summary
 

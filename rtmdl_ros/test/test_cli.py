@@ -178,3 +178,42 @@ def test_optimize_without_a_plan_writes_nothing_or_with_fallback_the_fastest_pla
         assert tasks[name]['variant'] == fastest
     assert sorted(t['priority'] for t in tasks.values()) == [0, 1, 2]
     assert rtmdl('analyze', ts, '--plan', plan).returncode == 0   # a valid plan file for the other commands
+
+
+def _traces_csv(path, jobs=90):
+    """A recorded run's traces.csv: three tasks, one job in ten of traffic_light late."""
+    from rtmdl_ros.core.trace import STAGES, JobTrace
+    from rtmdl_ros.trace_report import write_csv
+    traces = []
+    for k in range(jobs):
+        task = ('traffic_light', 'sign', 'audio')[k % 3]
+        late = task == 'traffic_light' and k % 10 == 0
+        stages = [2.0, 0.1, 0.1, 1.0, 1.5, 0.5, 8.0 if not late else 30.0, 0.2, 0.5, 0.2]
+        traces.append(JobTrace(task, k, 'w100_d3', 'late' if late else 'met', 100.0 + 0.033 * k,
+                               tuple(stages[:len(STAGES)])))
+    write_csv(traces, path)
+    return traces
+
+
+def test_trace_from_a_recorded_csv_draws_the_stages_and_the_schedule(tmp_path):
+    csv_path = tmp_path / 'traces.csv'
+    _traces_csv(csv_path)
+    res = rtmdl('trace', '--from', csv_path, '--out', tmp_path / 'pics')
+    assert res.returncode == 0, res.stderr
+    for name in ('stages.png', 'schedule.png'):
+        assert (tmp_path / 'pics' / name).stat().st_size > 10_000
+    assert 'traffic_light' in res.stdout and 'missed' in res.stdout
+    bad = tmp_path / 'bad.csv'
+    bad.write_text('not,a,trace\n1,2,3\n')
+    res = rtmdl('trace', '--from', bad, '--out', tmp_path / 'pics2')
+    assert res.returncode != 0 and 'not a traces.csv' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_the_schedule_window_is_the_one_with_the_most_misses(tmp_path):
+    from rtmdl_ros.trace_report import busiest_window, read_csv
+    _traces_csv(tmp_path / 't.csv', 300)
+    traces = read_csv(tmp_path / 't.csv')
+    late = [t.stamp_s for t in traces if t.outcome != 'met']
+    start = busiest_window(traces, 1.0)
+    assert sum(start <= s <= start + 1.0 for s in late) == max(
+        sum(a <= s <= a + 1.0 for s in late) for a in late)
