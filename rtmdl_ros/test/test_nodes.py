@@ -27,10 +27,16 @@ from sensor_msgs.msg import Image  # noqa: E402
 from rtmdl_ros.bringup import build_graph  # noqa: E402
 from rtmdl_ros.data.drive import DriveSequence  # noqa: E402
 from rtmdl_ros.nodes.conversions import bgr_to_image  # noqa: E402
+from rtmdl_ros.nodes.input_filters import content_filters_available  # noqa: E402
 from rtmdl_ros.nodes.resources import default_taskset_file  # noqa: E402
 from rtmdl_ros.nodes.spin import float32_array  # noqa: E402
 
 import waiting  # noqa: E402
+
+# rclpy >= 9 (Kilted) drops out-of-envelope input in DDS; on Jazzy and Humble the same
+# input reaches the Python receipt checks and is counted there (docs/usage.md).
+DDS_FILTERS = content_filters_available()
+needs_dds_filters = pytest.mark.skipif(not DDS_FILTERS, reason='rclpy < 9 (Jazzy, Humble): no DDS content filters')
 
 
 class Probe(Node):
@@ -271,7 +277,9 @@ def test_malformed_inputs_are_counted_and_the_node_keeps_working(graph):
     # Refused by the task node on receipt, before it could take a release: never a job, and
     # counted in the task's malformed count once the next job reports it.
     assert wait_for(lambda: light_node.malformed >= 1)
-    assert light_node.received == received_before + 1, 'the DDS filter let a yuv422 or 0x0 frame through'
+    # With DDS filters only the wrong-size frame reaches the node; without, all three do.
+    assert light_node.received == received_before + (1 if DDS_FILTERS else 3), 'the DDS filter let a yuv422 or 0x0 frame through'
+    assert wait_for(lambda: light_node.malformed >= (1 if DDS_FILTERS else 3))
     probe.clear()
     probe.camera.publish(frame_msg(22))
     probe.mic.publish(audio_msg(31))
@@ -304,7 +312,8 @@ def test_the_input_filter_passes_every_valid_frame_kind(graph):
     huge = bgr_to_image(np.zeros((4096, 4096, 3), np.uint8), Image)   # 50 MB: dropped before any copy to Python
     probe.camera.publish(stamp_now(huge))
     time.sleep(1.0)
-    assert light_node.received == before + len(kinds) and light_node.malformed == bad_before
+    reached = 0 if DDS_FILTERS else 1                                 # without DDS filters: refused on receipt
+    assert light_node.received == before + len(kinds) + reached and light_node.malformed == bad_before + reached
 
 
 def test_without_content_filters_the_subscription_is_plain(graph, monkeypatch):
@@ -315,7 +324,7 @@ def test_without_content_filters_the_subscription_is_plain(graph, monkeypatch):
     _, probe = graph
     sub, filtered = filtered_subscription(probe, Image, 'image_probe_filtered', lambda m: None,
                                           qos_profile_sensor_data, sensor_filter(Envelope(IMAGE)))
-    assert filtered and sub.is_cft_enabled
+    assert filtered == DDS_FILTERS and bool(sub.is_cft_enabled) == DDS_FILTERS
     monkeypatch.setitem(sys.modules, 'rclpy.subscription_content_filter_options', None)   # import fails
     sub, filtered = filtered_subscription(probe, Image, 'image_probe_plain', lambda m: None,
                                           qos_profile_sensor_data, sensor_filter(Envelope(IMAGE)))
@@ -341,6 +350,7 @@ def test_without_the_input_filter_every_malformed_kind_is_counted(graph):
     assert wait_for(lambda: node.malformed == 2), node.malformed
 
 
+@needs_dds_filters
 def test_a_camera_the_filter_drops_entirely_is_reported(graph, capfd):
     """A mis-set camera (yuv422) looks dead behind the DDS filter: the node says why."""
     from rtmdl_ros.nodes.task_nodes import SILENCE_S, CameraTaskNode
@@ -386,7 +396,8 @@ def test_junk_on_a_job_topic_does_not_supersede_a_valid_job(graph):
         time.sleep(0.01)               # the job topic keeps 2: a burst would be cut short by DDS
     assert wait_for(lambda: _malformed(executor_node, 'sign') >= bad_before + 5)
     time.sleep(0.5)
-    assert _malformed(executor_node, 'sign') <= bad_before + 10          # no 33x32 one got past DDS
+    if DDS_FILTERS:
+        assert _malformed(executor_node, 'sign') <= bad_before + 10      # no 33x32 one got past DDS
     assert executor_node.runtime.stats('sign').total_jobs == jobs_before      # none was a release
     probe.camera.publish(frame_msg(51))
     assert wait_for(lambda: probe.results['sign'])
@@ -449,7 +460,10 @@ def test_frames_from_another_clock_are_refused_by_reason_and_never_become_jobs(g
     assert probe.task_status('traffic_light').stamp_source == 'header'
     probe.camera.publish(frame_msg(63))
     assert wait_for(lambda: probe.results['traffic_light'])
-    assert wait_for(lambda: probe.task_status('traffic_light').source.startswith('node /test_probe'))
+    # Named by its node where message info carries the publisher's GID (rclpy >= 9.1), else by its frames.
+    from rtmdl_ros.nodes.source_guard import WITH_GID
+    source = 'node /test_probe' if WITH_GID else 'publisher of cam_test'
+    assert wait_for(lambda: probe.task_status('traffic_light').source.startswith(source))
 
 
 def test_a_second_publisher_is_foreign_until_the_source_falls_silent(graph):

@@ -79,6 +79,15 @@ def filter_text(content_filter: tuple[str, list[str]]) -> str:
     return expression
 
 
+def content_filters_available() -> bool:
+    """This rclpy has DDS content filters (>= 9, Kilted; not Humble or Jazzy)."""
+    try:
+        import rclpy.subscription_content_filter_options  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def filtered_subscription(node, msg_type, topic: str, callback, qos, content_filter, raw: bool = False):
     """(subscription, True) filtered in DDS by content_filter (expression, parameters), or
     (subscription, False) where this rclpy or RMW has no content filters or none is given."""
