@@ -111,7 +111,7 @@ def call(probe, client, request):
 def graph():
     rclpy.init()
     executor_node, nodes = build_graph(default_taskset_file(), 'onnxruntime', 'cpu', '', sim_sensors=False,
-                                       executor_params={'annotate_hz': 5.0})
+                                       executor_params={'annotate_hz': 5.0, 'vision_msgs': True})
     probe = Probe()
     spinner = MultiThreadedExecutor(num_threads=4)
     for n in nodes + [probe]:
@@ -218,6 +218,46 @@ def test_annotated_pictures_show_the_boxes_where_the_detections_say(graph):
             assert np.abs(image.astype(int) - source.astype(int)).max() == 0
     finally:
         probe.destroy_subscription(sub)
+
+
+def test_vision_msgs_twins_carry_the_same_boxes_or_the_executor_says_why_not(graph):
+    """vision_msgs:=true: each result also on vision/<task> as Detection2DArray / Classification
+    (same header, box centre and size, label and score); where the package is not installed
+    (it is not on PyPI, so CI has none) the executor has no such publishers and keeps serving."""
+    from rtmdl_ros.nodes.vision_out import load_vision_msgs, vision_topic
+    executor_node, probe = graph
+    module = load_vision_msgs()
+    if module is None:
+        assert executor_node.vision is None and executor_node.vision_pubs == {}
+        probe.clear()
+        probe.camera.publish(frame_msg(95))
+        assert wait_for(lambda: probe.results['traffic_light'])
+        pytest.skip('vision_msgs is not installed (not on PyPI): checked that the executor serves without it')
+    twins = {'traffic_light': [], 'sign': []}
+    subs = [probe.create_subscription(module.Detection2DArray, vision_topic('traffic_light'),
+                                      twins['traffic_light'].append, 10),
+            probe.create_subscription(module.Classification, vision_topic('sign'), twins['sign'].append, 10)]
+    try:
+        assert wait_for(lambda: all(executor_node.vision_pubs[t].get_subscription_count() > 0 for t in twins))
+        probe.clear()
+        probe.camera.publish(frame_msg(96))
+        assert wait_for(lambda: probe.results['traffic_light'] and probe.results['sign'])
+        light, sign = probe.results['traffic_light'][-1], probe.results['sign'][-1]
+        assert wait_for(lambda: any(m.header.stamp == light.header.stamp for m in twins['traffic_light'])
+                        and any(m.header.stamp == sign.header.stamp for m in twins['sign']))
+        twin = next(m for m in twins['traffic_light'] if m.header.stamp == light.header.stamp)
+        assert twin.header.frame_id == light.header.frame_id and len(twin.detections) == len(light.detections)
+        for d, v in zip(light.detections, twin.detections):
+            assert v.bbox.center.position.x == pytest.approx((d.x_min + d.x_max) / 2, abs=1e-3)
+            assert v.bbox.size_y == pytest.approx(d.y_max - d.y_min, abs=1e-3)
+            assert (v.results[0].hypothesis.class_id, v.results[0].hypothesis.score) == \
+                (d.label, pytest.approx(d.score, abs=1e-6))
+        twin = next(m for m in twins['sign'] if m.header.stamp == sign.header.stamp)
+        assert [(h.class_id, round(h.score, 5)) for h in twin.results] == \
+            [(r.label, round(r.score, 5)) for r in sign.results]
+    finally:
+        for sub in subs:
+            probe.destroy_subscription(sub)
 
 
 def test_parameter_change_applies_from_the_next_job(graph):

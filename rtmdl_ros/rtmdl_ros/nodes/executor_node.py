@@ -41,6 +41,7 @@ from ..models.jobs import limit_library_threads, make_segments, warm_up_all
 from . import executor_messages as out
 from .executor_params import ParameterHandling, declare_node_params, declare_task_params, undeclare_task_params
 from .annotate import Annotator
+from .vision_out import to_vision
 from .executor_reporting import TRACE_PERIOD_S, Reporting
 from .input_filters import filtered_subscription, job_filter
 from .job_codec import LocalJob, check_image_job, check_sound_job, image_decoder, sound_decode
@@ -75,6 +76,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self.task_nodes = []                  # composed into this process (compose_task_nodes)
         self.annotator = None                 # annotate_hz > 0: pictures on annotated/<task>
         self.annotated_pubs = {}
+        self.vision, self.vision_pubs = None, {}    # vision_msgs:=true where the package is installed
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- lifecycle -------------------------------------------------------------
@@ -156,7 +158,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             undeclare_task_params(self, self.taskset.tasks)
         for pub in self._pubs:
             self.destroy_lifecycle_publisher(pub)
-        self._pubs, self.result_pubs, self.annotated_pubs = [], {}, {}
+        self._pubs, self.result_pubs, self.annotated_pubs, self.vision_pubs = [], {}, {}, {}
         self.taskset, self.settings, self.segments, self.bounds, self.backend = None, {}, {}, {}, None
         self.runtime = None
 
@@ -308,7 +310,10 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         if not self._active or not self.context.ok():
             return                              # deactivating, or a stop signal ended the context
         try:
-            self.result_pubs[r.task].publish(out.result_message(r, self._to_ros_s()))
+            msg = out.result_message(r, self._to_ros_s())
+            self.result_pubs[r.task].publish(msg)
+            if r.task in self.vision_pubs:
+                self.vision_pubs[r.task].publish(to_vision(self.vision, msg))
             if self.annotator is not None and r.task in self.annotated_pubs and isinstance(r.payload, LocalJob):
                 self.annotator.offer(r.task, r.payload.payload[0], r.result, r.result.meta)
         except Exception:                       # noqa: BLE001 - rclpy's RCLError has no stable import path

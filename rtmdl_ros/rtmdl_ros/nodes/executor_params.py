@@ -51,6 +51,9 @@ def declare_node_params(node) -> dict:
         'annotate_hz': (0.0, _floats(0.0, 30.0, 'pictures a second per camera task on annotated/<task> (the source '
                                                 'frame with what the model found; composed task nodes); 0: none',
                                      read_only=True)),
+        'vision_msgs': (False, ParameterDescriptor(read_only=True, description=(
+            'also publish each result as vision_msgs (Detection2DArray / Classification) on vision/<task>, '
+            'where the vision_msgs package is installed'))),
         'realtime_priority': (min(50, hi), ParameterDescriptor(
             read_only=True, description='SCHED_FIFO priority of the scheduler threads (0: normal scheduling)',
             integer_range=[IntegerRange(from_value=0, to_value=max(0, hi - 1), step=1)])),

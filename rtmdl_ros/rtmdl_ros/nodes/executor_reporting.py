@@ -14,6 +14,7 @@ from ..models import SOUND
 from . import executor_messages as out
 from .conversions import bgr_to_image
 from .topics import STATUS_TOPIC, TRACE_TOPIC, result_topic
+from .vision_out import MISSING_NOTE, load_vision_msgs, vision_topic, vision_type
 
 
 TRACE_PERIOD_S = 0.25             # job traces go out this often (or each status, if more often)
@@ -39,8 +40,15 @@ class Reporting:
         self.annotated_pubs = {name: self.create_lifecycle_publisher(Image, f'annotated/{name}', 2)
                                for name, fam in self.families.items()
                                if self.p['annotate_hz'] > 0 and fam.input != SOUND}
+        self.vision, self.vision_pubs = (load_vision_msgs() if self.p['vision_msgs'] else None), {}
+        if self.p['vision_msgs'] and self.vision is None:
+            self.get_logger().warning(MISSING_NOTE)
+        elif self.vision is not None:
+            self.vision_pubs = {name: self.create_lifecycle_publisher(vision_type(self.vision, fam.kind),
+                                                                      vision_topic(name), 10)
+                                for name, fam in self.families.items()}
         self._pubs = [*self.result_pubs.values(), self.status_pub, self.trace_pub, self.diag_pub,
-                      *self.annotated_pubs.values()]
+                      *self.annotated_pubs.values(), *self.vision_pubs.values()]
 
     def status_message(self) -> SchedulerStatus | None:
         """The scheduler's statistics, or None while not active."""
