@@ -118,8 +118,12 @@ def _spawn(spec, namespace: str, log_dir: str) -> subprocess.Popen:
     module, func = ENTRY_POINTS[spec.executable].split(':')
     code = f'import sys; from {module} import {func}; sys.exit({func}())'
     log = open(os.path.join(log_dir, f'{spec.name}.log'), 'w')
+    # RTMDL_SENSOR_NETNS: the simulated sensors in that network namespace, as on a camera
+    # computer of their own (tools/two_namespaces.sh; docs/usage.md, two computers).
+    netns = os.environ.get('RTMDL_SENSOR_NETNS', '') if spec.role == 'sensor' else ''
+    prefix = ['ip', 'netns', 'exec', netns] if netns else []
     # Own process group: a Ctrl-C in the terminal reaches bringup only, which stops the nodes in order.
-    return subprocess.Popen([sys.executable, '-c', code] + spec.ros_args(namespace), stdout=log,
+    return subprocess.Popen(prefix + [sys.executable, '-c', code] + spec.ros_args(namespace), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -289,8 +293,9 @@ def _watch_status(node, msg_type, topic) -> list:
 
 
 def _spin_quietly(spinner) -> None:
+    from .nodes.spin import spin_through_destroyed
     try:
-        spinner.spin()
+        spin_through_destroyed(spinner)
     except Exception:            # the context went down while stopping
         pass
 

@@ -29,7 +29,7 @@ from rtmdl_ros.data.drive import DriveSequence  # noqa: E402
 from rtmdl_ros.nodes.conversions import bgr_to_image  # noqa: E402
 from rtmdl_ros.nodes.input_filters import content_filters_available  # noqa: E402
 from rtmdl_ros.nodes.resources import default_taskset_file  # noqa: E402
-from rtmdl_ros.nodes.spin import float32_array  # noqa: E402
+from rtmdl_ros.nodes.spin import float32_array, spin_through_destroyed  # noqa: E402
 
 import waiting  # noqa: E402
 
@@ -116,7 +116,7 @@ def graph():
     spinner = MultiThreadedExecutor(num_threads=4)
     for n in nodes + [probe]:
         spinner.add_node(n)
-    thread = threading.Thread(target=spinner.spin, daemon=True)
+    thread = threading.Thread(target=spin_through_destroyed, args=(spinner,), daemon=True)
     thread.start()
     # Small variants and 100 ms deadlines (from the stamp): the graph shares this
     # process (and 2 cores) with the test, whose frames come at most every 150 ms.

@@ -18,6 +18,7 @@ rclpy = pytest.importorskip('rclpy')
 
 from rtmdl_ros.core.taskset import TasksetError  # noqa: E402
 from rtmdl_ros.nodes.resources import default_taskset_file  # noqa: E402
+from rtmdl_ros.nodes.spin import spin_through_destroyed  # noqa: E402
 
 
 class TinyClassifier(torch.nn.Module):
@@ -123,7 +124,7 @@ def test_profile_optimize_and_run_the_user_tasks_over_dds(user_taskset):
     spinner = MultiThreadedExecutor(num_threads=3)
     for n in nodes + [probe]:
         spinner.add_node(n)
-    thread = threading.Thread(target=spinner.spin, daemon=True)
+    thread = threading.Thread(target=spin_through_destroyed, args=(spinner,), daemon=True)
     thread.start()
     try:
         assert executor_node.settings['rear_person'].variant == plan['rear_person'].variant

@@ -112,6 +112,20 @@ def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1)
     return node, executor
 
 
+def spin_through_destroyed(executor) -> None:
+    """executor.spin(), resumed where rclpy before 9 (Jazzy, Humble) trips over an entity
+    that another thread destroyed while it built its wait set (InvalidHandle from a
+    lifecycle transition or a dropped subscription): the next wait set no longer has it."""
+    from rclpy.exceptions import InvalidHandle
+    while True:
+        try:
+            executor.spin()
+            return
+        except InvalidHandle:
+            if not executor.context.ok():
+                return
+
+
 def spin_node(node, executor, prepare=None) -> int:
     """Spin until a stop signal or shutdown, then clean up: exit status 0.
 
@@ -130,7 +144,7 @@ def spin_node(node, executor, prepare=None) -> int:
         if prepare is not None and not prepare():
             code = 0 if _stopped() else 1
         else:
-            executor.spin()
+            spin_through_destroyed(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RuntimeError:
