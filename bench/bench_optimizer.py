@@ -1,6 +1,6 @@
 """The optimizer at car scale, side by side with a standard evolutionary peer.
 
-    python bench/bench_optimizer.py [--sizes 5 8 10 20 40] [--sets 6] [--budget-s 5]
+    python bench/bench_optimizer.py [--sizes 5 8 10 20 40] [--sets 6] [--budget-s 5] [--front]
 
 Random multi-DNN task sets (rtmdl_ros.core.synthetic, fixed seeds, 12 variants
 per task, 2 CPU workers, 1 GPU lane, 50 samples per segment, loads 0.5 and
@@ -11,6 +11,12 @@ per task, 2 CPU workers, 1 GPU lane, 50 samples per segment, loads 0.5 and
          as fitness (bench/peer_ga.py), with the same budget;
   ref    for the local-search sizes, ours again with --ref-factor x the budget
          and another seed, only to know a best objective.
+With --front, instead: per set the accuracy-loss / execution-time-margin front of
+`rtmdl optimize --front` (one plan per margin of --front-margins, the budget split
+between them) against NSGA-II (bench/peer_nsga.py) with the whole budget; each
+plan's margin is the largest grid factor at which it still meets every bound, and
+the fronts are compared by hypervolume in the box loss <= the summed largest
+losses, margin >= 0.9 (so plans that hold only at x1.0 count too).
 Best known = the least objective of the three. Printed per size: sets, proven
 optimal, infeasible; ours' median / max time to return and median / max time to
 a plan within 1 % of the best known; how many of ours are within 1 %; the peer's
@@ -47,6 +53,33 @@ def unsafe(ts, plan) -> bool:
     return any(s.jobs and s.missed / s.jobs > ts.tasks[n].max_miss_rate + EPS for n, s in sim.tasks.items())
 
 
+def front_rows(sizes, variants, sets, budget_s, margins) -> None:
+    from peer_nsga import hypervolume, margin_analyzers, non_dominated, nsga_front, plan_margin
+
+    from rtmdl_ros.core.front import loss_front
+    print(f'{"tasks":>5} {"sets":>4} {"ours>=peer":>10} {"med HV ours":>11} {"med HV peer":>11} '
+          f'{"ours pts":>8} {"peer pts":>8}', flush=True)
+    for n in sizes:
+        rows = []
+        for k in range(sets):
+            load = 0.5 if k % 2 == 0 else 0.7
+            ts = random_taskset(k // 2, n, variants, utilisation=load, samples=50, cpu_workers=2)
+            grid, analyzers = margin_analyzers(ts, margins)
+            ours = []
+            for point in loss_front(ts, margins, budget_s / len(margins)):
+                if point.plan is not None:
+                    order = [(t, a.variant) for t, a in sorted(point.plan.items(), key=lambda kv: kv[1].priority)]
+                    ours.append((point.objective, plan_margin(grid, analyzers, order)))
+            ours = non_dominated(ours)
+            peer = nsga_front(ts, margins, budget_s, seed=k)
+            ref = sum(max(t.loss(v) for v in t.variants) for t in ts.tasks.values())
+            rows.append((hypervolume(ours, ref, 0.9), hypervolume(peer, ref, 0.9), len(ours), len(peer)))
+        print(f'{n:>5} {len(rows):>4} {sum(a >= b - EPS for a, b, *_ in rows):>10} '
+              f'{statistics.median(r[0] for r in rows):>11.4f} {statistics.median(r[1] for r in rows):>11.4f} '
+              f'{statistics.median(r[2] for r in rows):>8.0f} {statistics.median(r[3] for r in rows):>8.0f}',
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sizes', type=int, nargs='+', default=[5, 8, 10, 20, 40])
@@ -55,7 +88,12 @@ def main() -> None:
     ap.add_argument('--budget-s', type=float, default=5.0, help='time budget of ours (local) and of the peer')
     ap.add_argument('--exact-limit-s', type=float, default=10.0, help='time limit of the exact search')
     ap.add_argument('--ref-factor', type=float, default=3.0)
+    ap.add_argument('--front', action='store_true', help='compare loss/margin fronts with NSGA-II instead')
+    ap.add_argument('--front-margins', type=float, nargs='+', default=[1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0])
     args = ap.parse_args()
+    if args.front:
+        front_rows(args.sizes, args.variants, args.sets, args.budget_s, args.front_margins)
+        return
     print(f'{"tasks":>5} {"sets":>4} {"opt":>4} {"inf":>4} {"med s":>6} {"max s":>6} {"1% med":>7} {"1% max":>7} '
           f'{"in 1%":>6} {"peer ok":>7} {"better":>6} {"tie":>4} {"worse":>5} {"unsafe":>6} {"med gap %":>9}',
           flush=True)

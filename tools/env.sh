@@ -24,10 +24,11 @@ else
   export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 fi
 # Fast DDS: shared-memory segments that hold a camera frame (see the XML).
-# Fast DDS 2 (Humble, Jazzy) reads FASTRTPS_*, Fast DDS 3 (Kilted on) FASTDDS_*.
+# Fast DDS before 2.14 (Humble, Iron) reads FASTRTPS_*; Jazzy's 2.14 reads both but warns
+# that FASTRTPS_* is deprecated; Fast DDS 3 (Kilted on) reads FASTDDS_* only.
 if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
   case "${ROS_DISTRO:-}" in
-    humble|iron|jazzy) export FASTRTPS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
+    humble|iron) export FASTRTPS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
     *) export FASTDDS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
   esac
 fi

@@ -43,9 +43,11 @@ case "$action" in
     done
     echo "[two_namespaces] $cam (10.77.0.1) <-> $exe (10.77.0.2), ${delay} ms +- ${jitter} ms added each way" ;;
   run)
+    profile="$ROOT/rtmdl_ros/config/fastdds_udp.xml"
+    # FASTRTPS_* only where tools/env.sh set it (Humble, Iron): Jazzy warns about it.
+    old_var=(); [ -n "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ] && old_var=(FASTRTPS_DEFAULT_PROFILES_FILE="$profile")
     exec ip netns exec "$exe" env RTMDL_SENSOR_NETNS="$cam" ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET ROS_LOCALHOST_ONLY=0 \
-      FASTRTPS_DEFAULT_PROFILES_FILE="$ROOT/rtmdl_ros/config/fastdds_udp.xml" \
-      FASTDDS_DEFAULT_PROFILES_FILE="$ROOT/rtmdl_ros/config/fastdds_udp.xml" "$@" ;;
+      FASTDDS_DEFAULT_PROFILES_FILE="$profile" "${old_var[@]}" "$@" ;;
   down)
     ip netns del "$cam" 2>/dev/null || true; ip netns del "$exe" 2>/dev/null || true ;;
   *) echo "usage: two_namespaces.sh up|run|down [options] [-- command]" >&2; exit 2 ;;
