@@ -47,6 +47,7 @@ _EPS = 1e-9
 EXACT_TASKS = 8
 EXACT_SHARE = 0.5
 EXCHANGE_TRIES = 4          # local search: tasks tried upwards after one steps down
+KICK_AFTER = 100            # local search: moves per task without a gain before a restart
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
@@ -394,7 +395,26 @@ class _Search:
         rng = random.Random(seed)
         order, obj = list(self.best_order), self.best_obj
         n = len(order)
+        stalled = 0
         while not self._out_of_time():
+            stalled += 1
+            if stalled > KICK_AFTER * n and n > 2:
+                # Iterated local search: a local optimum holds the moves above, so restart
+                # from the best plan with a stretch of its priority order shuffled, made
+                # feasible by the warm start's downgrades and moved up again.
+                stalled = 0
+                names = [t for t, _ in self.best_order]
+                i = rng.randrange(n - 1)
+                j = min(n, i + rng.randint(2, max(2, n // 2)))
+                stretch = names[i:j]
+                rng.shuffle(stretch)
+                kicked = self._downgrade_until_feasible(names[:i] + stretch + names[j:])
+                if kicked is not None:
+                    order = self._upgrade(kicked)
+                    obj = objective(self.ts, dict(order))
+                    if obj < self.best_obj - _EPS:
+                        self._leaf(order, obj)
+                continue
             kind = rng.random()
             if kind < 0.3:                                      # one task up
                 i = rng.randrange(n)
@@ -425,6 +445,8 @@ class _Search:
                 trial = self._raise(trial, others[:EXCHANGE_TRIES])
             t_obj = objective(self.ts, dict(trial))
             if t_obj <= obj + _EPS and trial != order:
+                if t_obj < obj - _EPS:
+                    stalled = 0
                 order, obj = trial, t_obj
                 if obj < self.best_obj - _EPS:
                     self._leaf(order, obj)
