@@ -23,13 +23,16 @@ if [ "${ROS_DISTRO:-}" = humble ]; then
 else
   export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 fi
-# Fast DDS: shared-memory segments that hold a camera frame (see the XML).
-# Fast DDS before 2.14 (Humble, Iron) reads FASTRTPS_*; Jazzy's 2.14 reads both but warns
-# that FASTRTPS_* is deprecated; Fast DDS 3 (Kilted on) reads FASTDDS_* only.
+# Fast DDS: shared-memory segments that hold a camera frame (see the XML). Fast DDS 2
+# (libfastrtps: Humble, Jazzy) reads only FASTRTPS_*, Fast DDS 3 (libfastdds: Kilted on)
+# FASTDDS_* (FASTRTPS_* with a warning): pick by the library this environment loads.
 if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
-  case "${ROS_DISTRO:-}" in
-    humble|iron) export FASTRTPS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
-    *) export FASTDDS_DEFAULT_PROFILES_FILE="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml" ;;
-  esac
+  _xml="$_rtmdl_root/rtmdl_ros/config/fastdds_large_frames.xml"
+  if compgen -G "$VIRTUAL_ENV/lib/libfastrtps.so.2*" >/dev/null \
+     || compgen -G "/opt/ros/${ROS_DISTRO:-none}/lib/libfastrtps.so.2*" >/dev/null; then
+    export FASTRTPS_DEFAULT_PROFILES_FILE="$_xml"
+  else
+    export FASTDDS_DEFAULT_PROFILES_FILE="$_xml"
+  fi
 fi
-unset _rtmdl_root _d
+unset _rtmdl_root _d _xml
