@@ -26,6 +26,18 @@ if not hasattr(creator, 'PlanFitness'):
     creator.create('PlanGenome', list, fitness=creator.PlanFitness)
 
 
+def mutate_genome(genome, variants, rng):
+    """Per gene with probability 1/n: a variant index one step up or down, a priority key redrawn."""
+    n = len(variants)
+    p = 1.0 / max(1, n)
+    for i in range(n):
+        if rng.random() < p:
+            genome[i] = max(0, min(len(variants[i]) - 1, genome[i] + rng.choice((-1, 1))))
+        if rng.random() < p:
+            genome[n + i] = rng.random()
+    return (genome,)
+
+
 def ga_optimize(taskset, time_limit_s: float, seed: int = 0, population: int = 40):
     """Best feasible (order of (task, variant), objective) found within the time limit, or (None, inf)."""
     rng = random.Random(seed)
@@ -53,13 +65,8 @@ def ga_optimize(taskset, time_limit_s: float, seed: int = 0, population: int = 4
     def random_genome():
         return creator.PlanGenome([rng.randrange(len(v)) for v in variants] + [rng.random() for _ in range(n)])
 
-    def mutate(genome, p=1.0 / max(1, n)):
-        for i in range(n):
-            if rng.random() < p:
-                genome[i] = max(0, min(len(variants[i]) - 1, genome[i] + rng.choice((-1, 1))))
-            if rng.random() < p:
-                genome[n + i] = rng.random()
-        return (genome,)
+    def mutate(genome):
+        return mutate_genome(genome, variants, rng)
 
     toolbox = base.Toolbox()
     toolbox.register('mate', tools.cxUniform, indpb=0.5)

@@ -16,6 +16,7 @@ import random
 import time
 
 from deap import base, creator, tools
+from peer_ga import mutate_genome
 
 from rtmdl_ros.core.analysis import Analyzer, deadline_monotonic
 from rtmdl_ros.core.optimizer import objective, storage_mb
@@ -87,14 +88,6 @@ def nsga_front(taskset, margins, time_limit_s: float, seed: int = 0, population:
             seen[key] = (loss, margin) if margin else (loss + 10.0, 0.0)   # infeasible: behind every feasible plan
         return seen[key]
 
-    def mutate(genome, p=1.0 / max(1, n)):
-        for i in range(n):
-            if rng.random() < p:
-                genome[i] = max(0, min(len(variants[i]) - 1, genome[i] + rng.choice((-1, 1))))
-            if rng.random() < p:
-                genome[n + i] = rng.random()
-        return (genome,)
-
     dm_keys = [k / n for k in range(n)]
     pop = [creator.FrontGenome([0] * n + dm_keys), creator.FrontGenome([len(v) - 1 for v in variants] + dm_keys)]
     pop += [creator.FrontGenome([rng.randrange(len(v)) for v in variants] + [rng.random() for _ in range(n)])
@@ -113,7 +106,7 @@ def nsga_front(taskset, margins, time_limit_s: float, seed: int = 0, population:
                 if rng.random() < 0.7:
                     tools.cxUniform(a, b, 0.5)
             for g in offspring:
-                mutate(g)
+                mutate_genome(g, variants, rng)
                 g.fitness.values = evaluate(g)
                 if time.monotonic() > deadline:
                     break
