@@ -1,6 +1,6 @@
 """`rtmdl`: plan, analyse and simulate RT-mDL task sets from the command line.
 
-    rtmdl optimize TASKSET --policy {rtmdl,dm-nmc,dm-mc,um-nmc} --out PLAN.yaml
+    rtmdl optimize TASKSET --policy {rtmdl,dm-nmc,dm-mc,um-nmc} --out PLAN.yaml [--seed N --max-steps N]
     rtmdl analyze  TASKSET [--plan PLAN.yaml] [--json]
     rtmdl simulate TASKSET [--plan PLAN.yaml] --duration-s S [--seed N] [--json]
     rtmdl train {sign,traffic_light,audio,all} [--epochs N] [--seed N] [--data-root DIR]
@@ -42,10 +42,12 @@ def _search_line(search) -> str:
     how = {'exact': 'branch and bound', 'local': 'local search'}[search.method]
     proof = 'proven optimal' if search.optimal else (
         f'best found within the time limit, at most {search.gap:.4f} above the lower bound {search.lower_bound:.4f}')
-    return f'{how}, {proof}, {search.elapsed_s:.2f} s'
+    steps = (f', stopped at its step limit ({search.nodes + search.moves} steps: the same plan on any machine)'
+             if search.step_limited else '')
+    return f'{how}, {proof}, {search.elapsed_s:.2f} s{steps}'
 
 
-def _plan_with_progress(taskset, policy: str, time_limit_s: float, quiet: bool):
+def _plan_with_progress(taskset, policy: str, time_limit_s: float, quiet: bool, **search):
     """plan_with, showing the best plan so far against the time budget (stderr)."""
     from tqdm import tqdm
     # disable=None: shown on a terminal only, so logs and pipes get the result lines alone.
@@ -55,7 +57,7 @@ def _plan_with_progress(taskset, policy: str, time_limit_s: float, quiet: bool):
         def progress(best, lower, elapsed):
             bar.n = round(min(elapsed, time_limit_s), 1)
             bar.set_postfix_str(f'best {best:.4f}, lower bound {lower:.4f}')
-        res = plan_with(taskset, policy, time_limit_s=time_limit_s, progress=progress)
+        res = plan_with(taskset, policy, time_limit_s=time_limit_s, progress=progress, **search)
         if res.search is not None:
             bar.n = round(min(res.search.elapsed_s, time_limit_s), 1)
             bar.refresh()
@@ -94,15 +96,19 @@ def _write_front(args, taskset) -> None:
 def cmd_optimize(args) -> int:
     if not (args.time_limit_s > 0 and math.isfinite(args.time_limit_s)):
         raise CliError(f'--time-limit-s must be a positive number, got {args.time_limit_s}')
+    if args.max_steps is not None and args.max_steps < 1:
+        raise CliError(f'--max-steps must be >= 1, got {args.max_steps}')
     taskset = load_taskset(args.taskset)
-    res = _plan_with_progress(taskset, args.policy, args.time_limit_s, args.quiet)
+    res = _plan_with_progress(taskset, args.policy, args.time_limit_s, args.quiet, seed=args.seed,
+                              max_steps=args.max_steps)
     if res.plan is None:
         print(f'rtmdl optimize: no plan meets the bounds: {res.reason}', file=sys.stderr)
         if args.fallback == 'fastest':
             _write_fastest(args, taskset, res.reason)
         return 1
     note = _calibration_note(taskset)
-    lines = [f'written by: rtmdl optimize {args.taskset} --policy {args.policy}',
+    again = f' --seed {args.seed} --max-steps {args.max_steps}' if args.max_steps is not None else ''
+    lines = [f'written by: rtmdl optimize {args.taskset} --policy {args.policy}{again}',
              f'objective (sum of normalised accuracy loss): {res.objective:.4f}',
              f'storage: {res.storage_mb:.2f} MB'] + ([note] if note else [])
     if res.search is not None:
@@ -115,7 +121,7 @@ def cmd_optimize(args) -> int:
               f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}')
     if res.search is not None:
         print(f'search: {_search_line(res.search)}')
-    if res.search is not None and not res.search.optimal:
+    if res.search is not None and not res.search.optimal and not res.search.step_limited:
         print('rtmdl optimize: time limit reached; the plan is feasible but may not be optimal', file=sys.stderr)
     if args.front:
         _write_front(args, taskset)
@@ -295,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument('--policy', choices=POLICIES, default='rtmdl')
     o.add_argument('--out', required=True, help='ROS 2 parameters file for rtmdl_executor')
     o.add_argument('--time-limit-s', type=float, default=30.0, help='search time limit (rtmdl policy)')
+    o.add_argument('--seed', type=int, default=0, help='seed of the local search\'s random moves (rtmdl policy)')
+    o.add_argument('--max-steps', type=int, default=None,
+                   help='stop after this many search steps (branch-and-bound nodes + local-search moves): with '
+                        'the same seed, the same plan on any machine, unless --time-limit-s stops it first')
     o.add_argument('--quiet', action='store_true', help='no progress display')
     o.add_argument('--fallback', choices=('none', 'fastest'), default='none',
                    help='when no plan meets the bounds: none (write nothing) or fastest (every task\'s fastest '

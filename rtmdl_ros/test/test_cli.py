@@ -147,6 +147,28 @@ def test_optimize_a_twenty_task_set_returns_in_its_budget_with_the_gap(tmp_path)
     assert 'time limit reached' in res.stderr and 'Traceback' not in res.stderr
 
 
+def test_optimize_with_a_step_limit_writes_the_same_plan_twice_and_how_to_get_it_again(tmp_path):
+    import numpy as np
+
+    from rtmdl_ros.core.synthetic import random_taskset_dict
+    path = tmp_path / 'car12.yaml'
+    path.write_text(yaml.safe_dump(random_taskset_dict(np.random.default_rng(7), 12, 8, utilisation=0.6,
+                                                       samples=20, cpu_workers=2)))
+    plans = []
+    for k in range(2):
+        res = rtmdl('optimize', path, '--out', tmp_path / f'plan{k}.yaml', '--seed', 5, '--max-steps', 80,
+                    '--time-limit-s', 100, '--quiet')
+        assert res.returncode == 0, res.stderr
+        assert 'stopped at its step limit (80 steps' in res.stdout and 'time limit reached' not in res.stderr
+        text = (tmp_path / f'plan{k}.yaml').read_text()
+        assert '--seed 5 --max-steps 80' in text
+        plans.append(yaml.safe_load(text))
+    assert plans[0] == plans[1]
+    bad = rtmdl('optimize', path, '--out', tmp_path / 'bad.yaml', '--max-steps', 0)
+    assert bad.returncode == 2 and '--max-steps must be >= 1' in bad.stderr
+    assert not (tmp_path / 'bad.yaml').exists()
+
+
 def test_optimize_front_writes_loss_per_margin_and_a_plot(tmp_path):
     res = rtmdl('optimize', EXAMPLE_TASKSET, '--out', tmp_path / 'plan.yaml', '--front', '--front-margins', 1, 1.2, 3,
                 '--time-limit-s', 6)

@@ -217,3 +217,33 @@ def test_a_refusal_names_the_term_of_the_bound_that_breaks_the_deadline():
     assert res.plan is None
     assert 'release path 31.00' in res.reason and 'largest term is the release path' in res.reason
     assert 'ms over the 33.3 ms deadline' in res.reason, res.reason
+
+
+@pytest.mark.parametrize('seed', range(16))
+def test_the_lower_bound_never_exceeds_the_optimum(seed):
+    # Every bound a result reports, proven or cut off by a step limit, exact or local,
+    # lies at or below the optimum that enumeration finds.
+    rng = np.random.default_rng(100 + seed)
+    n, v = [(3, 3), (4, 2), (2, 5)][seed % 3]
+    ts = random_taskset(100 + seed, n, v, utilisation=float(rng.uniform(0.5, 1.1)), samples=20,
+                        cpu_workers=int(rng.integers(1, 3)))
+    best = brute_force(ts)
+    results = [optimize(ts, 60), optimize(ts, 60, exact=False, max_steps=40), optimize(ts, 60, max_steps=3)]
+    if best is None:
+        assert all(r.plan is None for r in results)
+        return
+    for r in results:
+        assert r.lower_bound <= best + 1e-9, (seed, r.method, r.lower_bound, best)
+        assert r.objective is None or r.objective >= best - 1e-9
+    assert results[0].optimal and results[0].lower_bound == pytest.approx(best)
+
+
+@pytest.mark.parametrize('n,steps', [(6, 400), (14, 60)])
+def test_a_step_limit_gives_the_same_plan_on_every_run(n, steps):
+    ts = random_taskset(4, n, 8, utilisation=0.7, samples=30, cpu_workers=2)
+    runs = [optimize(ts, 120, seed=3, max_steps=steps) for _ in range(2)]
+    assert all(r.step_limited and not r.optimal for r in runs)
+    assert runs[0].nodes + runs[0].moves == steps
+    assert runs[0].plan == runs[1].plan and runs[0].objective == runs[1].objective
+    with pytest.raises(ValueError, match='max_steps'):
+        optimize(ts, 1, max_steps=0)

@@ -78,6 +78,8 @@ class OptimizeResult:
     storage_mb: float | None = None
     lower_bound: float = 0.0      # no plan has a smaller objective
     method: str = 'exact'         # 'exact' (branch and bound) or 'local' (anytime local search)
+    moves: int = 0                # local-search moves tried
+    step_limited: bool = False    # stopped by max_steps, not the clock: the same plan on any machine
 
     @property
     def gap(self) -> float | None:
@@ -94,6 +96,11 @@ class _Search:
         self.servers = {r: taskset.platform.servers(r) for r in RESOURCES}
         self.deadline = time.monotonic() + time_limit_s
         self.nodes = 0
+        self.moves = 0
+        # A step is a branch-and-bound node or a local-search move. Under a step limit
+        # the search stops at the same point on any machine (if the clock does not stop it first).
+        self.step_limit: int | None = None
+        self.step_limited = False
         self.timed_out = False
         self.best_obj = math.inf
         self.best_order: list[tuple[str, str]] | None = None
@@ -118,6 +125,12 @@ class _Search:
         if time.monotonic() > self.deadline:
             self.timed_out = True
         return self.timed_out
+
+    def _out_of_steps(self) -> bool:
+        """Checked before each node or move only, so every step taken is taken whole."""
+        if self.step_limit is not None and self.nodes + self.moves >= self.step_limit:
+            self.step_limited = self.timed_out = True
+        return self.step_limited
 
     def _no_hp(self) -> dict:
         return {pct: {'cpu': [], 'gpu': []} for pct in self.pcts}
@@ -313,6 +326,8 @@ class _Search:
 
     def _dfs(self, below, remaining, loss_so_far, groups, used_mb, domains) -> None:
         """`below`: placed (task, variant, blocking), least urgent first; `remaining` go above."""
+        if self._out_of_steps():
+            return
         self.nodes += 1
         if self.nodes % 64 == 0 and time.monotonic() > self.deadline:
             self.timed_out = True
@@ -396,7 +411,8 @@ class _Search:
         order, obj = list(self.best_order), self.best_obj
         n = len(order)
         stalled = 0
-        while not self._out_of_time():
+        while not self._out_of_steps() and not self._out_of_time():
+            self.moves += 1
             stalled += 1
             if stalled > KICK_AFTER * n and n > 2:
                 # Iterated local search: a local optimum holds the moves above, so restart
@@ -492,11 +508,17 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
 
 
 def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | None = None,
-             exact: bool | None = None) -> OptimizeResult:
+             exact: bool | None = None, seed: int = 0, max_steps: int | None = None) -> OptimizeResult:
     """The rtmdl policy: the best (variant, priority) per task found within the time
     limit, whether it is proven optimal, or why no plan exists. exact (default:
     up to EXACT_TASKS tasks) chooses branch and bound over local search;
-    progress(best objective, lower bound, elapsed s) is called on every better plan."""
+    progress(best objective, lower bound, elapsed s) is called on every better plan.
+    seed drives the local search's random moves; max_steps (branch-and-bound nodes
+    plus local-search moves) stops the search at a point that does not depend on
+    the machine's speed: the same task set, seed and max_steps give the same plan
+    wherever the time limit is not reached first (result.step_limited says so)."""
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f'max_steps must be >= 1, got {max_steps}')
     start = time.monotonic()
     search = _Search(taskset, time_limit_s, progress)
     exact = len(taskset.tasks) <= EXACT_TASKS if exact is None else exact
@@ -504,15 +526,18 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
         # The exact search gets a share of the budget; if it cannot prove optimality
         # by then, local search spends the rest improving on the best plan it has.
         search.deadline = start + EXACT_SHARE * time_limit_s
+        search.step_limit = None if max_steps is None else max(1, int(EXACT_SHARE * max_steps))
         search.run()
         if search.timed_out:
             search.deadline = start + time_limit_s
+            search.step_limit, search.step_limited = max_steps, False
             search.timed_out = False
-            search.local_search()
+            search.local_search(seed)
             search.timed_out = True
     else:
+        search.step_limit = max_steps
         search.quick_start()
-        search.local_search()
+        search.local_search(seed)
         # Local search proves nothing, but a task that fails alone, or storage that the
         # smallest variants exceed, proves that no plan exists.
         smallest = {n: min(t.variants, key=lambda v, t=t: t.variants[v].storage_mb) for n, t in taskset.tasks.items()}
@@ -525,10 +550,12 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
         reason = (_explain_infeasible(taskset, search) if optimal else
                   f'no feasible plan found within the {time_limit_s:g} s time limit')
         return OptimizeResult(None, None, None, optimal, search.nodes, elapsed, reason=reason,
-                              lower_bound=search.lower_bound, method='exact' if exact else 'local')
+                              lower_bound=search.lower_bound, method='exact' if exact else 'local',
+                              moves=search.moves, step_limited=search.step_limited)
     plan = {n: Assignment(v, prio) for prio, (n, v) in enumerate(search.best_order)}
     analysis = {r.task: r for r in search.best_analysis}
     return OptimizeResult(plan, search.best_obj, analysis, optimal, search.nodes, elapsed,
                           storage_mb=storage_mb(taskset, {n: a.variant for n, a in plan.items()}),
                           lower_bound=search.best_obj if optimal else search.lower_bound,
-                          method='exact' if exact else 'local')
+                          method='exact' if exact else 'local', moves=search.moves,
+                          step_limited=search.step_limited)

@@ -72,11 +72,13 @@ class PolicyResult:
         return [n for n, a in (self.analysis or {}).items() if not a.meets_bound]
 
 
-def plan_with(taskset: TaskSet, policy: str, time_limit_s: float = 30.0, progress=None) -> PolicyResult:
+def plan_with(taskset: TaskSet, policy: str, time_limit_s: float = 30.0, progress=None,
+              seed: int = 0, max_steps: int | None = None) -> PolicyResult:
     """Plan under `policy`. Baselines always return their plan, met bounds or not.
-    progress(best objective, lower bound, elapsed s): the rtmdl search's better plans."""
+    progress(best objective, lower bound, elapsed s): the rtmdl search's better plans;
+    seed and max_steps: the rtmdl search's (optimizer.optimize)."""
     if policy == 'rtmdl':
-        res = optimize(taskset, time_limit_s=time_limit_s, progress=progress)
+        res = optimize(taskset, time_limit_s=time_limit_s, progress=progress, seed=seed, max_steps=max_steps)
         return PolicyResult('rtmdl', res.plan, res.analysis, res.objective, res.storage_mb,
                             meets_bounds=res.plan is not None, reason=res.reason, search=res)
     plan = baseline_plan(taskset, policy)
