@@ -1,6 +1,6 @@
 """The optimizer at car scale, side by side with a standard evolutionary peer.
 
-    python bench/bench_optimizer.py [--sizes 5 8 10 20 40] [--sets 6] [--budget-s 5] [--front]
+    python bench/bench_optimizer.py [--sizes 5 8 10 20 40] [--sets 6] [--budget-s 5 40=10] [--front]
 
 Random multi-DNN task sets (rtmdl_ros.core.synthetic, fixed seeds, 12 variants
 per task, 2 CPU workers, 1 GPU lane, 50 samples per segment, loads 0.5 and
@@ -8,7 +8,7 @@ per task, 2 CPU workers, 1 GPU lane, 50 samples per segment, loads 0.5 and
   ours   rtmdl_ros.core.optimizer.optimize with --budget-s (exact branch and
          bound up to 8 tasks, with --exact-limit-s; anytime local search above);
   peer   a DEAP genetic algorithm over the same variables with the same analysis
-         as fitness (bench/peer_ga.py), with the same budget;
+         as fitness (bench/peer_ga.py), with the same time as ours;
   ref    for the local-search sizes, ours again with --ref-factor x the budget
          and another seed, only to know a best objective.
 With --front, instead: per set the accuracy-loss / execution-time-margin front of
@@ -53,13 +53,28 @@ def unsafe(ts, plan) -> bool:
     return any(s.jobs and s.missed / s.jobs > ts.tasks[n].max_miss_rate + EPS for n, s in sim.tasks.items())
 
 
-def front_rows(sizes, variants, sets, budget_s, margins) -> None:
+def budgets_by_size(tokens):
+    """['5', '40=10'] -> size -> seconds (5 s, 10 s for 40 tasks)."""
+    default, per = None, {}
+    for tok in tokens:
+        size, _, secs = tok.rpartition('=')
+        if size:
+            per[int(size)] = float(secs)
+        else:
+            default = float(secs)
+    if default is None:
+        raise SystemExit('--budget-s needs a plain number for the sizes it does not name')
+    return lambda n: per.get(n, default)
+
+
+def front_rows(sizes, variants, sets, budgets, margins) -> None:
     from peer_nsga import hypervolume, margin_analyzers, non_dominated, nsga_front, plan_margin
 
     from rtmdl_ros.core.front import loss_front
     print(f'{"tasks":>5} {"sets":>4} {"ours>=peer":>10} {"med HV ours":>11} {"med HV peer":>11} '
           f'{"ours pts":>8} {"peer pts":>8}', flush=True)
     for n in sizes:
+        budget_s = budgets(n)
         rows = []
         for k in range(sets):
             load = 0.5 if k % 2 == 0 else 0.7
@@ -85,34 +100,39 @@ def main() -> None:
     ap.add_argument('--sizes', type=int, nargs='+', default=[5, 8, 10, 20, 40])
     ap.add_argument('--variants', type=int, default=12)
     ap.add_argument('--sets', type=int, default=6, help='task sets per size (half at each load)')
-    ap.add_argument('--budget-s', type=float, default=5.0, help='time budget of ours (local) and of the peer')
+    ap.add_argument('--budget-s', nargs='+', default=['5', '40=10'],
+                    help='time budget of ours (local) and of the peer: a number for every size, SIZE=S for one '
+                         '(default: %(default)s, as issue 25 sets them)')
     ap.add_argument('--exact-limit-s', type=float, default=10.0, help='time limit of the exact search')
     ap.add_argument('--ref-factor', type=float, default=3.0)
     ap.add_argument('--front', action='store_true', help='compare loss/margin fronts with NSGA-II instead')
     ap.add_argument('--front-margins', type=float, nargs='+', default=[1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0])
     args = ap.parse_args()
+    budgets = budgets_by_size(args.budget_s)
     if args.front:
-        front_rows(args.sizes, args.variants, args.sets, args.budget_s, args.front_margins)
+        front_rows(args.sizes, args.variants, args.sets, budgets, args.front_margins)
         return
     print(f'{"tasks":>5} {"sets":>4} {"opt":>4} {"inf":>4} {"med s":>6} {"max s":>6} {"1% med":>7} {"1% max":>7} '
           f'{"in 1%":>6} {"peer ok":>7} {"better":>6} {"tie":>4} {"worse":>5} {"unsafe":>6} {"med gap %":>9}',
           flush=True)
     for n in args.sizes:
         exact = n <= EXACT_TASKS
+        budget_s = budgets(n)
         rows = []
         for k in range(args.sets):
             load = 0.5 if k % 2 == 0 else 0.7
             ts = random_taskset(k // 2, n, args.variants, utilisation=load, samples=50, cpu_workers=2)
             marks = []
             t0 = time.perf_counter()
-            ours = optimize(ts, args.exact_limit_s if exact else args.budget_s,
+            ours_s = args.exact_limit_s if exact else budget_s
+            ours = optimize(ts, ours_s,
                             progress=lambda obj, lb, el: marks.append((el, obj)))
             took = time.perf_counter() - t0
-            plan_peer, peer_obj = ga_optimize(ts, args.budget_s, seed=k)
+            plan_peer, peer_obj = ga_optimize(ts, ours_s, seed=k)     # the same time as ours
             ref_obj = math.inf
             if not exact:
                 from rtmdl_ros.core.optimizer import _Search
-                ref = _Search(ts, args.ref_factor * args.budget_s)
+                ref = _Search(ts, args.ref_factor * budget_s)
                 ref.quick_start()
                 ref.local_search(seed=k + 1)
                 ref_obj = ref.best_obj

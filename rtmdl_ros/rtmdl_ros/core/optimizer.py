@@ -47,7 +47,7 @@ _EPS = 1e-9
 EXACT_TASKS = 8
 EXACT_SHARE = 0.5
 EXCHANGE_TRIES = 4          # local search: tasks tried upwards after one steps down
-KICK_AFTER = 100            # local search: moves per task without a gain before a restart
+KICK_AFTER = 40             # local search: moves per task without a gain before a restart
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
