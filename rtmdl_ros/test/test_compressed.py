@@ -102,6 +102,31 @@ def test_a_composed_jobs_pre_segment_decodes_then_cuts_the_models_picture():
     assert np.array_equal(picture.image, want.image) and (header.stamp.sec, header.frame_id) == (1, 'camera')
 
 
+def test_two_composed_tasks_on_one_camera_decode_each_frame_once_and_a_second_publishers_apart():
+    from rtmdl_ros.models.families import family
+    from rtmdl_ros.nodes.compressed import SharedDecoder
+    from rtmdl_ros.nodes.job_codec import encode_frame
+    shared = SharedDecoder(keep=2)
+    bgr = DriveSequence(seed=5).next().image
+    raw = _message(compress(bgr, 'jpeg'))
+    first, second = read_compressed(raw), read_compressed(bytes(raw))     # two subscriptions' copies
+    a, b = shared(first), shared(second)
+    assert shared.decoded == 1 and a is b and np.array_equal(a.pixels, decode(first).pixels)
+    with pytest.raises(ValueError):
+        a.pixels[0, 0, 0] = 1                                             # shared: read-only
+    for name in ('traffic_light', 'sign'):                                # each task cuts its own picture
+        fam = family(name)
+        assert encode_frame(fam, a, fam.default_roi).image.shape[:2][::-1] == fam.picture_size
+    # Same stamp and frame_id, other content (another publisher): decoded on its own.
+    other = read_compressed(_message(compress(DriveSequence(seed=6).next().image, 'jpeg')))
+    assert (other.sec, other.nanosec) == (first.sec, first.nanosec)
+    assert not np.array_equal(shared(other).pixels, a.pixels) and shared.decoded == 2
+    for seed in (7, 8):                                                   # keeps only the latest frames
+        shared(read_compressed(_message(compress(DriveSequence(seed=seed).next().image, 'jpeg'))))
+    shared(first)
+    assert shared.decoded == 5
+
+
 def test_a_task_node_on_a_compressed_topic_releases_jpeg_frames_and_refuses_a_bomb(tmp_path):
     import time
     import rclpy

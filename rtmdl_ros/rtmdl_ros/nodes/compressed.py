@@ -8,10 +8,13 @@ kilobytes that decode to gigabytes) never costs a core or the memory. What
 passes is decoded in the job's pre-processing (composed task nodes: on a CPU
 worker, at the job's priority, inside the profiled and analysed pre segment)
 or, for a task node in a process of its own, before its picture is sent.
+Composed tasks that read the same camera decode each frame once (SharedDecoder).
 """
 from __future__ import annotations
 
 import struct
+import threading
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -101,6 +104,38 @@ def decode(frame: CompressedFrame) -> Frame:
         raise InputError(f'{frame.encoding} decoded to {pixels.shape[1]}x{pixels.shape[0]}, its header says '
                          f'{frame.width}x{frame.height}')
     return Frame(frame.sec, frame.nanosec, frame.frame_id, pixels, 'bgr8')
+
+
+class SharedDecoder:
+    """decode() for tasks composed in one process that read the same compressed camera:
+    each frame is decoded once. A frame is the same when its stamp, frame_id, format,
+    size and a CRC of its bytes agree, so a second publisher's different frame under
+    the same stamp is decoded on its own. The pixels are read-only (shared). Jobs of
+    two workers may both miss and decode; both get the same pixels."""
+
+    def __init__(self, keep: int = 4):
+        self.keep = keep
+        self._recent: dict = {}            # key -> Frame, oldest first
+        self._lock = threading.Lock()
+        self.decoded = 0                   # frames decoded (misses), for the tests and /diagnostics
+
+    def __call__(self, frame: CompressedFrame) -> Frame:
+        key = (frame.sec, frame.nanosec, frame.frame_id, frame.encoding, frame.data.size, zlib.crc32(frame.data))
+        with self._lock:
+            hit = self._recent.get(key)
+        if hit is not None:
+            return hit
+        out = decode(frame)
+        out.pixels.flags.writeable = False
+        with self._lock:
+            self.decoded += 1
+            self._recent[key] = out
+            while len(self._recent) > self.keep:
+                self._recent.pop(next(iter(self._recent)))
+        return out
+
+
+SHARED_DECODE = SharedDecoder()
 
 
 def compress(bgr: np.ndarray, fmt: str, quality: int = 90) -> bytes:

@@ -136,13 +136,13 @@ class LocalJob:
 def image_decoder(fam):
     """A camera task's decode (its pre segment's first step): a LocalJob's frame is encoded
     here, a serialized ImageJob already holds the picture."""
-    from .compressed import CompressedFrame, decode as decompress
+    from .compressed import SHARED_DECODE, CompressedFrame
 
     def decode(job):
         if isinstance(job, LocalJob):
             frame, roi = job.payload
             if isinstance(frame, CompressedFrame):
-                frame = decompress(frame)          # a compressed camera: decoding is pre-processing
+                frame = SHARED_DECODE(frame)       # a compressed camera: decoding is pre-processing
             return encode_frame(fam, frame, roi), job.header()
         return decode_image_job(job)
     return decode
