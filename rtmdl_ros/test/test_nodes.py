@@ -890,3 +890,24 @@ def test_calibration_cycles_every_task_through_its_variants(graph):
         probe.spinner.remove_node(node)
         node.trigger_deactivate()
         node.destroy_node()
+
+
+def test_a_task_nodes_release_settings_are_the_task_sets_own(tmp_path):
+    """task_spec reads the task set's release fields with the schema's checks (core/taskset.py)."""
+    import yaml
+
+    from rtmdl_ros.core.taskset import TasksetError
+    from rtmdl_ros.nodes.task_nodes import task_spec
+    spec = task_spec(default_taskset_file(), 'traffic_light')
+    assert (spec.task.period_ms, spec.task.deadline_ms, spec.gap_ms) == (33.3, 33.3, 30.0)
+    raw = yaml.safe_load(open(default_taskset_file()))
+    for field, value, needle in [('min_interarrival_ms', 40.0, 'min_interarrival_ms: must be in (0, period_ms=33.3]'),
+                                 ('deadline_ms', 50.0, 'deadline_ms: 50.0 ms exceeds period_ms'),
+                                 ('deadline_from', 'arrival', 'deadline_from: must be one of')]:
+        bad = yaml.safe_load(yaml.safe_dump(raw))
+        bad['tasks']['traffic_light'][field] = value
+        path = tmp_path / f'{field}.yaml'
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(TasksetError, match='tasks.traffic_light') as err:
+            task_spec(str(path), 'traffic_light')
+        assert needle in str(err.value) and str(path) in str(err.value)

@@ -311,9 +311,10 @@ def source_settings(raw: Mapping, where: str) -> tuple[str, str | None]:
     return stamp_source, frame_id
 
 
-def _parse_task(name: str, raw: Any) -> Task:
-    where = f'tasks.{name}'
-    raw = _mapping(raw, where)
+def release_settings(raw: Mapping, where: str) -> dict:
+    """A task's release and deadline settings, validated: what a task node needs of its
+    entry (period_ms, deadline_ms, min_interarrival_ms, deadline_from, stamp_source,
+    source_frame_id), without its variants."""
     period = _number(raw, 'period_ms', where)
     if period <= 0:
         raise TasksetError(f'{where}.period_ms: must be > 0, got {period}')
@@ -323,6 +324,22 @@ def _parse_task(name: str, raw: Any) -> Task:
     if deadline > period:
         raise TasksetError(f'{where}.deadline_ms: {deadline} ms exceeds period_ms {period} ms '
                            '(constrained deadlines only)')
+    origin = raw.get('deadline_from', 'stamp')
+    if origin not in DEADLINE_ORIGINS:
+        raise TasksetError(f'{where}.deadline_from: must be one of {DEADLINE_ORIGINS}, got {origin!r}')
+    stamp_source, frame_id = source_settings(raw, where)
+    gap = _number(raw, 'min_interarrival_ms', where, default=period)
+    if not 0 < gap <= period:
+        raise TasksetError(f'{where}.min_interarrival_ms: must be in (0, period_ms={period:g}], got {gap:g}')
+    return {'period_ms': period, 'deadline_ms': deadline, 'min_interarrival_ms': gap, 'deadline_from': origin,
+            'stamp_source': stamp_source, 'source_frame_id': frame_id}
+
+
+def _parse_task(name: str, raw: Any) -> Task:
+    where = f'tasks.{name}'
+    raw = _mapping(raw, where)
+    timing = release_settings(raw, where)
+    period = timing['period_ms']
     miss = _number(raw, 'max_miss_rate', where)
     if not 0.0 <= miss <= 1.0:
         raise TasksetError(f'{where}.max_miss_rate: must be in [0, 1], got {miss}')
@@ -336,20 +353,14 @@ def _parse_task(name: str, raw: Any) -> Task:
     compressed = raw.get('compressed_variant')
     if compressed is not None and compressed not in variants:
         raise TasksetError(f'{where}.compressed_variant: {compressed!r} is not one of {sorted(variants)}')
-    origin = raw.get('deadline_from', 'stamp')
-    if origin not in DEADLINE_ORIGINS:
-        raise TasksetError(f'{where}.deadline_from: must be one of {DEADLINE_ORIGINS}, got {origin!r}')
-    stamp_source, frame_id = source_settings(raw, where)
-    gap = _number(raw, 'min_interarrival_ms', where, default=period)
-    if not 0 < gap <= period:
-        raise TasksetError(f'{where}.min_interarrival_ms: must be in (0, period_ms={period:g}], got {gap:g}')
+    gap = timing['min_interarrival_ms']
     path = ExecTime.of(raw['release_path_ms'], f'{where}.release_path_ms', raw.get('release_path_tail'),
                        raw.get('release_path_top')) \
         if raw.get('release_path_ms') is not None else None
-    return Task(name=str(name), period_ms=period, deadline_ms=deadline, max_miss_rate=miss,
+    return Task(name=str(name), period_ms=period, deadline_ms=timing['deadline_ms'], max_miss_rate=miss,
                 variants=variants, on_overrun=overrun, compressed_variant=compressed,
-                min_interarrival_ms=None if gap == period else gap, deadline_from=origin, release_path=path,
-                stamp_source=stamp_source, source_frame_id=frame_id)
+                min_interarrival_ms=None if gap == period else gap, deadline_from=timing['deadline_from'],
+                release_path=path, stamp_source=timing['stamp_source'], source_frame_id=timing['source_frame_id'])
 
 
 def _parse_platform(raw: Any) -> Platform:

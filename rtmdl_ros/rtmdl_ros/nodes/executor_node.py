@@ -74,6 +74,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self._active = False
         self._subs, self._pubs, self._reporter = [], [], None
         self.task_nodes = []                  # composed into this process (compose_task_nodes)
+        self.composed_tasks = frozenset()     # their tasks (asked per job that comes by topic)
         self.annotator = None                 # annotate_hz > 0: pictures on annotated/<task>
         self.annotated_pubs = {}
         self.vision, self.vision_pubs = None, {}    # vision_msgs:=true where the package is installed
@@ -141,6 +142,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self.task_nodes = composed_task_nodes(
             self, self.get_parameter('taskset_file').value, self.p['camera_topic'], self.p['sound_topic'],
             self.p['input_filter'], self.get_parameter('use_sim_time').value, guard_values(self.p['guard']))
+        self.composed_tasks = frozenset(node.task for node in self.task_nodes)
         for node in self.task_nodes:
             if self.executor is not None:
                 self.executor.add_node(node)
@@ -150,7 +152,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             if node.executor is not None:
                 node.executor.remove_node(node)
             node.destroy_node()
-        self.task_nodes = []
+        self.task_nodes, self.composed_tasks = [], frozenset()
 
     def _forget_taskset(self) -> None:
         self._release_task_nodes()
@@ -262,7 +264,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
             self._on_error(task, 'receipt', e)
             return
         guard, key = self.job_guards[task], publisher_key(info, job.signature)
-        composed = any(node.task == task for node in self.task_nodes)
+        composed = task in self.composed_tasks
         if composed:
             reason = guard.foreign_input(key)     # its task node is in this process: no job comes by topic
         else:

@@ -38,7 +38,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.release import ADMIT, ReleaseGate
 from ..core.input_guard import publisher_key
-from ..core.taskset import DEADLINE_ORIGINS, Task, TasksetError, source_settings
+from ..core.taskset import Task, TasksetError, release_settings
 from ..models import SOUND, InputError
 from .compressed import CompressedFrame, decode, is_compressed_topic, read_compressed
 from .conversions import chunk_to_mono
@@ -71,19 +71,13 @@ def task_spec(taskset_file: str, task: str) -> TaskSpec:
         raise TasksetError(f'task set {taskset_file}: no task {task!r}; it has {sorted(raw["tasks"])}')
     spec = raw['tasks'][task]
     where = f'task set {taskset_file}: tasks.{task}'
-    try:
-        period = float(spec['period_ms'])
-        gap = float(spec.get('min_interarrival_ms', period))
-        deadline = float(spec.get('deadline_ms', period))
-    except (KeyError, TypeError, ValueError):
-        raise TasksetError(f'{where}: period_ms, deadline_ms and min_interarrival_ms must be numbers') from None
-    stamp_source, frame_id = source_settings(spec, where)
-    origin = spec.get('deadline_from', 'stamp')
-    if origin not in DEADLINE_ORIGINS:
-        raise TasksetError(f'{where}.deadline_from: must be one of {DEADLINE_ORIGINS}, got {origin!r}')
+    if not isinstance(spec, dict):
+        raise TasksetError(f'{where}: must be a mapping, got {type(spec).__name__}')
+    timing = release_settings(spec, where)          # the schema's own checks (core/taskset.py)
     families = task_families({**raw, 'tasks': {task: spec}}, taskset_file)
-    entry = Task(task, period, deadline, 0.0, {}, deadline_from=origin, stamp_source=stamp_source,
-                 source_frame_id=frame_id)
+    entry = Task(task, timing['period_ms'], timing['deadline_ms'], 0.0, {}, deadline_from=timing['deadline_from'],
+                 stamp_source=timing['stamp_source'], source_frame_id=timing['source_frame_id'])
+    gap = timing['min_interarrival_ms']
     return TaskSpec(families[task], task_envelopes(raw, taskset_file, families)[task], gap, entry)
 
 
