@@ -20,7 +20,7 @@ A greedy plan seeds the search so that the objective bound prunes from the start
 
 The search is anytime. Sets of more than EXACT_TASKS tasks, where the exact
 search cannot finish, are improved by local search instead (and so are
-smaller sets whose exact search has not finished in its share of the budget): from the best
+smaller sets whose exact search has not finished in half the budget): from the best
 greedy plan, random moves (a task one variant up; two tasks' priorities
 swapped, each then moved up as far as the plan stays feasible; one task down
 and another up) are kept when the plan stays feasible and the objective does
@@ -46,10 +46,6 @@ _EPS = 1e-9
 # the budget, then local search if it has not finished); above, local search alone.
 EXACT_TASKS = 8
 EXACT_SHARE = 0.5
-# Above EXACT_FULL_TASKS the exact search rarely finishes (no 6- or 8-task bench set in
-# 20 s, docs/benchmarks.md) and the local search makes better use of the time.
-EXACT_FULL_TASKS = 5
-EXACT_SHARE_LARGE = 0.1
 EXCHANGE_TRIES = 4          # local search: tasks tried upwards after one steps down
 KICK_AFTER = 40             # local search: moves per task without a gain before a restart
 
@@ -529,9 +525,10 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
     if exact:
         # The exact search gets a share of the budget; if it cannot prove optimality
         # by then, local search spends the rest improving on the best plan it has.
-        share = EXACT_SHARE if len(taskset.tasks) <= EXACT_FULL_TASKS else EXACT_SHARE_LARGE
-        search.deadline = start + share * time_limit_s
-        search.step_limit = None if max_steps is None else max(1, int(share * max_steps))
+        if max_steps is None:
+            search.deadline = start + EXACT_SHARE * time_limit_s
+        else:                   # the steps alone split the phases, so the clock cannot move the split
+            search.step_limit = max(1, int(EXACT_SHARE * max_steps))
         search.run()
         if search.timed_out:
             search.deadline = start + time_limit_s
