@@ -117,7 +117,7 @@ class SharedDecoder:
         self.keep = keep
         self._recent: dict = {}            # key -> Frame, oldest first
         self._lock = threading.Lock()
-        self.decoded = 0                   # frames decoded (misses), for the tests and /diagnostics
+        self.decoded = 0                   # frames decoded (misses), for the tests
 
     def __call__(self, frame: CompressedFrame) -> Frame:
         key = (frame.sec, frame.nanosec, frame.frame_id, frame.encoding, frame.data.size, zlib.crc32(frame.data))
