@@ -183,3 +183,20 @@ def test_the_task_sets_top_is_the_lowest_of_its_times():
     raw['tasks']['A']['variants']['v']['pre_top'] = 101
     with pytest.raises(ValueError, match='pre_ms top'):
         taskset_from_dict(raw)
+
+
+def test_the_terms_of_an_explained_bound_add_up_to_it_past_the_deadline():
+    # A segment's latest start is capped where the job is dropped; the explanation
+    # must still add up to the bound it reports (it once left out the post wait).
+    from rtmdl_ros.core.analysis import Analyzer, bound_terms, explain_bound
+    ts = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1},
+                            'tasks': {'A': task(10, 3, 4, 3), 'B': task(40, 6, 1, 1, deadline=12)}})
+    an = Analyzer(ts)
+    order = [('A', 'v'), ('B', 'v')]
+    at_p, _ = an.final_bounds(order)
+    b = at_p['B']
+    assert b.response_ms > 12 and max(b.latest_start) <= 12.0 + 1e-9     # capped, and over the deadline
+    terms = bound_terms(an.times('B', 'v', 100.0), b)
+    assert sum(ms for _, ms in terms) == pytest.approx(b.response_ms)
+    text = explain_bound(an.times('B', 'v', 100.0), b, 12.0, 100.0)
+    assert f'= {b.response_ms:.2f} ms' in text and 'post wait' in text, text

@@ -65,6 +65,10 @@ class SegmentBound:
     response_ms: float            # bound on origin (stamp or release) -> end of post (inf: none found)
     latest_start: tuple[float, float, float]   # latest start offset from the stamp per segment
     instances: int                # segment executions the bound accounts for
+    # Per segment the wait the bound charged before it, uncapped (latest_start is capped
+    # where the job is dropped): with the lengths, these add up to response_ms + shift.
+    waits: tuple[float, ...] = ()
+    shift: float = 0.0            # stamp -> the deadline's origin (the path, for deadline_from: release)
 
     def interference(self, times: SegmentTimes, period: float) -> list[tuple[str, float, float, float]]:
         """(resource, c, c + jitter, T) per segment: what this task imposes on lower priorities."""
@@ -80,10 +84,13 @@ class SegmentBound:
 def bound_terms(times: SegmentTimes, bound: SegmentBound) -> list[tuple[str, float]]:
     """The bound split into what adds up to it: the release path, then per segment the
     wait before it (blocking and higher-priority work) and its own length."""
-    terms, ready = [('release path', times.path)], times.path
+    # A deadline counted from the release does not include the path.
+    terms = [] if bound.shift > 0 else [('release path', times.path)]
+    ready = times.path
     for k, seg in enumerate(SEGMENTS):
-        terms += [(f'{seg} wait', max(0.0, bound.latest_start[k] - ready)), (seg, times.c[k])]
-        ready = bound.latest_start[k] + times.c[k]
+        wait = bound.waits[k] if bound.waits else max(0.0, bound.latest_start[k] - ready)
+        terms += [(f'{seg} wait', wait), (seg, times.c[k])]
+        ready += wait + times.c[k]
     return terms
 
 
@@ -229,7 +236,7 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     shift = 0.0 if task.origin_is_stamp else times.path     # stamp -> the deadline's origin
     cap = task.deadline_ms + shift
     ready = times.path
-    starts = []
+    starts, waits = [], []
     # A path that varies can exceed its percentile too: one more draw in the union bound.
     instances = len(SEGMENTS) + (0 if task.path.is_constant else 1)
     for k, seg in enumerate(SEGMENTS):
@@ -242,11 +249,13 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
             seen[r] += 1
         wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit) if math.isfinite(ready) else (math.inf, 0)
         start = ready + wait
+        waits.append(wait)
         # A job still waiting at its deadline is dropped, so no segment starts later.
         starts.append(min(start, cap))
         instances += counted
         ready = start + times.c[k]
-    return SegmentBound(response_ms=ready - shift, latest_start=tuple(starts), instances=instances)
+    return SegmentBound(response_ms=ready - shift, latest_start=tuple(starts), instances=instances,
+                        waits=tuple(waits), shift=shift)
 
 
 def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: str,
