@@ -200,6 +200,17 @@ def test_audio_preprocessing_resamples_and_pads():
     assert x.shape[:3] == (1, 1, 64) and np.isfinite(x).all()
 
 
+def test_audio_preprocessing_is_librosas_log_mel():
+    # The filter bank is built once; the features must be librosa's own melspectrogram.
+    import librosa
+    from rtmdl_ros.models.families import HOP, N_FFT, N_MELS
+    x = np.random.default_rng(1).normal(0, 0.1, int(sounds.CLIP_S * sounds.SAMPLE_RATE)).astype(np.float32)
+    mel = librosa.feature.melspectrogram(y=x, sr=sounds.SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
+    ref = np.log(mel + 1e-6)
+    ref = (ref - ref.mean()) / (ref.std() + 1e-6)
+    np.testing.assert_allclose(audio_pre(x)[0, 0], ref, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- profile -> optimize
 
 def test_profile_writes_a_taskset_that_optimize_accepts(tmp_path):
