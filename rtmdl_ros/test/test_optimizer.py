@@ -247,3 +247,19 @@ def test_a_step_limit_gives_the_same_plan_on_every_run(n, steps):
     assert runs[0].plan == runs[1].plan and runs[0].objective == runs[1].objective
     with pytest.raises(ValueError, match='max_steps'):
         optimize(ts, 1, max_steps=0)
+
+
+def test_a_raise_skips_what_a_failed_variant_rules_out_and_finds_a_faster_one_above_it():
+    # Loss order is not speed order: above a variant that fails, a faster (here smaller)
+    # one may pass; one no faster and no smaller than a failure is never checked.
+    def var(acc, mb, ms):
+        return {'accuracy': acc, 'storage_mb': mb, 'pre_ms': ms, 'infer_ms': ms, 'post_ms': ms}
+    variants = {'a': var(0.80, 1, 1.0), 'b': var(0.85, 10, 2.0), 'c': var(0.90, 4, 3.0), 'd': var(0.95, 12, 4.0)}
+    ts = taskset_from_dict({'platform': {'storage_budget_mb': 5},
+                            'tasks': {'t': {'period_ms': 50, 'max_miss_rate': 0.0, 'variants': variants}}})
+    search = _Search(ts, 10.0)
+    checked = []
+    feasible = search._feasible
+    search._feasible = lambda order: checked.append(order[0][1]) or feasible(order)
+    assert search._raise([('t', 'a')], [0]) == [('t', 'c')]
+    assert checked == ['b', 'c']                    # 'd' is slower and larger than 'b', which failed
