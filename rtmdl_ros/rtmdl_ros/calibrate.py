@@ -30,7 +30,7 @@ import yaml
 
 from .core.analysis import default_plan
 from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
-                               path_fields, segment_samples, settled)
+                               path_fields, put_path_fields, segment_samples, settled)
 from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.taskset import SEGMENTS, TasksetError, load_taskset, read_yaml
@@ -76,7 +76,7 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
             continue
         fields, est = path_fields(traces, task, percentile, confidence)
         if fields:
-            entry.update(fields)
+            put_path_fields(entry, fields)
             paths[task] = est
         variants = taskset.tasks[task].variants
         for seg in SEGMENTS:

@@ -31,7 +31,7 @@ import os
 
 import yaml
 
-from .core.calibration import after_warmup, path_fields
+from .core.calibration import after_warmup, held_path_fields, path_fields, put_path_fields
 from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.analysis import analyze
@@ -54,10 +54,7 @@ def _write_paths(prof_path: str, fields: dict, note: str) -> None:
         header = [line for line in f.read().splitlines() if line.startswith('#')]
     raw = read_yaml(prof_path, 'profiles file')
     for task, entry in fields.items():
-        held = raw.setdefault('tasks', {}).setdefault(task, {})
-        for key in [k for k in held if k.startswith('release_path')]:
-            del held[key]                     # all of one measurement, nothing of another
-        held.update(entry)
+        put_path_fields(raw.setdefault('tasks', {}).setdefault(task, {}), entry)
     raw.setdefault('calibrated', {})['release_paths'] = note
     header = [line for line in header if not line.startswith('# Release paths:')] + [f'# Release paths: {note}']
 
@@ -74,8 +71,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
     and the settled plan file (out_dir/plan_settled.yaml), if any."""
     from .trace_report import record
     taskset = load_taskset(taskset_file)
-    cycling = {t: {k: v for k, v in entry.items() if k.startswith('release_path')}
-               for t, entry in (read_yaml(prof_path, 'profiles file').get('tasks') or {}).items()}
+    cycling = {t: held_path_fields(entry) for t, entry in (read_yaml(prof_path, 'profiles file').get('tasks') or {}).items()}
     res = plan_with(taskset, 'rtmdl', time_limit_s=time_limit_s)
     lines = []
     plan = res.plan
@@ -103,6 +99,8 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
         fields = {t: path_fields(traces, t, taskset.percentile, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}
         tails = ', '.join(f'{t} p{taskset.percentile:g} <= {_tail(f, taskset.percentile):.2f} ms'
+                          + ''.join(f' (own time of {v} {j["job_tail"][float(taskset.percentile)]:.2f} ms)'
+                                    for v, j in f.get('jobs', {}).items())
                           for t, f in fields.items())
         # Per task the longest of the paths measured under every plan so far: a plan chosen
         # with them was measured itself, or is measured next round.

@@ -129,3 +129,20 @@ def test_job_level_blocking_is_tighter_on_a_share_of_those_sets():
         tighter += any(now[t].worst_response_bound_ms < per_segment[t].worst_response_bound_ms - 1e-9 for t in now)
         assert all(now[t].worst_response_bound_ms <= per_segment[t].worst_response_bound_ms + 1e-9 for t in now)
     assert tighter >= 3
+
+
+def test_the_job_window_gives_the_bound_on_a_share_of_the_single_server_sets():
+    # Guard against a vacuous property: on one worker and one lane the job-level window
+    # (analysis.job_window) must be the lower bound for some task, and those sets are
+    # among the ones checked against the simulator above.
+    used = 0
+    for seed, n, cpu, lanes in CASES:
+        if (cpu, lanes) != (1, 1):
+            continue
+        rng = np.random.default_rng(1000 + seed)
+        ts = random_taskset(seed, n, 3, utilisation=float(rng.uniform(0.3, 1.1)), cpu_workers=cpu, gpu_lanes=lanes)
+        plan = _random_plan(ts, rng)
+        order = [(name, a.variant) for name, a in sorted(plan.items(), key=lambda kv: kv[1].priority)]
+        at_p, _ = Analyzer(ts).final_bounds(order)
+        used += any(any(name.startswith('higher priority') for name, _ in b.terms) for b in at_p.values())
+    assert used >= 10

@@ -116,3 +116,42 @@ def test_a_noisy_window_asks_for_more_windows_and_quiet_ones_settle():
     assert settled([quiet[0], noisy, quiet[1], quiet[2], quiet[3]], tasks, 99.5, 0.9, 0.3)[0]
     # One window never settles.
     assert not settled(quiet[:1], tasks, 99.5, 0.9, 0.15)[0]
+
+
+def test_the_job_draw_bounds_its_percentile_at_its_confidence_and_below_the_tails_added():
+    # Own time = path + three segments, each with an exponential delay. The true p99.5
+    # of the sum (from 10^6 draws) must be under the job draw's bound in >= ~90 % of
+    # windows (its stated confidence), and the bound under the four p99.5 tails added.
+    from rtmdl_ros.core.calibration import job_fields
+    from rtmdl_ros.core.tails import quantile_upper_bound
+    big = MEDIANS['big']
+    rng = np.random.default_rng(11)
+    n = 1_000_000
+    truth = (2.2 + rng.exponential(0.4, n) + sum(big[s] + rng.exponential(0.5, n) for s in big))
+    true_p = float(np.quantile(truth, 0.995))
+    covered, below = 0, 0
+    for rep in range(100):
+        traces = _traces(1000, np.random.default_rng(100 + rep))       # 500 jobs of each variant
+        draw = job_fields(traces, 'cam', 99.5, 0.9)['big']
+        bound = draw['job_tail'][99.5]
+        covered += bound >= true_p
+        parts = [quantile_upper_bound([t.path_ms for t in traces if t.variant == 'big'], 99.5, 0.9).bound]
+        parts += [quantile_upper_bound(segment_samples(traces, 'cam', s)['big'], 99.5, 0.9).bound for s in big]
+        below += bound < sum(parts)
+        assert draw['job_ms'][-1] >= bound and len(draw['job_ms']) == 200
+    assert covered >= 82 and below >= 95
+    # Too few jobs for a bound at the confidence: no draw (the tails added stay).
+    assert job_fields(_traces(400, np.random.default_rng(1)), 'cam', 99.5, 0.9) == {}
+
+
+def test_path_fields_replace_every_job_draw_of_the_task():
+    # All of one measurement: a draw of a variant that did not run this time is removed.
+    from rtmdl_ros.core.calibration import held_path_fields, path_fields, put_path_fields
+    entry = {'release_path_ms': [1.0], 'variants': {'big': {'job_ms': [9.0]}, 'small': {'job_ms': [5.0], 'job_tail': {99.5: 5.0}}}}
+    traces = [t for t in _traces(2000, np.random.default_rng(2)) if t.variant == 'big']
+    fields, _ = path_fields(traces, 'cam', 99.5, 0.9)
+    put_path_fields(entry, fields)
+    assert 'job_ms' not in entry['variants']['small'] and 'job_tail' not in entry['variants']['small']
+    assert entry['variants']['big']['job_tail'][99.5] > 9.0 and 'jobs' not in entry
+    assert held_path_fields(entry)['jobs'].keys() == {'big'}
+    assert held_path_fields(entry)['release_path_tail'] == fields['release_path_tail']

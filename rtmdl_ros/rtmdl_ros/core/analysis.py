@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
 from .plan import Assignment, Plan
@@ -52,6 +52,14 @@ class SegmentTimes:
     best: tuple[float, float, float]    # best-case lengths (shortest sample, unstretched)
     path: float = 0.0                   # source stamp -> release, at the percentile
     path_best: float = 0.0              # the quickest release path
+    # path + pre + infer + post as one measured draw at the percentile (Variant.job; inf:
+    # none): bounds the job's own time, which is otherwise the sum of four tails.
+    own: float = math.inf
+
+    @property
+    def own_time(self) -> float:
+        """Bound on the job's own time from the stamp: the one draw, or the four tails added."""
+        return min(self.own, self.path + sum(self.c))
 
     def longest_on(self, resource: str) -> float:
         # pre and post run on the CPU, infer on the GPU lanes (taskset.RESOURCE_OF)
@@ -69,6 +77,8 @@ class SegmentBound:
     # where the job is dropped): with the lengths, these add up to response_ms + shift.
     waits: tuple[float, ...] = ()
     shift: float = 0.0            # stamp -> the deadline's origin (the path, for deadline_from: release)
+    # Where the job-level window (job_window) gave the bound: its terms, which add up to it.
+    terms: tuple[tuple[str, float], ...] = ()
 
     def interference(self, times: SegmentTimes, period: float) -> list[tuple[str, float, float, float]]:
         """(resource, c, c + jitter, T) per segment: what this task imposes on lower priorities."""
@@ -84,6 +94,8 @@ class SegmentBound:
 def bound_terms(times: SegmentTimes, bound: SegmentBound) -> list[tuple[str, float]]:
     """The bound split into what adds up to it: the release path, then per segment the
     wait before it (blocking and higher-priority work) and its own length."""
+    if bound.terms:
+        return list(bound.terms)
     # A deadline counted from the release does not include the path.
     terms = [] if bound.shift > 0 else [('release path', times.path)]
     ready = times.path
@@ -110,7 +122,11 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
     stretch = platform.slowdown(platform.gpu_lanes)
     c = tuple(v.time(s).quantile(percentile) * (stretch if s == 'infer' else 1.0) for s in SEGMENTS)
     best = tuple(v.time(s).best for s in SEGMENTS)
-    return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best)
+    own = math.inf
+    if v.job is not None and task.origin_is_stamp:
+        # Measured with whatever packing the graph had: charge the stretch on top.
+        own = v.job.quantile(percentile) + (stretch - 1.0) * v.time('infer').quantile(percentile)
+    return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best, own=own)
 
 
 def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float], ...]:
@@ -216,6 +232,29 @@ def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, 
             return math.inf, 0
 
 
+def job_window(base: float, hp: Sequence[tuple[float, float, float]], limit: float) -> tuple[float, int]:
+    """(x, executions): the least x with  x = base + sum_hp n(x) * c,
+    n(x) = floor((x + span) / T) + 1, or (inf, 0) past `limit`.
+
+    On a single-server resource every instant a job waits there, the server runs
+    its blocker or higher-priority work, so over the whole job (not per segment)
+    the waits on it add up to at most its blockers plus the higher-priority work
+    that can run in the job's window x; the other resource's waits and the job's
+    own time fill the rest (`base`). At any instant x before the job ends,
+    x < base + interference(x), so the job ends by the least fixed point, which
+    iteration from `base` reaches (the right side never falls as x grows)."""
+    floor = math.floor
+    x = base
+    while True:
+        counts = [floor((x + span) / period) + 1 for _, span, period in hp]
+        nxt = base + sum(n * c for n, (c, _, _) in zip(counts, hp))
+        if nxt <= x + _EPS:
+            return x, sum(counts)
+        x = nxt
+        if x > limit:
+            return math.inf, 0
+
+
 def bound_task(task: Task, times: SegmentTimes, platform: Platform,
                hp: Mapping[str, Sequence[tuple[float, float, float]]],
                block: Mapping[str, tuple[float, int]]) -> SegmentBound:
@@ -226,6 +265,12 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     where given, the lower-priority pool items (pool_items) of that resource: on a
     single-server resource the job's k-th segment there is charged the k-th
     longest blocker of the job (job_blocking) instead of the longest every time.
+
+    Two bounds, both sound, and the lower is kept: per segment (each wait from
+    _wait, holistic), and per job (job_window: on single-server resources the
+    higher-priority work is charged once over the job's window instead of once
+    per segment, which counts a busy higher-priority task in every segment).
+    Both charge the job's own time as times.own_time.
     """
     pool = block.get('pool') if hasattr(block, 'get') else None
     charged = {r: job_blocking(task, times, pool[r]) for r in RESOURCES
@@ -236,9 +281,7 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     shift = 0.0 if task.origin_is_stamp else times.path     # stamp -> the deadline's origin
     cap = task.deadline_ms + shift
     ready = times.path
-    starts, waits = [], []
-    # A path that varies can exceed its percentile too: one more draw in the union bound.
-    instances = len(SEGMENTS) + (0 if task.path.is_constant else 1)
+    starts, waits, blockers, counts = [], [], [], []
     for k, seg in enumerate(SEGMENTS):
         r = RESOURCE_OF[seg]
         b_segments, _ = block[r]
@@ -247,15 +290,70 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
             nth = seen[r]
             b_segments = tuple(min(x, y) for x, y in zip(b_segments, charged[r][nth:nth + 1]))
             seen[r] += 1
+        blockers.append(tuple(b_segments))
         wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit) if math.isfinite(ready) else (math.inf, 0)
         start = ready + wait
         waits.append(wait)
+        counts.append(counted)
         # A job still waiting at its deadline is dropped, so no segment starts later.
         starts.append(min(start, cap))
-        instances += counted
         ready = start + times.c[k]
-    return SegmentBound(response_ms=ready - shift, latest_start=tuple(starts), instances=instances,
-                        waits=tuple(waits), shift=shift)
+    one_draw = times.own < times.path + sum(times.c)
+    # The job's own draws in the union bound: one, or each segment and a path that varies.
+    own = 1 if one_draw else len(SEGMENTS) + (0 if task.path.is_constant else 1)
+    response = ready if not one_draw else times.own + sum(waits)
+    bound = SegmentBound(response_ms=response - shift, latest_start=tuple(starts), instances=own + sum(counts),
+                         waits=tuple(waits), shift=shift,
+                         terms=_own_terms(times, shift) + tuple((f'{seg} wait', w) for seg, w in zip(SEGMENTS, waits))
+                         if one_draw else ())
+    job = _job_bound(times, platform, hp, blockers, waits, counts, shift, limit, own)
+    if job is not None and job.response_ms < bound.response_ms - _EPS:
+        bound = replace(job, waits=tuple(waits))
+    # The job ends by the bound, so a segment starts no later than that minus the best
+    # case of it and what follows it.
+    tail, latest = 0.0, []
+    for k in reversed(range(len(SEGMENTS))):
+        tail += times.best[k]
+        latest.append(min(starts[k], bound.response_ms + shift - tail))
+    return replace(bound, latest_start=tuple(reversed(latest)))
+
+
+def _own_terms(times: SegmentTimes, shift: float) -> tuple:
+    if times.own < times.path + sum(times.c):
+        return (('own time from the stamp (one draw)', times.own - shift),)
+    return (() if shift > 0 else (('release path', times.path),)) + tuple(zip(SEGMENTS, times.c))
+
+
+def _job_bound(times, platform, hp, blockers, waits, counts, shift, limit, own) -> SegmentBound | None:
+    """bound_task's per-job bound (job_window over the single-server resources), or None."""
+    single = [r for r in RESOURCES if platform.servers(r) == 1 and hp[r]]
+    if not single or not all(math.isfinite(w) for w in waits):
+        return None
+    # The window opens when the first segment can be ready: after the path, or, with
+    # the one draw (which includes the path), after the quickest path.
+    opens = times.path_best if times.own_time < times.path + sum(times.c) else times.path
+    base = times.own_time - opens
+    terms, count = list(_own_terms(times, shift)), own
+    for r in RESOURCES:
+        ks = [k for k, seg in enumerate(SEGMENTS) if RESOURCE_OF[seg] == r]
+        if r in single:
+            b = sum(sum(blockers[k]) for k in ks)
+            count += sum(len(blockers[k]) for k in ks)
+            terms.append((f'blocking on {r}', b))
+        else:
+            # More servers, or nothing above: the per-segment waits and what they count.
+            b = sum(waits[k] for k in ks)
+            count += sum(counts[k] for k in ks)
+            terms.append((f'waits on {r}', b))
+        base += b
+    length, counted = job_window(base, [item for r in single for item in hp[r]], limit)
+    if not math.isfinite(length):
+        return None
+    for r in single:       # the higher-priority work, by resource, for the explanation
+        terms.append((f'higher priority on {r}', sum((math.floor((length + span) / period) + 1) * c
+                                                     for c, span, period in hp[r])))
+    return SegmentBound(response_ms=opens + length - shift, latest_start=(), instances=count + counted,
+                        shift=shift, terms=tuple(terms))
 
 
 def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: str,

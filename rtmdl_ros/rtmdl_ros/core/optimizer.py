@@ -173,7 +173,7 @@ class _Search:
             task = self.ts.tasks[name]
             # Offsets from the stamp, as in bound_task: the latest start is capped where the job is dropped.
             deadline = task.deadline_ms + (0.0 if task.origin_is_stamp else t.path)
-            spans, latest, best = [], t.path, t.path_best
+            latest, forced = [], t.path
             charged = {r: job_blocking(task, t, block['pool'][r]) for r in RESOURCES if self.servers[r] == 1}
             seen = {r: 0 for r in RESOURCES}
             for k, seg in enumerate(SEGMENTS):
@@ -184,10 +184,18 @@ class _Search:
                 if r in charged:
                     segs = tuple(min(x, y) for x, y in zip(segs, charged[r][seen[r]:seen[r] + 1]))
                     seen[r] += 1
-                latest += segs[-1] if segs and len(segs) >= self.servers[r] else 0.0
-                spans.append((t.c[k], t.c[k] + max(0.0, min(latest, deadline) - best)))
-                latest += t.c[k]
+                forced += segs[-1] if segs and len(segs) >= self.servers[r] else 0.0
+                latest.append(forced)
+                forced += t.c[k]
+            # bound_task also caps a start at the job's end minus the best cases from it on;
+            # that end is at least the own time plus the waits the blocking forces.
+            end = t.own_time + forced - t.path - sum(t.c)
+            spans, best, rest = [], t.path_best, sum(t.best)
+            for k in range(len(SEGMENTS)):
+                start = min(latest[k], deadline, end - rest)
+                spans.append((t.c[k], t.c[k] + max(0.0, start - best)))
                 best += t.best[k]
+                rest -= t.best[k]
             self._span_cache[key] = spans = tuple(spans)
         return spans
 
@@ -500,7 +508,7 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
     for n in search.names:
         if not search.variants[n]:
             t = taskset.tasks[n]
-            quickest = min(t.variants, key=lambda v: sum(search.an.times(n, v, taskset.percentile).c))
+            quickest = min(t.variants, key=lambda v: search.an.times(n, v, taskset.percentile).own_time)
             times = search.an.times(n, quickest, taskset.percentile)
             alone = bound_task(t, times, taskset.platform, {'cpu': [], 'gpu': []},
                                {'cpu': ((), 0), 'gpu': ((), 0)})
@@ -509,7 +517,7 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
                     + explain_bound(times, alone, t.effective_deadline_ms, taskset.percentile))
     # Fastest variants in deadline-monotonic order: report the most urgent failing task.
     quick = {n: min(taskset.tasks[n].variants,
-                    key=lambda v, n=n: sum(search.an.times(n, v, taskset.percentile).c)) for n in search.names}
+                    key=lambda v, n=n: search.an.times(n, v, taskset.percentile).own_time) for n in search.names}
     order = [(n, quick[n]) for n in search.names]
     for r in search.an.analyze_order(order):
         if not r.meets_bound:
@@ -518,7 +526,7 @@ def _explain_infeasible(taskset: TaskSet, search: _Search) -> str:
             why = explain_bound(search.an.times(r.task, r.variant, p), at_p[r.task], r.effective_deadline_ms, p)
             if at_p[r.task].response_ms <= r.effective_deadline_ms:
                 # Under the deadline at p, over it at the worst sample: the union term is what fails.
-                why += (f'; but {at_p[r.task].instances} segment executions may each overrun their p{p:g} '
+                why += (f'; but {at_p[r.task].instances} measured times (segments, paths) may each overrun their p{p:g} '
                         f'({at_p[r.task].instances} x {1 - p / 100:.3g} = {r.miss_rate_bound:.3g}), and at the '
                         f'worst samples ' + explain_bound(search.an.times(r.task, r.variant, 100.0), at_max[r.task],
                                                           r.effective_deadline_ms, 100.0).split(': ', 1)[1])

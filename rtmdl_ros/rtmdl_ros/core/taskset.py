@@ -21,7 +21,8 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
         compressed_variant: w050   # optional, used by the dm-mc baseline
         variants:
           VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: g1,
-                  pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4}
+                  pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4,
+                  job_ms: [9.8, 10.3, ...]}   # optional, rtmdl calibrate: see Variant.job
 
 Each *_ms is a number or a list of measured samples (milliseconds). Unknown
 keys are kept out of the way so that tools can add their own.
@@ -138,6 +139,10 @@ class Variant:
     storage_mb: float
     times: Mapping[str, ExecTime]   # keys: SEGMENTS
     weight_group: str | None = None  # variants of one group share weights
+    # A job's own time from the stamp (release path + pre + infer + post) measured in the
+    # graph as one sum per job, where calibration ran this variant long enough to bound its
+    # tail (plan_paths.py): the analysis charges it as one draw instead of four tails added.
+    job: ExecTime | None = None
 
     def time(self, segment: str) -> ExecTime:
         return self.times[segment]
@@ -230,7 +235,8 @@ class TaskSet:
     def tail_top(self) -> float:
         """The lowest percentile any time's largest sample stands for (100: all profiled)."""
         return min([t.path.top for t in self.tasks.values()]
-                   + [x.top for t in self.tasks.values() for v in t.variants.values() for x in v.times.values()])
+                   + [x.top for t in self.tasks.values() for v in t.variants.values()
+                      for x in (*v.times.values(), *([v.job] if v.job is not None else []))])
 
     @property
     def uncalibrated(self) -> list[str]:
@@ -297,7 +303,9 @@ def _parse_variant(name: str, raw: Any, where: str) -> Variant:
     group = raw.get('weight_group')
     if group is not None and not isinstance(group, str):
         raise TasksetError(f'{where}.weight_group: expected a name, got {group!r}')
-    return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group)
+    job = ExecTime.of(raw['job_ms'], f'{where}.job_ms', raw.get('job_tail'), raw.get('job_top')) \
+        if raw.get('job_ms') is not None else None
+    return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group, job=job)
 
 
 def source_settings(raw: Mapping, where: str) -> tuple[str, str | None]:
