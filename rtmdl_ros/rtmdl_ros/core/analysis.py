@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from .plan import Assignment, Plan
@@ -234,7 +234,7 @@ def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, 
 
 def job_window(base: float, hp: Sequence[tuple[float, float, float]], limit: float) -> tuple[float, int]:
     """(x, executions): the least x with  x = base + sum_hp n(x) * c,
-    n(x) = floor((x + span) / T) + 1, or (inf, 0) past `limit`.
+    n(x) = floor((x + span) / T) + 1, or (inf, 0) once x passes `limit`.
 
     On a single-server resource every instant a job waits there, the server runs
     its blocker or higher-priority work, so over the whole job (not per segment)
@@ -246,13 +246,16 @@ def job_window(base: float, hp: Sequence[tuple[float, float, float]], limit: flo
     floor = math.floor
     x = base
     while True:
-        counts = [floor((x + span) / period) + 1 for _, span, period in hp]
-        nxt = base + sum(n * c for n, (c, _, _) in zip(counts, hp))
+        nxt, count = base, 0
+        for c, span, period in hp:
+            n = floor((x + span) / period) + 1
+            nxt += n * c
+            count += n
         if nxt <= x + _EPS:
-            return x, sum(counts)
-        x = nxt
-        if x > limit:
+            return x, count
+        if nxt > limit:
             return math.inf, 0
+        x = nxt
 
 
 def bound_task(task: Task, times: SegmentTimes, platform: Platform,
@@ -301,59 +304,76 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     one_draw = times.own < times.path + sum(times.c)
     # The job's own draws in the union bound: one, or each segment and a path that varies.
     own = 1 if one_draw else len(SEGMENTS) + (0 if task.path.is_constant else 1)
-    response = ready if not one_draw else times.own + sum(waits)
-    bound = SegmentBound(response_ms=response - shift, latest_start=tuple(starts), instances=own + sum(counts),
-                         waits=tuple(waits), shift=shift,
-                         terms=_own_terms(times, shift) + tuple((f'{seg} wait', w) for seg, w in zip(SEGMENTS, waits))
-                         if one_draw else ())
-    job = _job_bound(times, platform, hp, blockers, waits, counts, shift, limit, own)
-    if job is not None and job.response_ms < bound.response_ms - _EPS:
-        bound = replace(job, waits=tuple(waits))
+    response = times.own + sum(waits) if one_draw else ready          # from the stamp
+    # The per-job bound, only where it can beat that (its iteration stops there).
+    job = _job_bound(times, platform, hp, blockers, waits, counts, min(limit, response), one_draw)
+    if job is not None and job[0] < response - _EPS:
+        response, instances = job[0], own + job[1]
+        terms = _job_terms(times, platform, hp, blockers, waits, job[2], shift, one_draw)
+    else:
+        instances = own + sum(counts)
+        terms = _own_terms(times, shift, one_draw) + tuple(
+            (f'{seg} wait', w) for seg, w in zip(SEGMENTS, waits)) if one_draw else ()
     # The job ends by the bound, so a segment starts no later than that minus the best
     # case of it and what follows it.
-    tail, latest = 0.0, []
-    for k in reversed(range(len(SEGMENTS))):
-        tail += times.best[k]
-        latest.append(min(starts[k], bound.response_ms + shift - tail))
-    return replace(bound, latest_start=tuple(reversed(latest)))
+    b0, b1, b2 = times.best
+    latest = (min(starts[0], response - b0 - b1 - b2), min(starts[1], response - b1 - b2), min(starts[2], response - b2))
+    return SegmentBound(response_ms=response - shift, latest_start=latest, instances=instances,
+                        waits=tuple(waits), shift=shift, terms=terms)
 
 
-def _own_terms(times: SegmentTimes, shift: float) -> tuple:
-    if times.own < times.path + sum(times.c):
+def _own_terms(times: SegmentTimes, shift: float, one_draw: bool) -> tuple:
+    if one_draw:
         return (('own time from the stamp (one draw)', times.own - shift),)
     return (() if shift > 0 else (('release path', times.path),)) + tuple(zip(SEGMENTS, times.c))
 
 
-def _job_bound(times, platform, hp, blockers, waits, counts, shift, limit, own) -> SegmentBound | None:
-    """bound_task's per-job bound (job_window over the single-server resources), or None."""
-    single = [r for r in RESOURCES if platform.servers(r) == 1 and hp[r]]
+def _single(platform: Platform, hp) -> list[str]:
+    """Resources the per-job bound charges once per job: one server, something above."""
+    return [r for r in RESOURCES if platform.servers(r) == 1 and hp[r]]
+
+
+def _job_bound(times, platform, hp, blockers, waits, counts, limit, one_draw) -> tuple | None:
+    """bound_task's per-job bound: (end from the stamp, executions it counts besides the
+    job's own, window length), or None where it would end past `limit` (from the stamp)."""
+    single = _single(platform, hp)
     if not single or not all(math.isfinite(w) for w in waits):
         return None
     # The window opens when the first segment can be ready: after the path, or, with
     # the one draw (which includes the path), after the quickest path.
-    opens = times.path_best if times.own_time < times.path + sum(times.c) else times.path
-    base = times.own_time - opens
-    terms, count = list(_own_terms(times, shift)), own
+    opens = times.path_best if one_draw else times.path
+    base, count = times.own_time - opens, 0
+    for k, seg in enumerate(SEGMENTS):
+        if RESOURCE_OF[seg] in single:
+            base += sum(blockers[k])
+            count += len(blockers[k])
+        else:            # more servers, or nothing above: the per-segment wait and what it counts
+            base += waits[k]
+            count += counts[k]
+    if opens + base > limit:
+        return None
+    length, counted = job_window(base, hp[single[0]] + hp[single[1]] if len(single) == 2 else hp[single[0]],
+                                 limit - opens)
+    if not math.isfinite(length):
+        return None
+    return opens + length, count + counted, length
+
+
+def _job_terms(times, platform, hp, blockers, waits, length, shift, one_draw) -> tuple:
+    """What the per-job bound adds up: own time, per resource the blocking (or the
+    per-segment waits) and the higher-priority work in the window."""
+    single = _single(platform, hp)
+    terms = list(_own_terms(times, shift, one_draw))
     for r in RESOURCES:
         ks = [k for k, seg in enumerate(SEGMENTS) if RESOURCE_OF[seg] == r]
         if r in single:
-            b = sum(sum(blockers[k]) for k in ks)
-            count += sum(len(blockers[k]) for k in ks)
-            terms.append((f'blocking on {r}', b))
+            terms.append((f'blocking on {r}', sum(sum(blockers[k]) for k in ks)))
         else:
-            # More servers, or nothing above: the per-segment waits and what they count.
-            b = sum(waits[k] for k in ks)
-            count += sum(counts[k] for k in ks)
-            terms.append((f'waits on {r}', b))
-        base += b
-    length, counted = job_window(base, [item for r in single for item in hp[r]], limit)
-    if not math.isfinite(length):
-        return None
-    for r in single:       # the higher-priority work, by resource, for the explanation
+            terms.append((f'waits on {r}', sum(waits[k] for k in ks)))
+    for r in single:
         terms.append((f'higher priority on {r}', sum((math.floor((length + span) / period) + 1) * c
                                                      for c, span, period in hp[r])))
-    return SegmentBound(response_ms=opens + length - shift, latest_start=(), instances=count + counted,
-                        shift=shift, terms=tuple(terms))
+    return tuple(terms)
 
 
 def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: str,
