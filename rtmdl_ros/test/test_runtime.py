@@ -82,6 +82,25 @@ def test_jobs_complete_with_results_and_response_accounting(reports):
     assert (s.jobs, s.missed, s.total_jobs) == (5, 0, 5) and s.p50_ms is not None
 
 
+def test_a_finished_job_builds_no_new_task_log(reports, monkeypatch):
+    # Each task log holds a 40,001-bin histogram: one per task, not one per job.
+    from rtmdl_ros.core import runtime
+    made = []
+    original = runtime._TaskLog.__init__
+
+    def counted(self):
+        made.append(1)
+        original(self)
+    rec = Recorder(0.001, 0.001, 0.001)
+    rt = Runtime({'a': TaskParams(0, 1000.0, 'v1')}, {'a': rec.segments('a')}, 1, 1, on_result=reports)
+    monkeypatch.setattr(runtime._TaskLog, '__init__', counted)
+    with running(rt):
+        for k in range(3):
+            assert rt.submit('a', k)
+            assert wait_for(lambda: len(reports.items) == k + 1)
+    assert made == [] and rt.stats('a').total_jobs == 3
+
+
 def test_most_urgent_ready_segment_runs_first(reports):
     rec = Recorder(0.03, 0.001, 0.001)
     tasks = {'low': TaskParams(2, 5000.0, 'v'), 'mid': TaskParams(1, 5000.0, 'v'), 'high': TaskParams(0, 5000.0, 'v')}

@@ -250,7 +250,8 @@ class Runtime:
             self._sched.configure(task, params)
             if segments is not None:
                 self._segments[task] = segments
-            self._logs.setdefault(task, _TaskLog())
+            if task not in self._logs:
+                self._logs[task] = _TaskLog()
 
     def params(self, task: str) -> TaskParams:
         with self._cond:
@@ -297,7 +298,10 @@ class Runtime:
             trace = JobTrace(task, job.seq, job.variant, outcome, marks[0], stage_durations(marks))
             if self._traces is not None:
                 self._traces.append(trace)
-        self._logs.setdefault(task, _TaskLog()).add(now_ms / 1e3, outcome, response, trace)
+        log = self._logs.get(task)
+        if log is None:          # (setdefault would build a 320 KB histogram per job to throw away)
+            log = self._logs[task] = _TaskLog()
+        log.add(now_ms / 1e3, outcome, response, trace)
 
     def _on_runaway(self, what: str, ran_ms: float) -> None:
         task, _, segment = what.partition('/')
