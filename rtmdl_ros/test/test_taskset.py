@@ -55,6 +55,8 @@ def test_source_settings_and_a_measured_path_are_read():
     (('tasks', 'lights', 'variants', 'w100', 'infer_ms'), [1, float('nan')], 'finite'),
     (('tasks', 'lights', 'variants', 'w100', 'pre_ms'), 'fast', 'number or a list'),
     (('tasks', 'lights', 'variants', 'w100', 'accuracy'), 94, 'fraction'),
+    (('tasks', 'lights', 'variants', 'w100', 'job_ms'), [9.0, -1.0], 'tasks.lights.variants.w100.job_ms'),
+    (('tasks', 'lights', 'variants', 'w100', 'job_ms'), 'slow', 'tasks.lights.variants.w100.job_ms'),
     (('tasks', 'lights', 'on_overrun'), 'queue', 'on_overrun'),
     (('tasks', 'lights', 'stamp_source'), 'camera', 'tasks.lights.stamp_source'),
     (('tasks', 'lights', 'source_frame_id'), 7, 'tasks.lights.source_frame_id'),
@@ -120,3 +122,15 @@ def test_cpu_only_platform_counts_lanes_against_cores():
     assert fitted == {**jetson, 'cpu_workers': 1} and 'cpu_workers 2 -> 1' in note
     assert platform_for_device({'cpu_workers': 4, 'gpu_lanes': 2}, 'cpu', cpus=2)[0]['cpu_workers'] == 1
     assert jetson['cpu_workers'] == 2                     # the caller's dict is left alone
+
+
+def test_a_job_draw_is_read_and_its_cut_counts_in_the_task_sets_top():
+    # A calibrated draw cut at the 99.8th-percentile bound: the worst-case bound is then a
+    # union term at that level (analysis.miss_rate_bound), as for a cut segment list.
+    raw = copy.deepcopy(GOOD)
+    raw['tasks']['lights']['variants']['w100'].update(job_ms=[9.0, 10.0, 14.0], job_tail={99.0: 13.5},
+                                                      job_top=99.8)
+    ts = taskset_from_dict(raw)
+    job = ts.tasks['lights'].variants['w100'].job
+    assert job.quantile(99.0) == 14.0 and job.worst == 14.0 and ts.tail_top == 99.8
+    assert taskset_from_dict(GOOD).tasks['lights'].variants['w100'].job is None    # optional
