@@ -317,7 +317,8 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     # The job ends by the bound, so a segment starts no later than that minus the best
     # case of it and what follows it.
     b0, b1, b2 = times.best
-    latest = (min(starts[0], response - b0 - b1 - b2), min(starts[1], response - b1 - b2), min(starts[2], response - b2))
+    latest = (min(starts[0], response - b0 - b1 - b2), min(starts[1], response - b1 - b2),
+              min(starts[2], response - b2))
     return SegmentBound(response_ms=response - shift, latest_start=latest, instances=instances,
                         waits=tuple(waits), shift=shift, terms=terms)
 
@@ -352,8 +353,7 @@ def _job_bound(times, platform, hp, blockers, waits, counts, limit, one_draw) ->
             count += counts[k]
     if opens + base > limit:
         return None
-    length, counted = job_window(base, hp[single[0]] + hp[single[1]] if len(single) == 2 else hp[single[0]],
-                                 limit - opens)
+    length, counted = job_window(base, [item for r in single for item in hp[r]], limit - opens)
     if not math.isfinite(length):
         return None
     return opens + length, count + counted, length
