@@ -79,6 +79,7 @@ class SegmentBound:
     shift: float = 0.0            # stamp -> the deadline's origin (the path, for deadline_from: release)
     # Where the job-level window (job_window) gave the bound: its terms, which add up to it.
     terms: tuple[tuple[str, float], ...] = ()
+    own_draws: int = 0            # of the instances, the job's own (path, segments or the one job draw)
 
     def interference(self, times: SegmentTimes, period: float) -> list[tuple[str, float, float, float]]:
         """(resource, c, c + jitter, T) per segment: what this task imposes on lower priorities."""
@@ -320,7 +321,7 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     latest = (min(starts[0], response - b0 - b1 - b2), min(starts[1], response - b1 - b2),
               min(starts[2], response - b2))
     return SegmentBound(response_ms=response - shift, latest_start=latest, instances=instances,
-                        waits=tuple(waits), shift=shift, terms=terms)
+                        waits=tuple(waits), shift=shift, terms=terms, own_draws=own)
 
 
 def _own_terms(times: SegmentTimes, shift: float, one_draw: bool) -> tuple:
@@ -428,13 +429,18 @@ def block_at(below: dict, idx: int, servers: Mapping[str, int], task: Task | Non
 
 
 def miss_rate_bound(at_p: SegmentBound, at_max: SegmentBound, deadline: float, percentile: float,
-                    top: float = 100.0) -> float:
+                    top: float = 100.0, mixed: SegmentBound | None = None) -> float:
     """Bound on the share of jobs that miss their deadline.
 
     If the bound at the worst observed sample meets the deadline, no job misses
     (on the profiled distribution). Otherwise a job can only miss if one of the
     segment executions its p-bound accounts for overran its p-th percentile; each
     does so with probability <= 1 - p/100, and a union bound adds them up.
+    `mixed`, the bound with the job's own draws at p and everything else (the
+    higher-priority work and the blocking) at the largest samples, counts the
+    same way with each draw at the level it was charged at: own draws at
+    1 - p/100 each, the others at 1 - top/100 (nothing, on the profiled
+    distribution, where the largest sample is all there is).
     """
     if at_max.response_ms <= deadline + _EPS and top >= 100.0:
         return 0.0
@@ -445,6 +451,9 @@ def miss_rate_bound(at_p: SegmentBound, at_max: SegmentBound, deadline: float, p
         bound = min(bound, at_max.instances * (1.0 - top / 100.0))
     if at_p.response_ms <= deadline + _EPS:
         bound = min(bound, at_p.instances * (1.0 - percentile / 100.0))
+    if mixed is not None and mixed.response_ms <= deadline + _EPS:
+        bound = min(bound, mixed.own_draws * (1.0 - percentile / 100.0)
+                    + (mixed.instances - mixed.own_draws) * (1.0 - top / 100.0))
     return bound
 
 
@@ -493,7 +502,10 @@ class Analyzer:
             self._times[key] = t
         return t
 
-    def _bounds(self, order, pct: float, overrunning: frozenset) -> dict[str, SegmentBound]:
+    def _bounds(self, order, pct: float, overrunning: frozenset,
+                own_pct: float | None = None) -> dict[str, SegmentBound]:
+        """Each task's bound at `pct`; with own_pct, each task's own times at own_pct
+        under what the tasks above and below impose at `pct` (the mixed bound)."""
         ts = self.taskset
         hp: dict[str, list] = {'cpu': [], 'gpu': []}
         timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
@@ -503,7 +515,8 @@ class Analyzer:
         for idx, (task, times) in enumerate(timed):
             block = block_at(below, idx, servers, task, times, overrunning)
             b = bound_task(task, times, ts.platform, hp, block)
-            out[task.name] = b
+            out[task.name] = b if own_pct is None else bound_task(
+                task, self.times(task.name, order[idx][1], own_pct), ts.platform, hp, block)
             for r, c, span, period in b.interference(times, task.interarrival_ms):
                 hp[r].append((c, span, period))
         return out
@@ -550,7 +563,11 @@ class Analyzer:
                 task, t_p[idx], ts.platform, hp_p, block_at(below_p, idx, servers))
             if idx >= len(keys):
                 keys.append(keys[-1] + (_prefix_key(order[idx], below_max, below_p, idx),))
-            if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top) > task.max_miss_rate + _EPS:
+            if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top) > task.max_miss_rate + _EPS and (
+                    self.single_percentile or miss_rate_bound(
+                        bp, bmax, task.effective_deadline_ms, p, ts.tail_top,
+                        bound_task(task, t_p[idx], ts.platform, hp_max, block_at(below_max, idx, servers)))
+                    > task.max_miss_rate + _EPS):
                 cache[keys[idx]] = False
                 return False
             any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
@@ -569,6 +586,13 @@ class Analyzer:
     def final_bounds(self, order: Sequence[tuple[str, str]]) -> tuple[dict, dict]:
         """({task: bound at the percentile}, {task: bound at the worst sample}) with the
         overrun charges analyze_order settles on (see there)."""
+        overrunning, at_max = self._overrunning(order)
+        return (at_max if self.single_percentile else
+                self._bounds(order, self.taskset.percentile, overrunning)), at_max
+
+    def _overrunning(self, order) -> tuple[frozenset, dict[str, SegmentBound]]:
+        """The tasks charged a possible second running job (see analyze_order) and the
+        bounds at the worst sample under those charges."""
         ts = self.taskset
         overrunning: frozenset = frozenset()
         while True:
@@ -578,7 +602,7 @@ class Analyzer:
             if late <= overrunning:
                 break
             overrunning = overrunning | late
-        return (at_max if self.single_percentile else self._bounds(order, ts.percentile, overrunning)), at_max
+        return overrunning, at_max
 
     def analyze_order(self, order: Sequence[tuple[str, str]]) -> list[TaskAnalysis]:
         """Analyse tasks listed from most to least urgent as (task, variant).
@@ -590,7 +614,13 @@ class Analyzer:
         job cannot overrun: the assumption is never the first thing to break.)
         """
         ts = self.taskset
-        at_p, at_max = self.final_bounds(order)
+        overrunning, at_max = self._overrunning(order)
+        at_p = at_max if self.single_percentile else self._bounds(order, ts.percentile, overrunning)
+        mixed = None            # only where a task fails without it
+        if not self.single_percentile and any(
+                miss_rate_bound(at_p[n], at_max[n], ts.tasks[n].effective_deadline_ms, ts.percentile, ts.tail_top)
+                > ts.tasks[n].max_miss_rate + _EPS for n in at_max):
+            mixed = self._bounds(order, 100.0, overrunning, own_pct=ts.percentile)
         bounds = {}
         for name in at_max:
             bounds[(name, 100.0)] = at_max[name]
@@ -603,7 +633,8 @@ class Analyzer:
             out.append(TaskAnalysis(
                 task=name, variant=variant, priority=prio, deadline_ms=task.deadline_ms,
                 response_bound_ms=bp.response_ms, worst_response_bound_ms=bmax.response_ms,
-                miss_rate_bound=miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top),
+                miss_rate_bound=miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top,
+                                                None if mixed is None else mixed[name]),
                 max_miss_rate=task.max_miss_rate, effective_deadline_ms=task.effective_deadline_ms))
         return out
 

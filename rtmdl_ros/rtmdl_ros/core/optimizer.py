@@ -148,8 +148,13 @@ class _Search:
             return True                                 # no miss even at the worst sample
         if self.an.single_percentile:
             return task.max_miss_rate >= 1.0 - _EPS     # both bounds miss: rate bound 1
-        at_p = bound_task(task, self.an.times(name, variant, p_lo), self.ts.platform, hp[p_lo], block[p_lo])
-        return miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p_lo) <= task.max_miss_rate + _EPS
+        times = self.an.times(name, variant, p_lo)
+        at_p = bound_task(task, times, self.ts.platform, hp[p_lo], block[p_lo])
+        if miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p_lo) <= task.max_miss_rate + _EPS:
+            return True
+        mixed = bound_task(task, times, self.ts.platform, hp[p_hi], block[p_hi])
+        return miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p_lo,
+                               mixed=mixed) <= task.max_miss_rate + _EPS
 
     def _blocking(self, below) -> dict:
         """Least blocking of any task above the placed ones, per percentile: one
