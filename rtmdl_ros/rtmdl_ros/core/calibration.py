@@ -79,16 +79,24 @@ class SegmentModel:
                    f'({self.checked} checked)' if self.checked else 'no variant ran enough jobs to check'))
 
 
-def segment_samples(traces: list[JobTrace], task: str, segment: str) -> dict[str, np.ndarray]:
-    """{variant: the segment's times in the graph} over the task's jobs that ran it."""
-    cols = [STAGES.index(s) for s in SEGMENT_STAGES[segment]]
+def _stage_sums(traces: list[JobTrace], task: str, stages, with_path: bool = False) -> dict[str, np.ndarray]:
+    """{variant: per job of the task that reached them, the summed `stages` (and its
+    release path)}, in trace order."""
+    cols = [STAGES.index(s) for s in stages]
     out: dict[str, list] = {}
     for t in traces:
         if t.task == task:
             v = float(np.sum(np.asarray(t.stages_ms, dtype=np.float64)[cols]))
+            if with_path:
+                v += float(t.path_ms)
             if np.isfinite(v):
                 out.setdefault(t.variant, []).append(v)
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def segment_samples(traces: list[JobTrace], task: str, segment: str) -> dict[str, np.ndarray]:
+    """{variant: the segment's times in the graph} over the task's jobs that ran it."""
+    return _stage_sums(traces, task, SEGMENT_STAGES[segment])
 
 
 def fit_segment(task: str, segment: str, graph: dict[str, np.ndarray], profiled: dict[str, float],
@@ -160,14 +168,8 @@ def path_fields(traces: list[JobTrace], task: str, percentile: float, confidence
 def own_times(traces: list[JobTrace], task: str) -> dict[str, np.ndarray]:
     """{variant: per job, release path + pre + infer + post + publish}: the job's own time
     from the stamp, everything but its waits."""
-    cols = [STAGES.index(s) for seg in SEGMENT_STAGES.values() for s in seg]
-    out: dict[str, list] = {}
-    for t in traces:
-        if t.task == task:
-            v = float(t.path_ms) + float(np.sum(np.asarray(t.stages_ms, dtype=np.float64)[cols]))
-            if np.isfinite(v):
-                out.setdefault(t.variant, []).append(v)
-    return {k: np.sort(np.asarray(v)) for k, v in out.items()}
+    own = _stage_sums(traces, task, [s for seg in SEGMENT_STAGES.values() for s in seg], with_path=True)
+    return {k: np.sort(v) for k, v in own.items()}
 
 
 def job_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> dict:

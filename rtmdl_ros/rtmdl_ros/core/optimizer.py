@@ -102,7 +102,7 @@ class _Search:
         # the search stops at the same point on any machine (if the clock does not stop it first).
         self.step_limit: int | None = None
         self.step_limited = False
-        self.timed_out = False
+        self.stopped = False                       # by the clock or the step limit: nothing proven
         self.best_obj = math.inf
         self.best_order: list[tuple[str, str]] | None = None
         self.best_analysis: list[TaskAnalysis] | None = None
@@ -127,13 +127,13 @@ class _Search:
 
     def _out_of_time(self) -> bool:
         if time.monotonic() > self.deadline:
-            self.timed_out = True
-        return self.timed_out
+            self.stopped = True
+        return self.stopped
 
     def _out_of_steps(self) -> bool:
         """Checked before each node or move only, so every step taken is taken whole."""
         if self.step_limit is not None and self.nodes + self.moves >= self.step_limit:
-            self.step_limited = self.timed_out = True
+            self.step_limited = self.stopped = True
         return self.step_limited
 
     def _no_hp(self) -> dict:
@@ -347,8 +347,8 @@ class _Search:
             return
         self.nodes += 1
         if self.nodes % 64 == 0 and time.monotonic() > self.deadline:
-            self.timed_out = True
-        if self.timed_out:
+            self.stopped = True
+        if self.stopped:
             return
         if not remaining:
             self._leaf([(n, v) for n, v, _ in reversed(below)], loss_so_far)
@@ -389,7 +389,7 @@ class _Search:
                 if below and not self._below_still_ok(below, self._add_exact(hp, name, v, block)):
                     continue
                 self._dfs(below + [(name, v, block)], others, loss, new_groups, used, live)
-                if self.timed_out:
+                if self.stopped:
                     return
 
     def _leaf(self, order, loss) -> None:
@@ -564,12 +564,12 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
         else:                   # the steps alone split the phases, so the clock cannot move the split
             search.step_limit = max(1, int(EXACT_SHARE * max_steps))
         search.run()
-        if search.timed_out:
+        if search.stopped:
             search.deadline = start + time_limit_s
             search.step_limit, search.step_limited = max_steps, False
-            search.timed_out = False
+            search.stopped = False
             search.local_search(seed)
-            search.timed_out = True
+            search.stopped = True
     else:
         search.step_limit = max_steps
         search.quick_start()
@@ -577,11 +577,11 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
         # Local search proves nothing, but a task that fails alone, or storage that the
         # smallest variants exceed, proves that no plan exists.
         smallest = {n: min(t.variants, key=lambda v, t=t: t.variants[v].storage_mb) for n, t in taskset.tasks.items()}
-        search.timed_out = not (search.best_order is None and (
+        search.stopped = not (search.best_order is None and (
             math.isinf(search.lower_bound)
             or storage_mb(taskset, smallest) > taskset.platform.storage_budget_mb + _EPS))
     elapsed = time.monotonic() - start
-    optimal = not search.timed_out
+    optimal = not search.stopped
     if search.best_order is None:
         reason = (_explain_infeasible(taskset, search) if optimal else
                   f'no feasible plan found within the {time_limit_s:g} s time limit')
