@@ -12,7 +12,11 @@ the latest start times of higher-priority segments turned into release jitter
     finish = a + W + c, and the next segment becomes ready at finish.
 
 B is the sum of the M longest lower-priority segments that may already run when
-ours becomes ready. J_js is the start jitter of segment s of task j: latest start
+ours becomes ready. With one CPU worker a CPU segment may run in steps
+(Variant.chunks): a more urgent segment takes the worker over between steps.
+Such a segment blocks others for one step, not its whole length, and its own
+end is charged the higher-priority work that arrives until it ends
+(_stepped_wait). J_js is the start jitter of segment s of task j: latest start
 offset (capped at D_j, because a job past its deadline is dropped before its next
 segment starts) minus earliest (sum of best-case earlier segments). With k > 1
 GPU lanes, inference lengths are stretched by the measured slowdown of the most
@@ -55,6 +59,10 @@ class SegmentTimes:
     # path + pre + infer + post as one measured draw at the percentile (Variant.job; inf:
     # none): bounds the job's own time, which is otherwise the sum of four tails.
     own: float = math.inf
+    # Per segment, whether it runs in steps that a more urgent segment may take over between
+    # (one CPU worker only: Variant.chunks), and its longest step (the segment's length if not).
+    stepped: tuple[bool, bool, bool] = (False, False, False)
+    chunk: tuple[float, float, float] | None = None
 
     @property
     def own_time(self) -> float:
@@ -62,8 +70,11 @@ class SegmentTimes:
         return min(self.own, self.path + sum(self.c))
 
     def longest_on(self, resource: str) -> float:
+        """The longest stretch a segment of this job holds a server of `resource` without
+        letting a more urgent segment in: what it can block a lower-priority one for."""
+        held = self.chunk or self.c
         # pre and post run on the CPU, infer on the GPU lanes (taskset.RESOURCE_OF)
-        return self.c[1] if resource == 'gpu' else max(self.c[0], self.c[2])
+        return held[1] if resource == 'gpu' else max(held[0], held[2])
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,13 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
     if v.job is not None and task.origin_is_stamp:
         # Measured with whatever packing the graph had: charge the stretch on top.
         own = v.job.quantile(percentile) + (stretch - 1.0) * v.time('infer').quantile(percentile)
-    return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best, own=own)
+    stepped, chunk = (False, False, False), None
+    if v.chunks and platform.cpu_workers == 1:      # the runtime takes over between steps on one worker only
+        stepped = tuple(s in v.chunks for s in SEGMENTS)
+        chunk = tuple(min(c[k], v.chunks[s].quantile(percentile)) if stepped[k] else c[k]
+                      for k, s in enumerate(SEGMENTS))
+    return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best, own=own,
+                        stepped=stepped, chunk=chunk)
 
 
 def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float], ...]:
@@ -140,7 +157,11 @@ def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[fl
     items, earliest = [], times.path_best
     for k, seg in enumerate(SEGMENTS):
         if RESOURCE_OF[seg] == resource and times.c[k] > 0:
-            items.append((times.c[k], task.interarrival_ms, max(0.0, cap - earliest)))
+            if times.stepped[k]:
+                # T = 0: one execution in steps may block each of another job's segments (a step each).
+                items.append((times.chunk[k], 0.0, max(0.0, cap - earliest)))
+            else:
+                items.append((times.c[k], task.interarrival_ms, max(0.0, cap - earliest)))
         earliest += times.best[k]
     return tuple(items)
 
@@ -161,12 +182,18 @@ def job_blocking(task: Task, times: SegmentTimes, items: Sequence[tuple[float, f
     times in a window of length L; our job's segments become ready between
     stamp + best path and its drop time (the deadline), and a blocker starts
     less than c_js before that, so L = cap - best path + c_js. A task that may
-    overrun brings a second job (pool item with T = inf counts once more)."""
+    overrun brings a second job (pool item with T = inf counts once more). A
+    segment that runs in steps (T = 0) may be taken over between steps and
+    resume later, so one execution of it can block each of our segments with
+    a step: it counts twice."""
     cap = task.deadline_ms + (0.0 if task.origin_is_stamp else times.path)
     window = cap - times.path_best
     values = []
     for c, period, jitter in items:
-        n = 1 if not math.isfinite(period) else math.floor((window + c + jitter) / period) + 1
+        if period <= 0:
+            n = 2
+        else:
+            n = 1 if not math.isfinite(period) else math.floor((window + c + jitter) / period) + 1
         values.extend([c] * min(n, 2))
     return tuple(sorted(values, reverse=True)[:2])
 
@@ -233,6 +260,22 @@ def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, 
             return math.inf, 0
 
 
+def _stepped_wait(block: tuple[float, ...], c: float, hp: tuple[tuple[float, float, float], ...],
+                  limit: float) -> tuple[float, int]:
+    """For a segment of length c that runs in steps on the one server: its end minus c
+    after it becomes ready, and the executions that accounts for.
+
+    It is blocked once, by the step a lower-priority segment is in when it becomes
+    ready (a lower one starts no step while it is ready); after that, until it
+    ends, the server runs it or higher-priority work, which may take over between
+    its steps. So it ends by the least x with x = B + c + sum_hp n(x) * c_hp
+    (job_window), charging higher-priority work up to its very end: its last step
+    is not preemptible, so this is pessimistic by at most what arrives during that
+    step, and needs no knowledge of which step comes last."""
+    x, counted = job_window(sum(block) + c, hp, limit)
+    return x - c, counted + len(block)
+
+
 def job_window(base: float, hp: Sequence[tuple[float, float, float]], limit: float) -> tuple[float, int]:
     """(x, executions): the least x with  x = base + sum_hp n(x) * c,
     n(x) = floor((x + span) / T) + 1, or (inf, 0) once x passes `limit`.
@@ -295,14 +338,20 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
             b_segments = tuple(min(x, y) for x, y in zip(b_segments, charged[r][nth:nth + 1]))
             seen[r] += 1
         blockers.append(tuple(b_segments))
-        wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit) if math.isfinite(ready) else (math.inf, 0)
-        start = ready + wait
+        if not math.isfinite(ready):
+            wait, counted = math.inf, 0
+        elif times.stepped[k]:
+            wait, counted = _stepped_wait(tuple(b_segments), times.c[k], tuple(hp[r]), limit)
+        else:
+            wait, counted = _wait(platform.servers(r), tuple(b_segments), tuple(hp[r]), limit)
+        start = ready + wait            # for a segment in steps: its end minus its length
         waits.append(wait)
         counts.append(counted)
         # A job still waiting at its deadline is dropped, so no segment starts later.
         starts.append(min(start, cap))
         ready = start + times.c[k]
-    one_draw = times.own < times.path + sum(times.c)
+    # (A segment in steps waits longer the longer it runs: its own length is a draw of its own.)
+    one_draw = times.own < times.path + sum(times.c) and not any(times.stepped)
     # The job's own draws in the union bound: one, or each segment and a path that varies.
     own = 1 if one_draw else len(SEGMENTS) + (0 if task.path.is_constant else 1)
     response = times.own + sum(waits) if one_draw else ready          # from the stamp

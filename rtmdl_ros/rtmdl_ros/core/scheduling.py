@@ -3,7 +3,11 @@
 The rules (also what the analysis assumes):
   * a job is pre (CPU) -> infer (GPU) -> post (CPU); each segment waits in its
     resource's ready queue, ordered by task priority (0 = most urgent), then by
-    release time; segments are never preempted;
+    release time; a segment is never preempted, except that one which runs in
+    steps (a limited-preemptive segment, one CPU worker only) hands its server
+    over between two steps when a more urgent segment is ready there, and waits
+    in the queue again, where a job past its deadline is dropped as at a
+    segment boundary;
   * a job whose deadline has passed is dropped at its next segment boundary
     (before it would start another segment) and counts as missed; a job whose
     last segment ends after the deadline completes late and counts as missed;
@@ -46,7 +50,8 @@ class TaskParams:
 
 class Job:
     __slots__ = ('task', 'seq', 'release', 'origin', 'deadline', 'priority', 'variant', 'stage', 'state',
-                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start', 'exec_ms', 'marks', 'path')
+                 'durations', 'payload', 'finish', 'superseded', 'queued_on', 'segment_start', 'exec_ms', 'marks', 'path',
+                 'steps', 'segment_ran', 'longest_step')
 
     def __init__(self, task: str, seq: int, release: float, params: TaskParams,
                  durations: Sequence[float] | None, payload: Any, origin: float | None = None):
@@ -68,6 +73,9 @@ class Job:
         self.exec_ms = 0.0          # runtime: time spent running its own segments
         self.marks: list = []       # runtime: stage boundaries (core/trace.py)
         self.path = None            # runtime: [stamp, node receipt, node release], filled in by the caller
+        self.steps = None           # a segment in steps, handed over: what is left of it (runtime: its generator)
+        self.segment_ran = 0.0      # time the current segment has run so far (ms)
+        self.longest_step = [float('nan')] * len(SEGMENTS)   # per segment in steps, its longest step (ms)
 
     @property
     def segment(self) -> str:
@@ -161,6 +169,27 @@ class Scheduler:
             return job.state
         if now > job.deadline + _EPS:
             self._drop(job, DROPPED, now)
+            return job.state
+        self._enqueue(job)
+        return job.state
+
+    def more_urgent_ready(self, resource: str, job: Job) -> bool:
+        """Whether a segment more urgent than `job`'s waits on `resource`: a job running
+        in steps hands the server over to it between two steps."""
+        queue = self._queues[resource]
+        while queue:
+            entry = queue[0]
+            if entry[-1].state != 'ready' or entry[-1].queued_on != resource:
+                heapq.heappop(queue)                      # stale entry
+                continue
+            return entry[:3] < (job.priority, job.origin, job.seq)
+        return False
+
+    def hand_over(self, job: Job, now: float) -> str:
+        """The running job stops between two steps of its segment and waits in the queue
+        again, in the same segment; returns its new state."""
+        if job.superseded:
+            job.state = 'dropped'                         # already counted at replacement
             return job.state
         self._enqueue(job)
         return job.state

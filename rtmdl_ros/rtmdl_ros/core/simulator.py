@@ -4,7 +4,9 @@ Segment lengths are drawn from each variant's empirical samples. Each task's
 source stamps come every period_ms (random phase); a job is released one
 release-path sample after its stamp, and its deadline and response count from
 the stamp (or from the release, per task). CPU workers
-run one segment each. GPU lanes share the GPU: while k inferences run, each
+run one segment each. With one CPU worker, a segment that runs in steps
+(Variant.chunks) is split into steps no longer than a drawn longest step, and
+hands the worker over between steps when a more urgent segment is ready. GPU lanes share the GPU: while k inferences run, each
 progresses at 1/slowdown[k] of its solo speed, so finish times are recomputed
 whenever a lane starts or ends work.
 """
@@ -127,6 +129,10 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
                        for name, a in plan.items()}, sink)
     samples = {name: [taskset.tasks[name].variants[a.variant].time(s).samples for s in SEGMENTS]
                for name, a in plan.items()}
+    # {task: {stage: longest-step samples}} for the segments that run in steps (one worker only)
+    steps = {name: {k: taskset.tasks[name].variants[a.variant].chunks[s].samples for k, s in enumerate(SEGMENTS)
+                    if s in taskset.tasks[name].variants[a.variant].chunks and platform.cpu_workers == 1}
+             for name, a in plan.items()}
     paths = {name: taskset.tasks[name].path.samples for name in plan}
     by_stamp = {name: taskset.tasks[name].origin_is_stamp for name in plan}
 
@@ -155,6 +161,24 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
     cpu_busy = 0.0
     gpu = _Gpu(platform.gpu_lanes, platform.slowdown)
     now = 0.0
+    between: list = []             # jobs at a step boundary this instant
+
+    def split(job) -> list:
+        """The job's current segment as steps no longer than a drawn longest step."""
+        length = job.durations[job.stage]
+        longest = min(length, float(rng.choice(steps[job.task][job.stage])))
+        if longest <= 0:
+            return [length]
+        n = math.ceil(length / longest - 1e-9)
+        pieces = [longest] * (n - 1) + [length - longest * (n - 1)]
+        rng.shuffle(pieces)
+        return pieces
+
+    def run_step(job) -> None:
+        nonlocal cpu_busy
+        piece = job.steps.pop()
+        cpu_busy += piece
+        push(now + piece, _SEGMENT_END, ('cpu', job))
 
     while events:
         now = events[0][0]
@@ -170,16 +194,33 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
                 if nxt < horizon:
                     push_release(name, nxt)
             elif payload[0] == 'cpu':
+                job = payload[1]
+                if job.steps:
+                    between.append(job)
+                    continue
+                job.steps = None
                 cpu_free += 1
-                sched.finish_segment(payload[1], now)
+                sched.finish_segment(job, now)
             elif gpu.end(payload[1], payload[2], now, push_gpu_end):
                 sched.finish_segment(payload[1], now)
         # Dispatch once per instant, after every event of that instant.
+        for job in between:
+            if job.superseded or sched.more_urgent_ready('cpu', job):
+                sched.hand_over(job, now)
+                cpu_free += 1
+            else:
+                run_step(job)
+        between.clear()
         while cpu_free:
             job = sched.pop_ready('cpu', now)
             if job is None:
                 break
             cpu_free -= 1
+            if job.stage in steps[job.task]:
+                if not job.steps:
+                    job.steps = split(job)
+                run_step(job)
+                continue
             length = job.durations[job.stage]
             cpu_busy += length
             push(now + length, _SEGMENT_END, ('cpu', job))

@@ -22,7 +22,8 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
         variants:
           VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: g1,
                   pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4,
-                  job_ms: [9.8, 10.3, ...]}   # optional, rtmdl calibrate: see Variant.job
+                  job_ms: [9.8, 10.3, ...],   # optional, rtmdl calibrate: see Variant.job
+                  pre_chunk_ms: [2.1, 2.3, ...]}  # optional: see Variant.chunks
 
 Each *_ms is a number or a list of measured samples (milliseconds). Unknown
 keys are kept out of the way so that tools can add their own.
@@ -143,6 +144,9 @@ class Variant:
     # graph as one sum per job, where calibration ran this variant long enough to bound its
     # tail (plan_paths.py): the analysis charges it as one draw instead of four tails added.
     job: ExecTime | None = None
+    # CPU segments that run in steps (a limited-preemptive segment, docs/analysis.md): per job
+    # the longest step. With one CPU worker a more urgent segment takes over between steps.
+    chunks: Mapping[str, ExecTime] = field(default_factory=dict)
 
     def time(self, segment: str) -> ExecTime:
         return self.times[segment]
@@ -236,7 +240,7 @@ class TaskSet:
         """The lowest percentile any time's largest sample stands for (100: all profiled)."""
         return min([t.path.top for t in self.tasks.values()]
                    + [x.top for t in self.tasks.values() for v in t.variants.values()
-                      for x in (*v.times.values(), *([v.job] if v.job is not None else []))])
+                      for x in (*v.times.values(), *v.chunks.values(), *([v.job] if v.job is not None else []))])
 
     @property
     def uncalibrated(self) -> list[str]:
@@ -305,7 +309,17 @@ def _parse_variant(name: str, raw: Any, where: str) -> Variant:
         raise TasksetError(f'{where}.weight_group: expected a name, got {group!r}')
     job = ExecTime.of(raw['job_ms'], f'{where}.job_ms', raw.get('job_tail'), raw.get('job_top')) \
         if raw.get('job_ms') is not None else None
-    return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group, job=job)
+    chunks = {}
+    for seg in SEGMENTS:
+        key = f'{seg}_chunk_ms'
+        if raw.get(key) is None:
+            continue
+        if RESOURCE_OF[seg] != 'cpu':
+            raise TasksetError(f'{where}.{key}: only CPU segments run in steps (pre, post)')
+        chunks[seg] = ExecTime.of(raw[key], f'{where}.{key}', raw.get(f'{seg}_chunk_tail'),
+                                  raw.get(f'{seg}_chunk_top'))
+    return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group, job=job,
+                   chunks=chunks)
 
 
 def source_settings(raw: Mapping, where: str) -> tuple[str, str | None]:
