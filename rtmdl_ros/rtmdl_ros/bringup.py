@@ -175,7 +175,8 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     if traces_out is not None:
         def on_traces(msg) -> None:
             traces_out.extend(JobTrace(j.task, j.seq, j.variant, j.outcome, j.stamp.sec + j.stamp.nanosec * 1e-9,
-                                       tuple(float(x) for x in j.stages_ms)) for j in msg.jobs)
+                                       tuple(float(x) for x in j.stages_ms),
+                                       tuple(float(x) for x in j.steps_ms)) for j in msg.jobs)
         node.create_subscription(JobTraceArray, TRACE_TOPIC, on_traces, 50)
     spinner = SingleThreadedExecutor()
     spinner.add_node(node)

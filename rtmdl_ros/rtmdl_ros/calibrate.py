@@ -12,7 +12,8 @@ profiles file:
     release_path_tail: an upper confidence bound on its percentile (core/tails.py);
   * per variant, pre/infer/post as the fitted interference model gives them
     (QUANTILE_POINTS quantiles) and <segment>_tail: the model at its residuals'
-    upper confidence bound.
+    upper confidence bound; for a segment that runs in steps, <segment>_chunk_ms
+    the same way from the longest step of each job in the graph.
 
 Windows repeat (up to max_windows) while one more window still moves any task's
 release-path tail by more than `tolerance`, or while too few samples bound it:
@@ -30,7 +31,7 @@ import yaml
 
 from .core.analysis import default_plan
 from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
-                               path_fields, put_path_fields, segment_samples, settled)
+                               path_fields, put_path_fields, segment_samples, settled, step_samples)
 from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.taskset import SEGMENTS, TasksetError, load_taskset, read_yaml
@@ -89,6 +90,22 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
                 if v in model.medians:
                     spec[f'{seg}_ms'], spec[f'{seg}_tail'], spec[f'{seg}_top'] = \
                         calibrated_variant(model, v, percentile, confidence)
+        for seg in SEGMENTS:
+            profiled = {v: float(np.median(var.chunks[seg].samples)) for v, var in variants.items() if seg in var.chunks}
+            if not profiled:
+                continue
+            model = fit_segment(task, f'{seg}_chunk', step_samples(traces, task, seg), profiled, percentile,
+                                confidence)
+            for v, spec in entry.get('variants', {}).items():
+                keys = [f'{seg}_chunk_ms', f'{seg}_chunk_tail', f'{seg}_chunk_top']
+                if model is not None and v in model.medians:
+                    values = calibrated_variant(model, v, percentile, confidence)
+                    spec.update(zip(keys, values))
+                else:      # steps not seen in the graph: the segment counts whole (never shorter than it ran)
+                    for key in keys:
+                        spec.pop(key, None)
+            if model is not None:
+                models[(task, f'{seg}_chunk')] = model
     return out, paths, models
 
 

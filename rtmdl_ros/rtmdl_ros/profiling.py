@@ -39,12 +39,16 @@ def sample_input(task: str, rng: np.random.Generator, size: tuple[int, int] = DE
     return lights.render(rng, *size)[0]
 
 
-def run_job(fam, runner, payload) -> tuple[float, float, float]:
-    """One job's three segments on a raw payload, in milliseconds. A camera frame's pre
-    segment is encode + tensor, as the executor runs it for its composed task nodes (a
-    task node in a process of its own encodes before the release, which is cheaper here)."""
+def run_job(fam, runner, payload) -> tuple[float, float, float, float]:
+    """One job's three segments on a raw payload, and the pre segment's longest step
+    (NaN: it runs in one), in milliseconds. A camera frame's pre segment is encode +
+    tensor, as the executor runs it for its composed task nodes (a task node in a
+    process of its own encodes before the release, which is cheaper here)."""
+    longest = float('nan')
     t0 = time.perf_counter()
-    if fam.input == SOUND:
+    if fam.input == SOUND and fam.tensor_steps is not None:
+        x, longest = timed_steps(fam.tensor_steps(*payload))
+    elif fam.input == SOUND:
         x = fam.tensor(*payload)
     else:
         if isinstance(payload, bytes):             # a compressed camera's frame: decoding is pre-processing
@@ -59,7 +63,19 @@ def run_job(fam, runner, payload) -> tuple[float, float, float]:
     else:
         fam.postprocess(y, place)
     t3 = time.perf_counter()
-    return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
+    return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, longest
+
+
+def timed_steps(steps) -> tuple:
+    """(what a generator of steps returns, its longest step in ms)."""
+    longest = 0.0
+    while True:
+        t0 = time.perf_counter()
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value, max(longest, (time.perf_counter() - t0) * 1e3)
+        longest = max(longest, (time.perf_counter() - t0) * 1e3)
 
 
 def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0,
@@ -75,7 +91,10 @@ def profile_variant(backend, task: str, variant: str, samples: int, warmup: int,
     for k in range(warmup):
         run_job(fam, runner, inputs[k % len(inputs)])
     times = np.array([run_job(fam, runner, inputs[k % len(inputs)]) for k in range(samples)])
-    return {seg: [round(float(v), 4) for v in times[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}
+    out = {seg: [round(float(v), 4) for v in times[:, i]] for i, seg in enumerate(('pre_ms', 'infer_ms', 'post_ms'))}
+    if not np.isnan(times[:, 3]).any():          # pre runs in steps: its longest step per job
+        out['pre_chunk_ms'] = [round(float(v), 4) for v in times[:, 3]]
+    return out
 
 
 def packing_slowdown(backend, task: str, variant: str, max_lanes: int = 4, seconds: float = 1.5,

@@ -155,3 +155,44 @@ def test_path_fields_replace_every_job_draw_of_the_task():
     assert entry['variants']['big']['job_tail'][99.5] > 9.0 and 'jobs' not in entry
     assert held_path_fields(entry)['jobs'].keys() == {'big'}
     assert held_path_fields(entry)['release_path_tail'] == fields['release_path_tail']
+
+
+def _stepped_profiles():
+    import copy
+    prof = copy.deepcopy(PROFILES)
+    for v, spec in prof['tasks']['cam']['variants'].items():
+        spec['pre_chunk_ms'] = [MEDIANS[v]['pre'] / 3] * 5
+    return prof
+
+
+def _stepped_taskset(prof):
+    return taskset_from_dict({'analysis': {'percentile': 99.5}, 'tasks': {'cam': {
+        'period_ms': 33.3, 'max_miss_rate': 0.05, 'variants': prof['tasks']['cam']['variants']}}})
+
+
+def test_the_longest_steps_the_graph_recorded_are_calibrated_like_a_segment():
+    rng = np.random.default_rng(7)
+    prof = _stepped_profiles()
+    traces = []
+    for t in _traces(1200, rng):
+        pre = t.stages_ms[STAGES.index('pre')]
+        step = pre / 2 + rng.exponential(0.2)          # in the graph the longest step is half the pre
+        traces.append(JobTrace(t.task, t.seq, t.variant, t.outcome, t.stamp_s, t.stages_ms,
+                               (step, float('nan'), float('nan'))))
+    out, _, models = apply_calibration(prof, traces, _stepped_taskset(prof), 99.5)
+    spec = out['tasks']['cam']['variants']['big']
+    assert len(spec['pre_chunk_ms']) == 200 and spec['pre_chunk_tail'][99.5] > 1.0
+    assert np.median(spec['pre_chunk_ms']) == pytest.approx(np.median([
+        t.steps_ms[0] for t in traces if t.variant == 'big']), rel=0.05)
+    assert ('cam', 'pre_chunk') in models
+    loaded = taskset_from_dict({'analysis': {'percentile': 99.5}, 'tasks': {'cam': {
+        'period_ms': 33.3, 'max_miss_rate': 0.05, **out['tasks']['cam']}}})
+    assert loaded.tasks['cam'].variants['big'].chunks['pre'].quantile(99.5) == spec['pre_chunk_tail'][99.5]
+
+
+def test_steps_the_graph_never_recorded_are_dropped_so_the_segment_counts_whole():
+    rng = np.random.default_rng(8)
+    prof = _stepped_profiles()
+    out, _, models = apply_calibration(prof, _traces(600, rng), _stepped_taskset(prof), 99.5)
+    assert all('pre_chunk_ms' not in spec for spec in out['tasks']['cam']['variants'].values())
+    assert ('cam', 'pre_chunk') not in models

@@ -21,6 +21,10 @@ What the analysis takes from the graph:
   median plus the median shift of the task's variants that did. The model is
   checked per variant that ran enough jobs: its p99 against the variant's own
   measured p99, and the worst under-prediction is reported.
+* **Steps** of a segment that runs in steps (`<segment>_chunk_ms`, the longest
+  step per job, which is what it can block a more urgent segment for): the
+  same model on the longest steps the graph's jobs recorded. Where the graph
+  recorded none, the profiled steps are dropped and the segment counts whole.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from .tails import TailEstimate, quantile_upper_bound, samples_needed
 from .trace import STAGES, JobTrace
 
 SEGMENT_STAGES = {'pre': ('pre',), 'infer': ('infer',), 'post': ('post', 'publish')}
+SEGMENTS = tuple(SEGMENT_STAGES)
 MIN_JOBS_FOR_MEDIAN = 5        # a variant's own median in the graph from this many jobs
 QUANTILE_POINTS = 200          # a variant's calibrated samples: this many quantiles of the model
 TOP = 99.8                     # calibrated lists end at an upper bound of this percentile (where one exists)
@@ -97,6 +102,16 @@ def _stage_sums(traces: list[JobTrace], task: str, stages, with_path: bool = Fal
 def segment_samples(traces: list[JobTrace], task: str, segment: str) -> dict[str, np.ndarray]:
     """{variant: the segment's times in the graph} over the task's jobs that ran it."""
     return _stage_sums(traces, task, SEGMENT_STAGES[segment])
+
+
+def step_samples(traces: list[JobTrace], task: str, segment: str) -> dict[str, np.ndarray]:
+    """{variant: per job that ran the segment in steps, its longest step in the graph}."""
+    k = SEGMENTS.index(segment)
+    out: dict[str, list] = {}
+    for t in traces:
+        if t.task == task and t.steps_ms and np.isfinite(t.steps_ms[k]):
+            out.setdefault(t.variant, []).append(float(t.steps_ms[k]))
+    return {v: np.asarray(x) for v, x in out.items()}
 
 
 def fit_segment(task: str, segment: str, graph: dict[str, np.ndarray], profiled: dict[str, float],

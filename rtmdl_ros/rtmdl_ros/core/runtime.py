@@ -4,7 +4,8 @@
 threads run inferences (lane k uses its own CUDA stream or session, so lanes
 pack work onto the GPU; without a GPU the lanes are CPU threads). Every thread
 takes the most urgent ready segment of its resource; segments are never
-interrupted. What a segment does is supplied per task by the caller, so this
+interrupted, but one that runs in steps (Segments.pre_steps) hands a lone CPU
+worker over between steps to a more urgent ready segment. What a segment does is supplied per task by the caller, so this
 module imports neither ROS nor a DL framework.
 
 Every job carries its stage boundaries (core/trace.py) from the source stamp
@@ -17,7 +18,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Generator, Mapping
 
 import numpy as np
 
@@ -30,10 +31,13 @@ from .trace import STAGES, JobTrace, stage_durations, stage_percentiles
 class Segments:
     """How one task's job runs: pre(payload, variant) -> x on a CPU worker,
     infer(variant, lane, x) -> y on a lane, post(y, payload, variant) -> result
-    on a CPU worker."""
+    on a CPU worker. pre_steps, where given, is pre as a generator that yields
+    between steps and returns x: the runtime runs that instead, and with one
+    CPU worker hands the worker to a more urgent ready segment between steps."""
     pre: Callable[[Any, str], Any]
     infer: Callable[[str, int, Any], Any]
     post: Callable[[Any, Any, str], Any]
+    pre_steps: Callable[[Any, str], Generator] | None = None
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,8 @@ class Runtime:
                 marks[0], marks[1], marks[2] = stamp, job.path[1] or stamp, job.path[2] or stamp
             if published:
                 marks[-1] = now_ms / 1e3
-            trace = JobTrace(task, job.seq, job.variant, outcome, marks[0], stage_durations(marks))
+            steps = tuple(job.longest_step) if any(x == x for x in job.longest_step) else ()   # (x == x: not NaN)
+            trace = JobTrace(task, job.seq, job.variant, outcome, marks[0], stage_durations(marks), steps)
             if self._traces is not None:
                 self._traces.append(trace)
         log = self._logs.get(task)
@@ -308,6 +313,32 @@ class Runtime:
         self._on_error(task, segment, RuntimeError(
             f'runaway segment: ran {ran_ms:.0f} ms at real-time priority, longer than its deadline; '
             'demoted to normal scheduling until it ends'))
+
+    def _run_steps(self, job: Job, segments: Segments) -> bool:
+        """Run the job's pre-processing step by step (Segments.pre_steps): True where it
+        handed the worker over between two steps to a more urgent ready segment (with
+        one CPU worker only: the analysis counts on steps there alone), False at its end."""
+        if job.steps is None:
+            job.steps = segments.pre_steps(job.payload, job.variant)
+        stage = job.stage
+        while True:
+            s0 = self._clock()
+            try:
+                next(job.steps)
+                end = None
+            except StopIteration as stop:
+                end = stop
+            step_ms = (self._clock() - s0) * 1e3
+            if not job.longest_step[stage] >= step_ms:            # (NaN: the first step)
+                job.longest_step[stage] = step_ms
+            if end is not None:
+                job.steps = None
+                job.payload = (job.payload, end.value)
+                return False
+            if self.cpu_workers == 1:
+                with self._cond:
+                    if job.superseded or self._sched.more_urgent_ready('cpu', job):
+                        return True
 
     def _serve(self, resource: str, index: int, ready: threading.Semaphore) -> None:
         enter_realtime(self.realtime)
@@ -329,8 +360,11 @@ class Runtime:
             self.watchdog.begin(max(0.05, (job.deadline - job.origin) / 1e3), f'{job.task}/{segment}')
             t0 = self._clock()
             published_s = None
+            handed = False
             try:
-                if segment == 'pre':
+                if segment == 'pre' and segments.pre_steps is not None:
+                    handed = self._run_steps(job, segments)
+                elif segment == 'pre':
                     job.payload = (job.payload, segments.pre(job.payload, job.variant))
                 elif segment == 'infer':
                     raw, x = job.payload
@@ -351,14 +385,24 @@ class Runtime:
                 error = None
             except Exception as exc:           # bad input (or a failing publish) must not stop the worker
                 error = exc
+                job.steps = None
             finally:
                 self.watchdog.end()
             t1 = self._clock() if published_s is None else published_s
             with self._cond:
                 self._busy_s[resource] += t1 - t0
                 job.exec_ms += (t1 - t0) * 1e3
+                if handed:
+                    job.segment_ran += (t1 - t0) * 1e3
+                    self._sched.hand_over(job, t1 * 1e3)
+                    self._cond.notify_all()
+                    continue
                 if segment != 'post' or error is not None:
-                    job.marks[mark], job.marks[mark + 1] = t0, t1
+                    # A segment handed over between steps waited meanwhile: it counts as
+                    # having started its run time before its end (the rest is its wait).
+                    start = t0 if not job.segment_ran else t1 - (job.segment_ran / 1e3 + (t1 - t0))
+                    job.marks[mark], job.marks[mark + 1] = start, t1
+                job.segment_ran = 0.0
                 if error is not None:
                     self._sched.fail(job, t1 * 1e3)
                 else:

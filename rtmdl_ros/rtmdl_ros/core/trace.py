@@ -36,6 +36,9 @@ class JobTrace:
     outcome: str                   # met, late, dropped, replaced, failed
     stamp_s: float                 # source stamp on the runtime clock
     stages_ms: tuple[float, ...]   # one per STAGES (NaN: not reached)
+    # Per segment (pre, infer, post), the longest step of one that ran in steps (NaN: it ran
+    # whole); empty where none did. A handed-over segment's wait between steps is in its *_wait.
+    steps_ms: tuple[float, ...] = ()
 
     @property
     def response_ms(self) -> float:

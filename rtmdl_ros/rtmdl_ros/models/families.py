@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Generator
 
 import cv2
 import numpy as np
@@ -31,6 +31,9 @@ class Family:
     tensor: Callable[..., np.ndarray]   # IMAGE: picture -> input; SOUND: (samples, rate) -> input
     postprocess: Callable[..., object]  # classify: (logits, labels, top_k); detect: (raw, Placement, score_threshold)
     encode: Callable[..., tuple] | None = None   # IMAGE: (frame, roi) -> (picture, Placement)
+    # tensor as a generator that yields between steps (core/runtime.py: with one CPU worker a
+    # more urgent segment may take over there) and returns the input; None: one step.
+    tensor_steps: Callable[..., Generator] | None = None
     input: str = IMAGE              # what the task consumes: IMAGE (camera) or SOUND (microphone)
     uses_roi: bool = False          # pre-processing crops a region of interest of the frame
     default_roi: tuple = (0.0, 0.0, 1.0, 1.0)   # where that region is unless the task node's roi says
@@ -110,6 +113,7 @@ def light_post(raw: np.ndarray, place: Placement, score_threshold: float = 0.3):
 # --------------------------------------------------------------------------- audio
 
 N_MELS, N_FFT, HOP = 64, 512, 256
+STFT_BLOCK = 32                 # STFT frames per step of audio_pre_steps (about 0.4 ms each)
 AUDIO_FRAMES = int(sounds.CLIP_S * sounds.SAMPLE_RATE) // HOP + 1
 
 
@@ -119,8 +123,24 @@ def _mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=sounds.SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
 
 
+def run_steps(steps: Generator):
+    """Run a generator of steps to its end: what it returns."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
 def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.ndarray:
     """The latest CLIP_S seconds of mono audio -> standardised log-mel, 1 x 1 x N_MELS x frames."""
+    return run_steps(audio_pre_steps(samples, sample_rate))
+
+
+def audio_pre_steps(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> Generator:
+    """audio_pre in steps (check and resample | the STFT in blocks of frames | mel, log,
+    standardise): its longest step, not its whole length, is what it can keep a more
+    urgent camera waiting (core/runtime.py)."""
     x = np.asarray(samples)
     if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.floating):
         raise InputError(f'expected mono float samples, got shape {x.shape} {x.dtype}')
@@ -137,9 +157,20 @@ def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.
     if x.size < n:
         x = np.pad(x, (n - x.size, 0))
     import librosa                            # here: a vision-only machine need not have it
-    # librosa.feature.melspectrogram's result (power 2), with the filter bank built once:
-    # building it took ~40 % of each call, and the pre segment blocks the single CPU worker.
-    mel = _mel_basis() @ (np.abs(librosa.stft(x, n_fft=N_FFT, hop_length=HOP)) ** 2)
+    yield
+    # librosa.feature.melspectrogram's result (power 2), with the filter bank built once
+    # (building it took ~40 % of each call). The STFT, most of the work, runs in blocks of
+    # frames, a step each: frames are independent, so centring the clip once (librosa's
+    # zero padding) and taking each block uncentred gives the same spectrogram, bit for bit.
+    padded = np.pad(x, N_FFT // 2)
+    frames = 1 + (padded.size - N_FFT) // HOP
+    blocks = []
+    for a in range(0, frames, STFT_BLOCK):
+        b = min(frames, a + STFT_BLOCK)
+        blocks.append(np.abs(librosa.stft(padded[a * HOP:(b - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
+                                          center=False)) ** 2)
+        yield
+    mel = _mel_basis() @ np.concatenate(blocks, axis=1)
     logmel = np.log(mel + 1e-6)
     logmel = (logmel - logmel.mean()) / (logmel.std() + 1e-6)     # gain-invariant
     return logmel[None, None].astype(np.float32)
@@ -193,7 +224,7 @@ FAMILIES: dict[str, Family] = {
     'audio': Family(
         task='audio', kind='classify', labels=sounds.CLASSES, input_shape=(1, N_MELS, AUDIO_FRAMES),
         arch=dict(in_channels=1, stem=16, stem_kernel=5, stem_stride=2, stages=[(24, 2), (48, 2), (64, 2)]),
-        tensor=audio_pre, postprocess=classify_post, input=SOUND,
+        tensor=audio_pre, tensor_steps=audio_pre_steps, postprocess=classify_post, input=SOUND,
         window_s=sounds.CLIP_S, data=sound_data, epochs=15),
 }
 

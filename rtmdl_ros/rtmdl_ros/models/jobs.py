@@ -40,11 +40,19 @@ def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any],
         return backend.file_runner(fam.variants[variant]['onnx'], lane) if user else \
             backend.runner(fam.task, variant, lane)
 
+    steps = getattr(fam, 'tensor_steps', None)
+
     def pre(message, variant: str):
         data, meta = decode(message)
         if fam.input == SOUND:
             return fam.tensor(*data), None, meta
         return fam.tensor(data.image), data.place, meta
+
+    def pre_steps(message, variant: str):
+        # (the only families in steps take sound)
+        data, meta = decode(message)
+        x = yield from steps(*data)
+        return x, None, meta
 
     def infer(variant: str, lane: int, prepared):
         x, place, meta = prepared
@@ -61,7 +69,7 @@ def make_segments(fam, backend, labels: tuple[str, ...], decode: Callable[[Any],
             [(label, index[label], score, box) for label, score, box in fam.postprocess(y, place)]
         return Result('detect', [], dets, meta)
 
-    return Segments(pre, infer, post)
+    return Segments(pre, infer, post, pre_steps if steps is not None and fam.input == SOUND else None)
 
 
 def raw_decoder(fam, roi=None) -> Callable[[Any], tuple]:

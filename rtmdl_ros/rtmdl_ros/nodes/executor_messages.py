@@ -95,7 +95,7 @@ def trace_message(traces, header_stamp, to_ros_s: float) -> JobTraceArray:
     out.header.stamp = header_stamp
     for t in traces:
         jt = JobTrace(task=t.task, seq=t.seq, variant=t.variant, outcome=t.outcome,
-                      stages_ms=[float(x) for x in t.stages_ms])
+                      stages_ms=[float(x) for x in t.stages_ms], steps_ms=[float(x) for x in t.steps_ms])
         jt.stamp = ros_time(t.stamp_s + to_ros_s)
         out.jobs.append(jt)
     return out
