@@ -551,10 +551,11 @@ class Analyzer:
             self._times[key] = t
         return t
 
-    def _bounds(self, order, pct: float, overrunning: frozenset,
-                own_pct: float | None = None) -> dict[str, SegmentBound]:
+    def _bounds(self, order, pct: float, overrunning: frozenset, own_pct: float | None = None,
+                known: Mapping[str, SegmentBound] | None = None) -> dict[str, SegmentBound]:
         """Each task's bound at `pct`; with own_pct, each task's own times at own_pct
-        under what the tasks above and below impose at `pct` (the mixed bound)."""
+        under what the tasks above and below impose at `pct` (the mixed bound), where
+        `known` may hold the bounds at `pct` already computed (what the tasks impose)."""
         ts = self.taskset
         hp: dict[str, list] = {'cpu': [], 'gpu': []}
         timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
@@ -563,7 +564,7 @@ class Analyzer:
         out = {}
         for idx, (task, times) in enumerate(timed):
             block = block_at(below, idx, servers, task, times, overrunning)
-            b = bound_task(task, times, ts.platform, hp, block)
+            b = known[task.name] if known is not None else bound_task(task, times, ts.platform, hp, block)
             out[task.name] = b if own_pct is None else bound_task(
                 task, self.times(task.name, order[idx][1], own_pct), ts.platform, hp, block)
             for r, c, span, period in b.interference(times, task.interarrival_ms):
@@ -612,11 +613,8 @@ class Analyzer:
                 task, t_p[idx], ts.platform, hp_p, block_at(below_p, idx, servers))
             if idx >= len(keys):
                 keys.append(keys[-1] + (_prefix_key(order[idx], below_max, below_p, idx),))
-            if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top) > task.max_miss_rate + _EPS and (
-                    self.single_percentile or miss_rate_bound(
-                        bp, bmax, task.effective_deadline_ms, p, ts.tail_top,
-                        bound_task(task, t_p[idx], ts.platform, hp_max, block_at(below_max, idx, servers)))
-                    > task.max_miss_rate + _EPS):
+            if self._over_bound(task, bp, bmax, lambda: bound_task(
+                    task, t_p[idx], ts.platform, hp_max, block_at(below_max, idx, servers))):
                 cache[keys[idx]] = False
                 return False
             any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
@@ -631,6 +629,17 @@ class Analyzer:
                 hp_p = {r: hp_p[r] + tuple(add[r]) for r in RESOURCES}
             cache[keys[idx]] = (hp_max['cpu'], hp_max['gpu'], hp_p['cpu'], hp_p['gpu'], any_late)
         return not any_late or all(r.meets_bound for r in self.analyze_order(order))
+
+    def _over_bound(self, task: Task, bp: SegmentBound, bmax: SegmentBound, mixed) -> bool:
+        """Whether the task's miss-rate bound exceeds its limit: from its bounds at the
+        percentile and at the worst sample, and, only where those fail, the mixed bound
+        (`mixed()` computes it)."""
+        ts = self.taskset
+        limit = task.max_miss_rate + _EPS
+        if miss_rate_bound(bp, bmax, task.effective_deadline_ms, ts.percentile, ts.tail_top) <= limit:
+            return False
+        return self.single_percentile or miss_rate_bound(
+            bp, bmax, task.effective_deadline_ms, ts.percentile, ts.tail_top, mixed()) > limit
 
     def final_bounds(self, order: Sequence[tuple[str, str]]) -> tuple[dict, dict]:
         """({task: bound at the percentile}, {task: bound at the worst sample}) with the
@@ -669,7 +678,7 @@ class Analyzer:
         if not self.single_percentile and any(
                 miss_rate_bound(at_p[n], at_max[n], ts.tasks[n].effective_deadline_ms, ts.percentile, ts.tail_top)
                 > ts.tasks[n].max_miss_rate + _EPS for n in at_max):
-            mixed = self._bounds(order, 100.0, overrunning, own_pct=ts.percentile)
+            mixed = self._bounds(order, 100.0, overrunning, own_pct=ts.percentile, known=at_max)
         bounds = {}
         for name in at_max:
             bounds[(name, 100.0)] = at_max[name]
