@@ -196,3 +196,20 @@ def test_steps_the_graph_never_recorded_are_dropped_so_the_segment_counts_whole(
     out, _, models = apply_calibration(prof, _traces(600, rng), _stepped_taskset(prof), 99.5)
     assert all('pre_chunk_ms' not in spec for spec in out['tasks']['cam']['variants'].values())
     assert ('cam', 'pre_chunk') not in models
+
+
+def test_the_work_draw_is_the_segments_of_one_job_without_its_path():
+    from rtmdl_ros.core.calibration import job_fields, work_times
+    traces = _traces(1000, np.random.default_rng(12))
+    draw = job_fields(traces, 'cam', 99.5, 0.9)['big']
+    work = work_times(traces, 'cam')['big']
+    assert len(work) == 500
+    expected = np.sort([sum(t.stages_ms[STAGES.index(s)] for s in ('pre', 'infer', 'post', 'publish'))
+                        for t in traces if t.variant == 'big'])
+    np.testing.assert_allclose(work, expected)
+    assert draw['work_tail'][99.5] < draw['job_tail'][99.5]          # the path is not in it
+    assert len(draw['work_ms']) == 200 and draw['work_top'] == draw['job_top']
+    ts = taskset_from_dict({'analysis': {'percentile': 99.5}, 'tasks': {'cam': {
+        'period_ms': 33.3, 'max_miss_rate': 0.05,
+        'variants': {'big': {**PROFILES['tasks']['cam']['variants']['big'], **draw}}}}})
+    assert ts.tasks['cam'].variants['big'].work.quantile(99.5) == draw['work_tail'][99.5]

@@ -63,6 +63,9 @@ class SegmentTimes:
     # (one CPU worker only: Variant.chunks), and its longest step (the segment's length if not).
     stepped: tuple[bool, bool, bool] = (False, False, False)
     chunk: tuple[float, float, float] | None = None
+    # pre + infer + post as one measured draw at the percentile (Variant.work; inf: none):
+    # bounds what one job puts on the worker and the lane (job_item).
+    work: float = math.inf
 
     @property
     def own_time(self) -> float:
@@ -101,6 +104,31 @@ class SegmentBound:
             items.append((RESOURCE_OF[seg], times.c[k], times.c[k] + jitter, period))
             earliest += times.best[k]
         return items
+
+    def job_item(self, times: SegmentTimes, period: float) -> tuple[float, float, float] | None:
+        """(work, span, T): what one job of this task puts on the resources as one draw,
+        where its work was measured as one (SegmentTimes.work). Its segments run between
+        its earliest ready (the quickest path) and its latest end (the post's latest start
+        plus its length), so a window of length x overlaps at most floor((x + span)/T) + 1
+        of its jobs. The span is the post's interference span (as interference() gives it)
+        plus the best cases of the segments before it, which is no shorter."""
+        if not math.isfinite(times.work):
+            return None
+        earliest_post = times.path_best + times.best[0] + times.best[1]
+        span = times.c[2] + max(0.0, self.latest_start[2] - earliest_post) + times.best[0] + times.best[1]
+        return times.work, span, period
+
+
+def add_interference(hp: Mapping, bound: SegmentBound, times: SegmentTimes, period: float) -> dict:
+    """hp (as bound_task takes it) with one more higher-priority task's work: its
+    segments per resource, and under 'jobs' the same segments with its job item, so
+    that the per-job window can charge each task the lesser of the two."""
+    items = bound.interference(times, period)
+    out = {r: tuple(hp.get(r, ())) + tuple((c, span, t) for res, c, span, t in items if res == r)
+           for r in RESOURCES}
+    out['jobs'] = tuple(hp.get('jobs', ())) + (
+        (tuple((c, span, t) for _, c, span, t in items), bound.job_item(times, period)),)
+    return out
 
 
 def bound_terms(times: SegmentTimes, bound: SegmentBound) -> list[tuple[str, float]]:
@@ -143,8 +171,10 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
         stepped = tuple(s in v.chunks for s in SEGMENTS)
         chunk = tuple(min(c[k], v.chunks[s].quantile(percentile)) if stepped[k] else c[k]
                       for k, s in enumerate(SEGMENTS))
+    work = math.inf if v.work is None else min(sum(c), v.work.quantile(percentile)
+                                               + (stretch - 1.0) * v.time('infer').quantile(percentile))
     return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best, own=own,
-                        stepped=stepped, chunk=chunk)
+                        stepped=stepped, chunk=chunk, work=work)
 
 
 def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float], ...]:
@@ -302,6 +332,41 @@ def job_window(base: float, hp: Sequence[tuple[float, float, float]], limit: flo
         x = nxt
 
 
+def _charge(x: float, group) -> tuple[float, int]:
+    """A higher-priority task's work in a window of length x and the draws that counts:
+    its segments one by one, or its jobs' work as one draw each, whichever is less."""
+    items, job = group
+    work, count = 0.0, 0
+    for c, span, period in items:
+        n = math.floor((x + span) / period) + 1
+        work += n * c
+        count += n
+    if job is not None:
+        n = math.floor((x + job[1]) / job[2]) + 1
+        if n * job[0] < work:
+            return n * job[0], n
+    return work, count
+
+
+def grouped_window(base: float, groups, limit: float) -> tuple[float, int]:
+    """job_window with every resource single-server and each higher-priority task charged
+    by _charge: the least x with x = base + sum_tasks charge(x), or (inf, 0) past limit.
+    Each charge is a valid bound on that task's work in the window and never falls as
+    x grows, so iteration from base reaches the least fixed point as in job_window."""
+    x = base
+    while True:
+        nxt, count = base, 0
+        for group in groups:
+            work, n = _charge(x, group)
+            nxt += work
+            count += n
+        if nxt <= x + _EPS:
+            return x, count
+        if nxt > limit:
+            return math.inf, 0
+        x = nxt
+
+
 def bound_task(task: Task, times: SegmentTimes, platform: Platform,
                hp: Mapping[str, Sequence[tuple[float, float, float]]],
                block: Mapping[str, tuple[float, int]]) -> SegmentBound:
@@ -379,6 +444,17 @@ def _own_terms(times: SegmentTimes, shift: float, one_draw: bool) -> tuple:
     return (() if shift > 0 else (('release path', times.path),)) + tuple(zip(SEGMENTS, times.c))
 
 
+def _grouped(platform: Platform, hp) -> bool:
+    """Whether the per-job window charges per higher-priority task (grouped_window): every
+    resource has one server, and hp lists its tasks under 'jobs'."""
+    jobs = hp.get('jobs')
+    # Only where some task has a work draw (else the per-resource form is the same), and
+    # every item of the flat lists is in some task's group (else work would be left out).
+    return bool(jobs) and any(job is not None for _, job in jobs) and \
+        all(platform.servers(r) == 1 for r in RESOURCES) and \
+        sum(len(items) for items, _ in jobs) == sum(len(hp[r]) for r in RESOURCES)
+
+
 def _single(platform: Platform, hp) -> list[str]:
     """Resources the per-job bound charges once per job: one server, something above."""
     return [r for r in RESOURCES if platform.servers(r) == 1 and hp[r]]
@@ -403,7 +479,10 @@ def _job_bound(times, platform, hp, blockers, waits, counts, limit, one_draw) ->
             count += counts[k]
     if opens + base > limit:
         return None
-    length, counted = job_window(base, [item for r in single for item in hp[r]], limit - opens)
+    if _grouped(platform, hp):
+        length, counted = grouped_window(base, hp['jobs'], limit - opens)
+    else:
+        length, counted = job_window(base, [item for r in single for item in hp[r]], limit - opens)
     if not math.isfinite(length):
         return None
     return opens + length, count + counted, length
@@ -420,6 +499,9 @@ def _job_terms(times, platform, hp, blockers, waits, length, shift, one_draw) ->
             terms.append((f'blocking on {r}', sum(sum(blockers[k]) for k in ks)))
         else:
             terms.append((f'waits on {r}', sum(waits[k] for k in ks)))
+    if _grouped(platform, hp):
+        terms.append(('higher priority on cpu and gpu', sum(_charge(length, g)[0] for g in hp['jobs'])))
+        return tuple(terms)
     for r in single:
         terms.append((f'higher priority on {r}', sum((math.floor((length + span) / period) + 1) * c
                                                      for c, span, period in hp[r])))
@@ -557,7 +639,7 @@ class Analyzer:
         under what the tasks above and below impose at `pct` (the mixed bound), where
         `known` may hold the bounds at `pct` already computed (what the tasks impose)."""
         ts = self.taskset
-        hp: dict[str, list] = {'cpu': [], 'gpu': []}
+        hp: dict = {'cpu': (), 'gpu': (), 'jobs': ()}
         timed = [(ts.tasks[t], self.times(t, v, pct)) for t, v in order]
         servers = {r: ts.platform.servers(r) for r in RESOURCES}
         below = _suffix_blocking(timed, servers, overrunning)
@@ -567,8 +649,7 @@ class Analyzer:
             b = known[task.name] if known is not None else bound_task(task, times, ts.platform, hp, block)
             out[task.name] = b if own_pct is None else bound_task(
                 task, self.times(task.name, order[idx][1], own_pct), ts.platform, hp, block)
-            for r, c, span, period in b.interference(times, task.interarrival_ms):
-                hp[r].append((c, span, period))
+            hp = add_interference(hp, b, times, task.interarrival_ms)
         return out
 
     def feasible(self, order: Sequence[tuple[str, str]]) -> bool:
@@ -593,7 +674,8 @@ class Analyzer:
         cache = self._prefixes
         if len(cache) > 200_000:
             cache.clear()
-        keys, key, state, start = [], (), ((), (), (), (), False), 0
+        none = {'cpu': (), 'gpu': (), 'jobs': ()}
+        keys, key, state, start = [], (), (none, none, False), 0
         for idx in range(n):
             key = key + (_prefix_key(order[idx], below_max, below_p, idx),)
             keys.append(key)
@@ -603,9 +685,7 @@ class Analyzer:
             if hit is False:
                 return False
             state, start = hit, idx + 1
-        hp_max = {'cpu': state[0], 'gpu': state[1]}
-        hp_p = {'cpu': state[2], 'gpu': state[3]}
-        any_late = state[4]
+        hp_max, hp_p, any_late = state
         for idx in range(start, n):
             task = tasks[idx]
             bmax = bound_task(task, t_max[idx], ts.platform, hp_max, block_at(below_max, idx, servers))
@@ -618,16 +698,10 @@ class Analyzer:
                 cache[keys[idx]] = False
                 return False
             any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
-            add = {'cpu': [], 'gpu': []}
-            for r, c, span, period in bmax.interference(t_max[idx], task.interarrival_ms):
-                add[r].append((c, span, period))
-            hp_max = {r: hp_max[r] + tuple(add[r]) for r in RESOURCES}
+            hp_max = add_interference(hp_max, bmax, t_max[idx], task.interarrival_ms)
             if not self.single_percentile:
-                add = {'cpu': [], 'gpu': []}
-                for r, c, span, period in bp.interference(t_p[idx], task.interarrival_ms):
-                    add[r].append((c, span, period))
-                hp_p = {r: hp_p[r] + tuple(add[r]) for r in RESOURCES}
-            cache[keys[idx]] = (hp_max['cpu'], hp_max['gpu'], hp_p['cpu'], hp_p['gpu'], any_late)
+                hp_p = add_interference(hp_p, bp, t_p[idx], task.interarrival_ms)
+            cache[keys[idx]] = (hp_max, hp_p, any_late)
         return not any_late or all(r.meets_bound for r in self.analyze_order(order))
 
     def _over_bound(self, task: Task, bp: SegmentBound, bmax: SegmentBound, mixed) -> bool:

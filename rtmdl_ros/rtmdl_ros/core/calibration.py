@@ -187,24 +187,42 @@ def own_times(traces: list[JobTrace], task: str) -> dict[str, np.ndarray]:
     return {k: np.sort(v) for k, v in own.items()}
 
 
-def job_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> dict:
-    """{variant: job_ms / job_tail / job_top} for each variant that ran enough jobs to bound
-    its own time's percentile at the confidence (taskset.Variant.job). Segments and path
-    measured in one job are one draw: their tails do not all come at once (measured on
-    the demo's traces: p99.5 of the sum 6.5 ms against 8.3 ms for the tails added)."""
+def work_times(traces: list[JobTrace], task: str) -> dict[str, np.ndarray]:
+    """{variant: per job, pre + infer + post + publish}: the work it puts on the worker and
+    the lane, everything but its release path and its waits."""
+    work = _stage_sums(traces, task, [s for seg in SEGMENT_STAGES.values() for s in seg])
+    return {k: np.sort(v) for k, v in work.items()}
+
+
+def _draw_fields(times: dict[str, np.ndarray], key: str, percentile: float, confidence: float) -> dict:
+    """{variant: {key_ms, key_tail, key_top}} for each variant with enough samples to bound the
+    percentile at the confidence: QUANTILE_POINTS quantiles up to the TOP cut and the bound."""
     out = {}
-    for variant, x in own_times(traces, task).items():
+    for variant, x in times.items():
         est = quantile_upper_bound(x, percentile, confidence)
         if not est.ok:
-            continue                     # too few for a bound: the four tails stay
+            continue                     # too few for a bound: the tails added stay
         cut, top = top_cut(x, confidence)
         samples = np.minimum(np.quantile(x, np.linspace(0.0, 1.0, QUANTILE_POINTS)), cut)
-        out[variant] = {'job_ms': [round(float(v), 4) for v in samples],
-                        'job_tail': {float(percentile): round(float(min(cut, est.bound)), 4)}, 'job_top': top}
+        out[variant] = {f'{key}_ms': [round(float(v), 4) for v in samples],
+                        f'{key}_tail': {float(percentile): round(float(min(cut, est.bound)), 4)}, f'{key}_top': top}
     return out
 
 
-JOB_KEYS = ('job_ms', 'job_tail', 'job_top')
+def job_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> dict:
+    """{variant: job_ms / job_tail / job_top, work_ms / work_tail / work_top} for each
+    variant that ran enough jobs to bound the percentile of its own time (taskset.Variant.job)
+    and of its work (Variant.work) at the confidence. Segments and path measured in one
+    job are one draw: their tails do not all come at once (measured on the demo's traces:
+    p99.5 of the sum 6.5 ms against 8.3 ms for the tails added)."""
+    out: dict[str, dict] = {}
+    for key, times in (('job', own_times(traces, task)), ('work', work_times(traces, task))):
+        for variant, fields in _draw_fields(times, key, percentile, confidence).items():
+            out.setdefault(variant, {}).update(fields)
+    return out
+
+
+JOB_KEYS = ('job_ms', 'job_tail', 'job_top', 'work_ms', 'work_tail', 'work_top')
 
 
 def put_path_fields(entry: dict, fields: dict) -> None:
@@ -228,7 +246,7 @@ def held_path_fields(entry: dict) -> dict:
     fields = {k: v for k, v in entry.items() if k.startswith('release_path')}
     variants = (entry.get('variants') or {}).items()
     fields['jobs'] = {v: {k: spec[k] for k in JOB_KEYS if k in spec}
-                      for v, spec in variants if isinstance(spec, dict) and 'job_ms' in spec}
+                      for v, spec in variants if isinstance(spec, dict) and any(k in spec for k in JOB_KEYS)}
     return fields
 
 

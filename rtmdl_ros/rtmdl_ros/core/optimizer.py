@@ -137,7 +137,7 @@ class _Search:
         return self.step_limited
 
     def _no_hp(self) -> dict:
-        return {pct: {'cpu': [], 'gpu': []} for pct in self.pcts}
+        return {pct: {'cpu': [], 'gpu': [], 'jobs': []} for pct in self.pcts}
 
     def _check(self, name: str, variant: str, hp, block) -> bool:
         """Does (name, variant) meet its miss-rate bound under hp[pct] / block[pct]?"""
@@ -206,29 +206,49 @@ class _Search:
 
     def _hp_lower_bound(self, tasks, domains, block) -> dict:
         """Least interference `tasks` can cause from above the placed ones: per
-        segment the least length and least span over their live variants."""
+        segment the least length and least span over their live variants, and as
+        one job (analysis.add_interference) the least work and least span."""
         out = {}
         for pct in self.pcts:
-            items = {'cpu': [], 'gpu': []}
+            items = {'cpu': [], 'gpu': [], 'jobs': []}
             for u in tasks:
                 spans = [self._spans(u, v, pct, block[pct]) for v in domains[u]]
                 period = self.ts.tasks[u].interarrival_ms
+                own = []
                 for k, seg in enumerate(SEGMENTS):
                     c = min(sp[k][0] for sp in spans)
                     if c > 0:
-                        items[RESOURCE_OF[seg]].append((c, min(sp[k][1] for sp in spans), period))
+                        own.append((c, min(sp[k][1] for sp in spans), period))
+                        items[RESOURCE_OF[seg]].append(own[-1])
+                jobs = [self._job_item(u, v, pct, sp, period) for v, sp in zip(domains[u], spans)]
+                jobs = [j for j in jobs if j is not None]
+                # (a variant without a work draw is charged its segments, which the lesser of
+                # the two already bounds from below)
+                job = (min(j[0] for j in jobs), min(j[1] for j in jobs), period) if jobs else None
+                items['jobs'].append((tuple(own), job))
             out[pct] = items
         return out
+
+    def _job_item(self, name: str, variant: str, pct: float, spans, period: float):
+        """SegmentBound.job_item from the least spans (_spans): (work, span, T) or None."""
+        t = self.an.times(name, variant, pct)
+        if not math.isfinite(t.work):
+            return None
+        return t.work, spans[2][1] + t.best[0] + t.best[1], period
 
     def _add_exact(self, hp, name: str, variant: str, block) -> dict:
         """hp plus a placed task's segments (known lengths and blocking, least jitter)."""
         out = {}
         period = self.ts.tasks[name].interarrival_ms
         for pct in self.pcts:
-            items = {'cpu': list(hp[pct]['cpu']), 'gpu': list(hp[pct]['gpu'])}
-            for (c, span), seg in zip(self._spans(name, variant, pct, block[pct]), SEGMENTS):
+            items = {'cpu': list(hp[pct]['cpu']), 'gpu': list(hp[pct]['gpu']), 'jobs': list(hp[pct].get('jobs', ()))}
+            spans = self._spans(name, variant, pct, block[pct])
+            own = []
+            for (c, span), seg in zip(spans, SEGMENTS):
                 if c > 0:
-                    items[RESOURCE_OF[seg]].append((c, span, period))
+                    own.append((c, span, period))
+                    items[RESOURCE_OF[seg]].append(own[-1])
+            items['jobs'].append((tuple(own), self._job_item(name, variant, pct, spans, period)))
             out[pct] = items
         return out
 

@@ -23,6 +23,7 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
           VNAME: {accuracy: 0.97, storage_mb: 4.2, weight_group: g1,
                   pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4,
                   job_ms: [9.8, 10.3, ...],   # optional, rtmdl calibrate: see Variant.job
+                  work_ms: [7.1, 7.4, ...],   # optional, rtmdl calibrate: see Variant.work
                   pre_chunk_ms: [2.1, 2.3, ...]}  # optional: see Variant.chunks
 
 Each *_ms is a number or a list of measured samples (milliseconds). Unknown
@@ -147,6 +148,10 @@ class Variant:
     # CPU segments that run in steps (a limited-preemptive segment, docs/analysis.md): per job
     # the longest step. With one CPU worker a more urgent segment takes over between steps.
     chunks: Mapping[str, ExecTime] = field(default_factory=dict)
+    # pre + infer + post measured in the graph as one sum per job (rtmdl calibrate, like job):
+    # what one of its jobs puts on the worker and the lane, charged to lower-priority tasks
+    # as one draw instead of three tails added (analysis.job_item).
+    work: ExecTime | None = None
 
     def time(self, segment: str) -> ExecTime:
         return self.times[segment]
@@ -240,7 +245,8 @@ class TaskSet:
         """The lowest percentile any time's largest sample stands for (100: all profiled)."""
         return min([t.path.top for t in self.tasks.values()]
                    + [x.top for t in self.tasks.values() for v in t.variants.values()
-                      for x in (*v.times.values(), *v.chunks.values(), *([v.job] if v.job is not None else []))])
+                      for x in (*v.times.values(), *v.chunks.values(),
+                                *(d for d in (v.job, v.work) if d is not None))])
 
     @property
     def uncalibrated(self) -> list[str]:
@@ -318,8 +324,10 @@ def _parse_variant(name: str, raw: Any, where: str) -> Variant:
             raise TasksetError(f'{where}.{key}: only CPU segments run in steps (pre, post)')
         chunks[seg] = ExecTime.of(raw[key], f'{where}.{key}', raw.get(f'{seg}_chunk_tail'),
                                   raw.get(f'{seg}_chunk_top'))
+    work = ExecTime.of(raw['work_ms'], f'{where}.work_ms', raw.get('work_tail'), raw.get('work_top')) \
+        if raw.get('work_ms') is not None else None
     return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group, job=job,
-                   chunks=chunks)
+                   chunks=chunks, work=work)
 
 
 def source_settings(raw: Mapping, where: str) -> tuple[str, str | None]:
