@@ -48,10 +48,10 @@ def test_job_level_blocking_never_charges_more_than_per_segment():
     ts = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1},
                             'tasks': {'A': task(20, 2, 5, 1), 'B': task(100, 3, 4, 2, deadline=40)}})
     a, b = ts.tasks['A'], ts.tasks['B']
-    items = ((3.0, 100.0, 40.0), (2.0, 100.0, 33.0))
+    items = ((3.0, 100.0, 40.0, 3.0), (2.0, 100.0, 33.0, 2.0))
     assert job_blocking(a, segment_times(a, 'v', 100.0, ts.platform), items) == (3.0, 2.0)
     # An overrunning task's own superseded job counts once (T = inf).
-    assert job_blocking(a, segment_times(a, 'v', 100.0, ts.platform), ((5.0, math.inf, 0.0),)) == (5.0,)
+    assert job_blocking(a, segment_times(a, 'v', 100.0, ts.platform), ((5.0, math.inf, 0.0, 5.0),)) == (5.0,)
     assert b.name == 'B'
 
 

@@ -181,3 +181,21 @@ def test_one_execution_in_steps_can_block_both_cpu_segments_of_a_job():
     worst = max(max(simulate(ts, plan, duration_s=20.0, seed=s).tasks['camera'].responses) for s in range(3))
     assert worst <= bound + 1e-9
     assert worst > 1.6 + 0.1 + 3.0 + 1.0          # blocked by more than one step
+
+
+def test_two_steps_of_one_execution_block_for_no_more_than_its_length():
+    # Audio's 10 ms pre in steps of up to 8 ms: the camera's pre and post may each wait for a
+    # step of one execution, but those two steps add up to at most 10 ms (8 + 2), so steps
+    # that are nearly the whole never make the camera's bound worse than the whole segment.
+    ts = _two_tasks()
+    audio = ts.tasks['audio']
+    long_steps = replace(ts, tasks={**ts.tasks, 'audio': replace(audio, variants={'v': replace(
+        audio.variants['v'], chunks={'pre': ExecTime.of(8.0, 'audio.pre_chunk_ms')})})})
+    whole = replace(ts, tasks={**ts.tasks, 'audio': replace(audio, variants={'v': replace(
+        audio.variants['v'], chunks={})})})
+    plan = {'camera': Assignment('v', 0), 'audio': Assignment('v', 1)}
+    stepped = analyze(long_steps, plan)['camera'].worst_response_bound_ms
+    assert stepped <= analyze(whole, plan)['camera'].worst_response_bound_ms + 1e-9
+    assert stepped == pytest.approx(3.5 + 2.0 + 8.0 + 2.0)   # own, audio's infer on the lane, 8 + 2
+    worst = max(max(simulate(long_steps, plan, duration_s=10.0, seed=s).tasks['camera'].responses) for s in range(3))
+    assert worst <= stepped + 1e-9

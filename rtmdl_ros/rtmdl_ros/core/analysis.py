@@ -177,8 +177,9 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
                         stepped=stepped, chunk=chunk, work=work)
 
 
-def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float], ...]:
-    """(c, T, J) of each segment of `task` on `resource`: its length, the least gap
+def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float, float], ...]:
+    """(c, T, J, whole) of each segment of `task` on `resource`: its length (its longest
+    step, for one in steps, whose whole length is `whole`), the least gap
     between its jobs' stamps and the spread of its start offset from the stamp
     (earliest: best-case path and earlier segments; latest: the deadline, where a
     waiting job is dropped). The job-level blocking pool (job_blocking) counts
@@ -189,9 +190,9 @@ def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[fl
         if RESOURCE_OF[seg] == resource and times.c[k] > 0:
             if times.stepped[k]:
                 # T = 0: one execution in steps may block each of another job's segments (a step each).
-                items.append((times.chunk[k], 0.0, max(0.0, cap - earliest)))
+                items.append((times.chunk[k], 0.0, max(0.0, cap - earliest), times.c[k]))
             else:
-                items.append((times.c[k], task.interarrival_ms, max(0.0, cap - earliest)))
+                items.append((times.c[k], task.interarrival_ms, max(0.0, cap - earliest), times.c[k]))
         earliest += times.best[k]
     return tuple(items)
 
@@ -215,15 +216,16 @@ def job_blocking(task: Task, times: SegmentTimes, items: Sequence[tuple[float, f
     overrun brings a second job (pool item with T = inf counts once more). A
     segment that runs in steps (T = 0) may be taken over between steps and
     resume later, so one execution of it can block each of our segments with
-    a step: it counts twice."""
+    a step: it counts twice, and as two of its steps, which add up to no more
+    than its whole length."""
     cap = task.deadline_ms + (0.0 if task.origin_is_stamp else times.path)
     window = cap - times.path_best
     values = []
-    for c, period, jitter in items:
+    for c, period, jitter, whole in items:
         if period <= 0:
-            n = 2
-        else:
-            n = 1 if not math.isfinite(period) else math.floor((window + c + jitter) / period) + 1
+            values.extend([c, max(0.0, min(c, whole - c))])
+            continue
+        n = 1 if not math.isfinite(period) else math.floor((window + c + jitter) / period) + 1
         values.extend([c] * min(n, 2))
     return tuple(sorted(values, reverse=True)[:2])
 
@@ -544,7 +546,8 @@ def _suffix_blocking(timed, servers: Mapping[str, int], overrunning: frozenset =
 def own_overrun_item(task: Task, times: SegmentTimes, resource: str, overrunning: frozenset) -> tuple:
     """The task's own superseded job's running segment, as a pool item that counts once."""
     if task.on_overrun == 'replace' and task.name in overrunning:
-        return ((times.longest_on(resource), math.inf, 0.0),)
+        held = times.longest_on(resource)
+        return ((held, math.inf, 0.0, held),)
     return ()
 
 
