@@ -5,8 +5,9 @@ threads run inferences (lane k uses its own CUDA stream or session, so lanes
 pack work onto the GPU; without a GPU the lanes are CPU threads). Every thread
 takes the most urgent ready segment of its resource; segments are never
 interrupted, but one that runs in steps (Segments.pre_steps) hands a lone CPU
-worker over between steps to a more urgent ready segment. What a segment does is supplied per task by the caller, so this
-module imports neither ROS nor a DL framework.
+worker over between steps to a more urgent ready segment. What a segment
+does is supplied per task by the caller, so this module imports neither ROS
+nor a DL framework.
 
 Every job carries its stage boundaries (core/trace.py) from the source stamp
 to the published result; the result callback runs inside the post segment, so

@@ -3,12 +3,12 @@
 Segment lengths are drawn from each variant's empirical samples. Each task's
 source stamps come every period_ms (random phase); a job is released one
 release-path sample after its stamp, and its deadline and response count from
-the stamp (or from the release, per task). CPU workers
-run one segment each. With one CPU worker, a segment that runs in steps
-(Variant.chunks) is split into steps no longer than a drawn longest step, and
-hands the worker over between steps when a more urgent segment is ready. GPU lanes share the GPU: while k inferences run, each
-progresses at 1/slowdown[k] of its solo speed, so finish times are recomputed
-whenever a lane starts or ends work.
+the stamp (or from the release, per task). CPU workers run one segment each.
+With one CPU worker, a segment that runs in steps (Variant.chunks) is split
+into steps no longer than a drawn longest step, and hands the worker over
+between steps when a more urgent segment is ready. GPU lanes share the GPU:
+while k inferences run, each progresses at 1/slowdown[k] of its solo speed,
+so finish times are recomputed whenever a lane starts or ends work.
 """
 from __future__ import annotations
 
