@@ -27,7 +27,7 @@ from .core.taskset import _deep_merge, load_taskset, platform_for_device, taskse
 from .data import lights, sounds
 from .models import SOUND, export, zoo
 from .models.envelope import DEFAULT_FRAME
-from .models.families import family
+from .models.families import family, timed_steps
 
 CAMERA_W, CAMERA_H = DEFAULT_FRAME         # frames are rendered at each task's envelope (models/envelope.py)
 
@@ -64,18 +64,6 @@ def run_job(fam, runner, payload) -> tuple[float, float, float, float]:
         fam.postprocess(y, place)
     t3 = time.perf_counter()
     return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, longest
-
-
-def timed_steps(steps) -> tuple:
-    """(what a generator of steps returns, its longest step in ms)."""
-    longest = 0.0
-    while True:
-        t0 = time.perf_counter()
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value, max(longest, (time.perf_counter() - t0) * 1e3)
-        longest = max(longest, (time.perf_counter() - t0) * 1e3)
 
 
 def profile_variant(backend, task: str, variant: str, samples: int, warmup: int, seed: int = 0,

@@ -77,16 +77,17 @@ def test_steps_lower_the_more_urgent_bounds_on_a_share_of_the_sets():
     assert lower >= 10
 
 
-def _two_tasks(cpu_workers=1):
+def _two_tasks(cpu_workers=1, camera=(12, 1.0, 2.0, 0.5), audio=(50, 10.0, 2.0, 0.5)):
+    """A camera (period 20) above audio, whose pre runs in 3 ms steps: camera (deadline,
+    pre, infer, post), audio (period = deadline, pre, infer, post)."""
+    def spec(pre, infer, post, **more):
+        return {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': pre, 'infer_ms': infer, 'post_ms': post, **more}}
     return taskset_from_dict({
         'platform': {'cpu_workers': cpu_workers, 'gpu_lanes': 1},
         'tasks': {
-            'camera': {'period_ms': 20, 'deadline_ms': 12, 'max_miss_rate': 0.0,
-                       'variants': {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': 1.0, 'infer_ms': 2.0,
-                                          'post_ms': 0.5}}},
-            'audio': {'period_ms': 50, 'deadline_ms': 50, 'max_miss_rate': 0.0,
-                      'variants': {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': 10.0, 'infer_ms': 2.0,
-                                         'post_ms': 0.5, 'pre_chunk_ms': 3.0}}}}})
+            'camera': {'period_ms': 20, 'deadline_ms': camera[0], 'max_miss_rate': 0.0, 'variants': spec(*camera[1:])},
+            'audio': {'period_ms': audio[0], 'deadline_ms': audio[0], 'max_miss_rate': 0.0,
+                      'variants': spec(*audio[1:], pre_chunk_ms=3.0)}}})
 
 
 def test_the_camera_is_blocked_for_a_step_and_the_audio_pays_for_it():
@@ -167,15 +168,7 @@ def test_the_simulator_hands_over_between_steps():
 def test_one_execution_in_steps_can_block_both_cpu_segments_of_a_job():
     # The camera's pre waits for one 3 ms step of audio's pre-processing, which resumes while the
     # camera infers (0.1 ms) and holds the worker for another step when the camera's post is ready.
-    ts = taskset_from_dict({
-        'platform': {'cpu_workers': 1, 'gpu_lanes': 1},
-        'tasks': {
-            'camera': {'period_ms': 20, 'deadline_ms': 20, 'max_miss_rate': 0.0,
-                       'variants': {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': 1.0, 'infer_ms': 0.1,
-                                          'post_ms': 0.5}}},
-            'audio': {'period_ms': 47, 'deadline_ms': 47, 'max_miss_rate': 0.0,
-                      'variants': {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': 12.0, 'infer_ms': 0.1,
-                                         'post_ms': 0.1, 'pre_chunk_ms': 3.0}}}}})
+    ts = _two_tasks(camera=(20, 1.0, 0.1, 0.5), audio=(47, 12.0, 0.1, 0.1))
     plan = {'camera': Assignment('v', 0), 'audio': Assignment('v', 1)}
     bound = analyze(ts, plan)['camera'].worst_response_bound_ms
     worst = max(max(simulate(ts, plan, duration_s=20.0, seed=s).tasks['camera'].responses) for s in range(3))

@@ -319,14 +319,28 @@ def job_window(base: float, hp: Sequence[tuple[float, float, float]], limit: flo
     own time fill the rest (`base`). At any instant x before the job ends,
     x < base + interference(x), so the job ends by the least fixed point, which
     iteration from `base` reaches (the right side never falls as x grows)."""
+    return _least_fixed_point(base, lambda x: _items_work(x, hp), limit)
+
+
+def _items_work(x: float, items) -> tuple[float, int]:
+    """Work of the segment items (c, span, T) in a window of length x, and the executions:
+    sum n(x) * c with n(x) = floor((x + span) / T) + 1."""
     floor = math.floor
+    work, count = 0.0, 0
+    for c, span, period in items:
+        n = floor((x + span) / period) + 1
+        work += n * c
+        count += n
+    return work, count
+
+
+def _least_fixed_point(base: float, charge, limit: float) -> tuple[float, int]:
+    """(x, count): the least x with x = base + charge(x)[0] (charge never falls as x
+    grows, so iteration from base reaches it), or (inf, 0) once x passes `limit`."""
     x = base
     while True:
-        nxt, count = base, 0
-        for c, span, period in hp:
-            n = floor((x + span) / period) + 1
-            nxt += n * c
-            count += n
+        work, count = charge(x)
+        nxt = base + work
         if nxt <= x + _EPS:
             return x, count
         if nxt > limit:
@@ -338,11 +352,7 @@ def _charge(x: float, group) -> tuple[float, int]:
     """A higher-priority task's work in a window of length x and the draws that counts:
     its segments one by one, or its jobs' work as one draw each, whichever is less."""
     items, job = group
-    work, count = 0.0, 0
-    for c, span, period in items:
-        n = math.floor((x + span) / period) + 1
-        work += n * c
-        count += n
+    work, count = _items_work(x, items)
     if job is not None:
         n = math.floor((x + job[1]) / job[2]) + 1
         if n * job[0] < work:
@@ -355,18 +365,14 @@ def grouped_window(base: float, groups, limit: float) -> tuple[float, int]:
     by _charge: the least x with x = base + sum_tasks charge(x), or (inf, 0) past limit.
     Each charge is a valid bound on that task's work in the window and never falls as
     x grows, so iteration from base reaches the least fixed point as in job_window."""
-    x = base
-    while True:
-        nxt, count = base, 0
+    def charge(x: float) -> tuple[float, int]:
+        work, count = 0.0, 0
         for group in groups:
-            work, n = _charge(x, group)
-            nxt += work
+            w, n = _charge(x, group)
+            work += w
             count += n
-        if nxt <= x + _EPS:
-            return x, count
-        if nxt > limit:
-            return math.inf, 0
-        x = nxt
+        return work, count
+    return _least_fixed_point(base, charge, limit)
 
 
 def bound_task(task: Task, times: SegmentTimes, platform: Platform,

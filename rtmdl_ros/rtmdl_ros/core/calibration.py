@@ -33,10 +33,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .tails import TailEstimate, quantile_upper_bound, samples_needed
+from .taskset import SEGMENTS
 from .trace import STAGES, JobTrace
 
 SEGMENT_STAGES = {'pre': ('pre',), 'infer': ('infer',), 'post': ('post', 'publish')}
-SEGMENTS = tuple(SEGMENT_STAGES)
 MIN_JOBS_FOR_MEDIAN = 5        # a variant's own median in the graph from this many jobs
 QUANTILE_POINTS = 200          # a variant's calibrated samples: this many quantiles of the model
 TOP = 99.8                     # calibrated lists end at an upper bound of this percentile (where one exists)

@@ -9,6 +9,7 @@ it); see models/picture.py. Profiling and the runtime call exactly these functio
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Callable, Generator
 
@@ -123,13 +124,21 @@ def _mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=sounds.SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
 
 
-def run_steps(steps: Generator):
-    """Run a generator of steps to its end: what it returns."""
+def timed_steps(steps: Generator) -> tuple:
+    """Run a generator of steps to its end: (what it returns, its longest step in ms)."""
+    longest = 0.0
     while True:
+        t0 = time.perf_counter()
         try:
             next(steps)
         except StopIteration as stop:
-            return stop.value
+            return stop.value, max(longest, (time.perf_counter() - t0) * 1e3)
+        longest = max(longest, (time.perf_counter() - t0) * 1e3)
+
+
+def run_steps(steps: Generator):
+    """Run a generator of steps to its end: what it returns."""
+    return timed_steps(steps)[0]
 
 
 def audio_pre(samples: np.ndarray, sample_rate: int = sounds.SAMPLE_RATE) -> np.ndarray:
