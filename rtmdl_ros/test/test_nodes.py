@@ -595,7 +595,9 @@ def test_camera_flood_keeps_memory_bounded_and_the_most_urgent_task_on_time(grap
         node.wait(10)
     st = executor_node.runtime.stats('traffic_light')
     released = guard.counts['foreign_source'] - foreign
-    assert sent > 1500 and 0.5 * 8 / 0.030 <= released <= 9.5 / 0.030 + 2, (sent, released)
+    # The publisher aims at 10x the task's rate; a loaded CI box reaches ~6x. Any flood
+    # of 3x or more shows the hold: releases stay near one per period, not per frame.
+    assert sent >= 3 * 8 / 0.030 and 0.5 * 8 / 0.030 <= released <= 9.5 / 0.030 + 2, (sent, released)
     assert st.total_jobs == before.total_jobs, (before, st)          # none taken from the job topic
     assert rss_end - rss_start < 50, (rss_start, rss_end)
 
