@@ -2,6 +2,7 @@
 under every task's fastest variant (a component figure, not a run).
 
     python tools/reanalyse_round.py TASKSET CALIBRATION_DIR [--round round1] [--whole] [--no-work]
+                                    [--percentile P]
 
 TASKSET is the profiled task set whose profiles file holds the calibration of
 the cycle (the cycling windows); CALIBRATION_DIR/<round>_window*/traces.csv are
@@ -9,6 +10,10 @@ the windows run under a plan, whose release paths and job / work draws replace
 the profile's (as `rtmdl calibrate` does in that round). --whole drops the
 segments' steps (`<segment>_chunk_ms`: they count whole), --no-work drops the
 work draws: the same data analysed without either change (docs/benchmarks.md).
+--percentile analyses at another percentile than the task set's (the round's
+release paths and job draws are bounded at it; the segments' calibrated tails
+hold at the task set's percentile only, so elsewhere they are the model's
+quantiles: a what-if, not a certificate).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument('--round', default='round1')
     ap.add_argument('--whole', action='store_true', help='drop the steps: every segment counts whole')
     ap.add_argument('--no-work', action='store_true', help='drop the work draws')
+    ap.add_argument('--percentile', type=float, help='analyse at this percentile instead of the task set\'s')
     args = ap.parse_args(argv)
     base = load_taskset(args.taskset)
     windows = sorted(glob.glob(os.path.join(args.calibration_dir, f'{args.round}_window*', 'traces.csv')))
@@ -42,12 +48,15 @@ def main(argv=None) -> int:
         return 2
     traces = [t for w in windows for t in after_warmup(read_csv(w))[0]]
     raw = read_yaml(args.taskset, 'task set')
+    pct = base.percentile if args.percentile is None else args.percentile
+    if args.percentile is not None:
+        raw['analysis'] = {**(raw.get('analysis') or {}), 'percentile': args.percentile}
     prof_path = raw['profiles'] if os.path.isabs(raw['profiles']) else \
         os.path.join(os.path.dirname(os.path.abspath(args.taskset)), raw['profiles'])
     prof = read_yaml(prof_path, 'profiles file')
     for task, entry in prof['tasks'].items():
         if task in base.tasks:
-            fields, _ = path_fields(traces, task, base.percentile, 0.9)
+            fields, _ = path_fields(traces, task, pct, 0.9)
             if fields:
                 put_path_fields(entry, fields)
         for spec in entry.get('variants', {}).values():

@@ -48,6 +48,18 @@ def _tail(fields: dict, percentile: float) -> float:
     return fields['release_path_tail'][float(percentile)]
 
 
+def _draws(variant: str, draws: dict, percentile: float) -> str:
+    """A variant's job draws for the report: its own time, and its work per run of jobs."""
+    p = float(percentile)
+    out = [f'own time of {variant} {draws["job_tail"][p]:.2f} ms'] if 'job_tail' in draws else []
+    runs = [(1, draws['work_tail'][p])] if 'work_tail' in draws else []
+    runs += [(int(k[4:-5]), v[p]) for k, v in draws.items() if k.startswith('work') and k[4:-5].isdigit()
+             and k.endswith('_tail')]
+    if runs:
+        out.append('work of ' + ', '.join(f'{n} job{"s" if n > 1 else ""} {w:.2f}' for n, w in sorted(runs)) + ' ms')
+    return '; '.join(out)
+
+
 def _write_paths(prof_path: str, fields: dict, note: str) -> None:
     """The profiles file with each task's release-path keys replaced, atomically."""
     with open(prof_path) as f:
@@ -99,8 +111,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
         fields = {t: path_fields(traces, t, taskset.percentile, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}
         tails = ', '.join(f'{t} p{taskset.percentile:g} <= {_tail(f, taskset.percentile):.2f} ms'
-                          + ''.join(f' (own time of {v} {j["job_tail"][float(taskset.percentile)]:.2f} ms)'
-                                    for v, j in f.get('jobs', {}).items())
+                          + ''.join(f' ({_draws(v, j, taskset.percentile)})' for v, j in f.get('jobs', {}).items())
                           for t, f in fields.items())
         # Per task the longest of the paths measured under every plan so far: a plan chosen
         # with them was measured itself, or is measured next round.

@@ -46,6 +46,7 @@ from .taskset import RESOURCE_OF, SEGMENTS, Platform, Task, TaskSet
 
 RESOURCES = ('cpu', 'gpu')
 _EPS = 1e-9
+RUN_JOBS = 4            # runs of up to this many consecutive jobs count as one draw (Variant.runs)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class SegmentTimes:
     # pre + infer + post as one measured draw at the percentile (Variant.work; inf: none):
     # bounds what one job puts on the worker and the lane (job_item).
     work: float = math.inf
+    # Where work is finite: for 1 .. RUN_JOBS consecutive jobs, (bound on their work, draws it
+    # takes): a measured run (Variant.runs) as one draw, or the cheapest split into shorter runs.
+    runs: tuple[tuple[float, int], ...] = ()
 
     @property
     def own_time(self) -> float:
@@ -105,9 +109,10 @@ class SegmentBound:
             earliest += times.best[k]
         return items
 
-    def job_item(self, times: SegmentTimes, period: float) -> tuple[float, float, float] | None:
-        """(work, span, T): what one job of this task puts on the resources as one draw,
-        where its work was measured as one (SegmentTimes.work). Its segments run between
+    def job_item(self, times: SegmentTimes, period: float) -> tuple[tuple, float, float] | None:
+        """(runs, span, T): what its jobs put on the resources, as draws of one job's work or of
+        runs of consecutive jobs (SegmentTimes.runs), where its work was measured as one
+        (SegmentTimes.work). Its segments run between
         its earliest ready (the quickest path) and its latest end (the post's latest start
         plus its length), so a window of length x overlaps at most floor((x + span)/T) + 1
         of its jobs. The span is the post's interference span (as interference() gives it)
@@ -116,7 +121,35 @@ class SegmentBound:
             return None
         earliest_post = times.path_best + times.best[0] + times.best[1]
         span = times.c[2] + max(0.0, self.latest_start[2] - earliest_post) + times.best[0] + times.best[1]
-        return times.work, span, period
+        return times.runs, span, period
+
+
+def closed_runs(measured: Sequence[float]) -> tuple[tuple[float, int], ...]:
+    """(work, draws) for 1 .. RUN_JOBS consecutive jobs from measured[k], the bound on the work
+    of k + 1 of them as one draw (inf: not measured; measured[0], one job, must be finite).
+    Each entry is the lesser of its own draw and the best split into two shorter runs (whose
+    draws add): k jobs never cost more than k - 1 jobs and one, and fewer draws win a tie."""
+    out: list[tuple[float, int]] = []
+    for k in range(RUN_JOBS):
+        best = (measured[k], 1) if k < len(measured) else (math.inf, 1)
+        for a in range(1, k + 1):
+            w, d = out[a - 1][0] + out[k - a][0], out[a - 1][1] + out[k - a][1]
+            if w < best[0] - _EPS or (w <= best[0] + _EPS and d < best[1]):
+                best = (w, d)
+        out.append(best)
+    return tuple(out)
+
+
+def run_work(n: int, runs: Sequence[tuple[float, int]]) -> tuple[float, int]:
+    """(work, draws) of n consecutive jobs from closed_runs: as many of the longest runs as
+    fit and one shorter run for the rest. Every piece is a run of consecutive jobs, each
+    within its bound unless its one draw overran, so the sum bounds the n jobs' work
+    and the draws count in the union bound."""
+    q, r = divmod(n, len(runs))
+    work, draws = q * runs[-1][0], q * runs[-1][1]
+    if r:
+        work, draws = work + runs[r - 1][0], draws + runs[r - 1][1]
+    return work, draws
 
 
 def add_interference(hp: Mapping, bound: SegmentBound, times: SegmentTimes, period: float) -> dict:
@@ -171,10 +204,14 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
         stepped = tuple(s in v.chunks for s in SEGMENTS)
         chunk = tuple(min(c[k], v.chunks[s].quantile(percentile)) if stepped[k] else c[k]
                       for k, s in enumerate(SEGMENTS))
-    work = math.inf if v.work is None else min(sum(c), v.work.quantile(percentile)
-                                               + (stretch - 1.0) * v.time('infer').quantile(percentile))
+    work, runs = math.inf, ()
+    if v.work is not None:
+        # Measured with whatever packing the graph had: each job's inference stretched on top.
+        extra = (stretch - 1.0) * v.time('infer').quantile(percentile)
+        work = min(sum(c), v.work.quantile(percentile) + extra)
+        runs = closed_runs([work] + [r.quantile(percentile) + (k + 2) * extra for k, r in enumerate(v.runs)])
     return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best, own=own,
-                        stepped=stepped, chunk=chunk, work=work)
+                        stepped=stepped, chunk=chunk, work=work, runs=runs)
 
 
 def pool_items(task: Task, times: SegmentTimes, resource: str) -> tuple[tuple[float, float, float, float], ...]:
@@ -350,13 +387,15 @@ def _least_fixed_point(base: float, charge, limit: float) -> tuple[float, int]:
 
 def _charge(x: float, group) -> tuple[float, int]:
     """A higher-priority task's work in a window of length x and the draws that counts:
-    its segments one by one, or its jobs' work as one draw each, whichever is less."""
+    its segments one by one, or its jobs' work as draws of runs of jobs (run_work),
+    whichever is less."""
     items, job = group
     work, count = _items_work(x, items)
     if job is not None:
-        n = math.floor((x + job[1]) / job[2]) + 1
-        if n * job[0] < work:
-            return n * job[0], n
+        runs, span, period = job
+        w, d = run_work(math.floor((x + span) / period) + 1, runs)
+        if w < work:
+            return w, d
     return work, count
 
 

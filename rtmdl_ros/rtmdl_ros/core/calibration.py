@@ -21,6 +21,9 @@ What the analysis takes from the graph:
   median plus the median shift of the task's variants that did. The model is
   checked per variant that ran enough jobs: its p99 against the variant's own
   measured p99, and the worst under-prediction is reported.
+* **Job draws** under a plan (job_fields): per variant that ran enough jobs, the
+  job's own time from the stamp and its work as one sum each, and the work of
+  runs of consecutive jobs (run_fields), bounded from disjoint runs.
 * **Steps** of a segment that runs in steps (`<segment>_chunk_ms`, the longest
   step per job, which is what it can block a more urgent segment for): the
   same model on the longest steps the graph's jobs recorded. Where the graph
@@ -32,6 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .analysis import RUN_JOBS
 from .tails import TailEstimate, quantile_upper_bound, samples_needed
 from .taskset import SEGMENTS
 from .trace import STAGES, JobTrace
@@ -43,6 +47,7 @@ TOP = 99.8                     # calibrated lists end at an upper bound of this 
 WARMUP_S = 1.0                 # a window's first second (the first frames after activation) is left out
 MIN_JOBS_TO_CHECK = 20         # a variant's own p99 is compared with the model's from this many jobs
 BAND = 2.0                     # a variant's tail pools the variants whose median is within this factor
+GAP_FACTOR = 1.5               # runs of jobs: successive stamps further apart than this x the median are a gap
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,69 @@ def work_times(traces: list[JobTrace], task: str) -> dict[str, np.ndarray]:
     return {k: np.sort(v) for k, v in work.items()}
 
 
+def work_stretches(traces: list[JobTrace], task: str) -> dict[str, list[np.ndarray]]:
+    """{variant: stretches of its jobs' work (work_times) in stamp order}: a stretch holds
+    successive jobs of one variant, so it ends where the variant changes or a job is
+    missing: one that did not finish (dropped, replaced), or a stamp gap over
+    GAP_FACTOR x the task's median gap (a skipped frame, a stall, the next window)."""
+    cols = [STAGES.index(s) for seg in SEGMENT_STAGES.values() for s in seg]
+    jobs = sorted((t for t in traces if t.task == task), key=lambda t: t.stamp_s)
+    if len(jobs) < 2:
+        return {}
+    gap = GAP_FACTOR * float(np.median(np.diff([t.stamp_s for t in jobs])))
+    out: dict[str, list] = {}
+    last = None
+    for t in jobs:
+        work = float(np.sum(np.asarray(t.stages_ms, dtype=np.float64)[cols]))
+        if not np.isfinite(work):
+            last = None
+            continue
+        if last is None or last.variant != t.variant or t.stamp_s - last.stamp_s > gap:
+            out.setdefault(t.variant, []).append([])
+        out[t.variant][-1].append(work)
+        last = t
+    return {v: [np.asarray(s) for s in stretches] for v, stretches in out.items()}
+
+
+def run_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float,
+               longest: int) -> dict:
+    """{variant: work<n>_ms / _tail / _top for n = 2 .. longest}: the work of n consecutive jobs
+    as one draw (taskset.Variant.runs), up to the first n whose percentile cannot be bounded.
+    Sums of n jobs that share jobs are not independent, so the bound comes from sums of
+    disjoint runs: one set per offset (jobs 1..n, n+1..2n, ... from the k-th job of each
+    stretch), each needing the samples the confidence asks for, and the largest of their
+    bounds is kept. The samples are every run's sum (a finer picture of the same
+    distribution), cut at that set's TOP bound. Measured on the graph's traces, n jobs'
+    p99.5 is 20-35 % below n times one job's (docs/benchmarks.md)."""
+    out: dict[str, dict] = {}
+    for variant, stretches in work_stretches(traces, task).items():
+        fields: dict = {}
+        for n in range(2, longest + 1):
+            sliding = [np.convolve(s, np.ones(n), 'valid') for s in stretches if len(s) >= n]
+            if not sliding:
+                break
+            ests, cuts = [], []
+            for k in range(n):
+                disjoint = [s[k:k + n * ((len(s) - k) // n)].reshape(-1, n).sum(axis=1)
+                            for s in stretches if len(s) >= k + n]
+                est = quantile_upper_bound(np.concatenate(disjoint) if disjoint else [], percentile, confidence)
+                if not est.ok:
+                    break
+                ests.append(est)
+                cuts.append(top_cut(np.concatenate(disjoint), confidence))
+            if len(ests) < n:
+                break
+            cut, top = max(c for c, _ in cuts), min(t for _, t in cuts)
+            samples = np.minimum(np.quantile(np.concatenate(sliding), np.linspace(0.0, 1.0, QUANTILE_POINTS)), cut)
+            bound = max(e.bound for e in ests)
+            fields.update({f'work{n}_ms': [round(float(v), 4) for v in samples],
+                           f'work{n}_tail': {float(percentile): round(float(min(cut, bound)), 4)},
+                           f'work{n}_top': top})
+        if fields:
+            out[variant] = fields
+    return out
+
+
 def _draw_fields(times: dict[str, np.ndarray], key: str, percentile: float, confidence: float) -> dict:
     """{variant: {key_ms, key_tail, key_top}} for each variant with enough samples to bound the
     percentile at the confidence: QUANTILE_POINTS quantiles up to the TOP cut and the bound."""
@@ -212,17 +280,23 @@ def _draw_fields(times: dict[str, np.ndarray], key: str, percentile: float, conf
 def job_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> dict:
     """{variant: job_ms / job_tail / job_top, work_ms / work_tail / work_top} for each
     variant that ran enough jobs to bound the percentile of its own time (taskset.Variant.job)
-    and of its work (Variant.work) at the confidence. Segments and path measured in one
-    job are one draw: their tails do not all come at once (measured on the demo's traces:
-    p99.5 of the sum 6.5 ms against 8.3 ms for the tails added)."""
+    and of its work (Variant.work) at the confidence, and where its work has a draw, the
+    work of runs of consecutive jobs (run_fields, Variant.runs). Segments and path measured
+    in one job are one draw: their tails do not all come at once (measured on the demo's
+    traces: p99.5 of the sum 6.5 ms against 8.3 ms for the tails added)."""
     out: dict[str, dict] = {}
     for key, times in (('job', own_times(traces, task)), ('work', work_times(traces, task))):
         for variant, fields in _draw_fields(times, key, percentile, confidence).items():
             out.setdefault(variant, {}).update(fields)
+    # Runs of jobs where one job's work has its draw (the task set needs work_ms beside them).
+    for variant, fields in run_fields(traces, task, percentile, confidence, RUN_JOBS).items():
+        if 'work_ms' in out.get(variant, {}):
+            out[variant].update(fields)
     return out
 
 
-JOB_KEYS = ('job_ms', 'job_tail', 'job_top', 'work_ms', 'work_tail', 'work_top')
+JOB_KEYS = ('job_ms', 'job_tail', 'job_top', 'work_ms', 'work_tail', 'work_top') + tuple(
+    f'work{n}{end}' for n in range(2, RUN_JOBS + 1) for end in ('_ms', '_tail', '_top'))
 
 
 def put_path_fields(entry: dict, fields: dict) -> None:

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from .analysis import (RESOURCES, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
+from .analysis import (RESOURCES, RUN_JOBS, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
                        deadline_monotonic, explain_bound, job_blocking, miss_rate_bound, pool_items, top_items)
 from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
@@ -223,18 +223,21 @@ class _Search:
                 jobs = [self._job_item(u, v, pct, sp, period) for v, sp in zip(domains[u], spans)]
                 jobs = [j for j in jobs if j is not None]
                 # (a variant without a work draw is charged its segments, which the lesser of
-                # the two already bounds from below)
-                job = (min(j[0] for j in jobs), min(j[1] for j in jobs), period) if jobs else None
+                # the two already bounds from below). Per run length the least work and the
+                # fewest draws: run_work only grows with either.
+                job = (tuple((min(j[0][k][0] for j in jobs), min(j[0][k][1] for j in jobs))
+                             for k in range(RUN_JOBS)),
+                       min(j[1] for j in jobs), period) if jobs else None
                 items['jobs'].append((tuple(own), job))
             out[pct] = items
         return out
 
     def _job_item(self, name: str, variant: str, pct: float, spans, period: float):
-        """SegmentBound.job_item from the least spans (_spans): (work, span, T) or None."""
+        """SegmentBound.job_item from the least spans (_spans): (runs, span, T) or None."""
         t = self.an.times(name, variant, pct)
         if not math.isfinite(t.work):
             return None
-        return t.work, spans[2][1] + t.best[0] + t.best[1], period
+        return t.runs, spans[2][1] + t.best[0] + t.best[1], period
 
     def _add_exact(self, hp, name: str, variant: str, block) -> dict:
         """hp plus a placed task's segments (known lengths and blocking, least jitter)."""

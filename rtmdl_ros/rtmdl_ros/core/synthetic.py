@@ -24,10 +24,11 @@ def uunifast(rng: np.random.Generator, n: int, total: float) -> list[float]:
 def random_taskset_dict(rng: np.random.Generator, n_tasks: int, n_variants: int, *,
                         utilisation: float = 0.6, cpu_workers: int = 1, gpu_lanes: int = 1,
                         samples: int = 0, storage_budget_mb: float | None = None,
-                        overrun: str | None = None, work: bool = False) -> dict:
+                        overrun: str | None = None, work: bool = False, runs: int = 0) -> dict:
     """A task set as the YAML schema's dict. samples=0 gives constant times; work (with
     samples) adds each variant's work_ms: 200 sums of independent draws of its segments,
-    as the simulator draws them."""
+    as the simulator draws them; runs (with work) adds work2_ms .. work<runs>_ms, the same
+    for 2 .. runs consecutive jobs."""
     periods = [float(rng.choice([20, 25, 33.3, 40, 50, 66.7, 100])) for _ in range(n_tasks)]
     # UUniFast, blended with an even split: one task hogging the machine makes
     # non-preemptive blocking alone decide feasibility, which says little.
@@ -53,6 +54,9 @@ def random_taskset_dict(rng: np.random.Generator, n_tasks: int, n_variants: int,
                     spec[key] = round(float(mean), 4)
             if work and samples:
                 spec['work_ms'] = [round(float(sum(rng.choice(spec[k]) for k in parts)), 4) for _ in range(200)]
+                for n in range(2, runs + 1):
+                    sums = sum(rng.choice(spec[k], size=(200, n)).sum(axis=1) for k in parts)
+                    spec[f'work{n}_ms'] = [round(float(x), 4) for x in sums]
             variants[f'v{k:02d}'] = spec
         tasks[f't{i}'] = {'period_ms': period, 'deadline_ms': deadline,
                           'max_miss_rate': float(rng.choice([0.02, 0.05, 0.1, 0.2])),

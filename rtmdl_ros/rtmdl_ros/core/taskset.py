@@ -24,6 +24,7 @@ read. It comes from one YAML schema (see docs/analysis.md and config/):
                   pre_ms: 1.5, infer_ms: [8.1, 8.4, ...], post_ms: 0.4,
                   job_ms: [9.8, 10.3, ...],   # optional, rtmdl calibrate: see Variant.job
                   work_ms: [7.1, 7.4, ...],   # optional, rtmdl calibrate: see Variant.work
+                  work2_ms: [11.9, ...],      # optional, with work_ms: see Variant.runs
                   pre_chunk_ms: [2.1, 2.3, ...]}  # optional: see Variant.chunks
 
 Each *_ms is a number or a list of measured samples (milliseconds). Unknown
@@ -152,6 +153,10 @@ class Variant:
     # what one of its jobs puts on the worker and the lane, charged to lower-priority tasks
     # as one draw instead of three tails added (analysis.job_item).
     work: ExecTime | None = None
+    # The work of 2, 3, ... consecutive jobs as one sum (`work2_ms`, `work3_ms`, ...; rtmdl
+    # calibrate): a run of jobs above a lower-priority one charged as one draw instead of
+    # one work tail per job, which do not all come at once (analysis.job_item).
+    runs: tuple[ExecTime, ...] = ()
 
     def time(self, segment: str) -> ExecTime:
         return self.times[segment]
@@ -246,7 +251,7 @@ class TaskSet:
         return min([t.path.top for t in self.tasks.values()]
                    + [x.top for t in self.tasks.values() for v in t.variants.values()
                       for x in (*v.times.values(), *v.chunks.values(),
-                                *(d for d in (v.job, v.work) if d is not None))])
+                                *(d for d in (v.job, v.work) if d is not None), *v.runs)])
 
     @property
     def uncalibrated(self) -> list[str]:
@@ -326,8 +331,19 @@ def _parse_variant(name: str, raw: Any, where: str) -> Variant:
                                   raw.get(f'{seg}_chunk_top'))
     work = ExecTime.of(raw['work_ms'], f'{where}.work_ms', raw.get('work_tail'), raw.get('work_top')) \
         if raw.get('work_ms') is not None else None
+    runs = []
+    while raw.get(f'work{len(runs) + 2}_ms') is not None:
+        key = f'work{len(runs) + 2}'
+        runs.append(ExecTime.of(raw[f'{key}_ms'], f'{where}.{key}_ms', raw.get(f'{key}_tail'), raw.get(f'{key}_top')))
+    stray = sorted(k for k in raw if isinstance(k, str) and k.startswith('work') and k.endswith('_ms')
+                   and k[4:-3].isdigit() and int(k[4:-3]) > len(runs) + 1)
+    if stray:
+        raise TasksetError(f'{where}.{stray[0]}: runs of jobs count up from two without a gap '
+                           f'(work2_ms, work3_ms, ...); work{len(runs) + 2}_ms is missing')
+    if runs and work is None:
+        raise TasksetError(f'{where}.work2_ms: the work of runs of jobs needs the work of one job (work_ms) beside it')
     return Variant(name=str(name), accuracy=acc, storage_mb=storage, times=times, weight_group=group, job=job,
-                   chunks=chunks, work=work)
+                   chunks=chunks, work=work, runs=tuple(runs))
 
 
 def source_settings(raw: Mapping, where: str) -> tuple[str, str | None]:
