@@ -48,7 +48,7 @@ def main(argv=None) -> int:
         return 2
     traces = [t for w in windows for t in after_warmup(read_csv(w))[0]]
     raw = read_yaml(args.taskset, 'task set')
-    pct = base.percentile if args.percentile is None else args.percentile
+    pct = base.percentiles if args.percentile is None else args.percentile
     if args.percentile is not None:
         raw['analysis'] = {**(raw.get('analysis') or {}), 'percentile': args.percentile}
     prof_path = raw['profiles'] if os.path.isabs(raw['profiles']) else \

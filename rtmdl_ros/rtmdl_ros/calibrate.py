@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from .core.analysis import default_plan
-from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
+from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment, levels_of,
                                path_fields, put_path_fields, segment_samples, settled, step_samples)
 from .core.files import atomic_write
 from .core.plan import write_plan
@@ -66,16 +66,19 @@ class Calibration:
         return '\n'.join(lines + self.plan_paths)
 
 
-def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentile: float,
+def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentile,
                       confidence: float = CONFIDENCE) -> tuple[dict, dict, dict]:
     """The profiles dict with measured release paths and modelled segment times; the path
-    estimates and segment models it used."""
+    estimates and segment models it used. percentile: one, or the task set's percentiles
+    (the reported one first), each given its bound in every tail written."""
+    levels = levels_of(percentile)
+    percentile = levels[0]                                   # the models' reports
     out = yaml.safe_load(yaml.safe_dump(profiles))           # deep copy
     paths, models = {}, {}
     for task, entry in out.get('tasks', {}).items():
         if task not in taskset.tasks:
             continue
-        fields, est = path_fields(traces, task, percentile, confidence)
+        fields, est = path_fields(traces, task, levels, confidence)
         if fields:
             put_path_fields(entry, fields)
             paths[task] = est
@@ -89,7 +92,7 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
             for v, spec in entry.get('variants', {}).items():
                 if v in model.medians:
                     spec[f'{seg}_ms'], spec[f'{seg}_tail'], spec[f'{seg}_top'] = \
-                        calibrated_variant(model, v, percentile, confidence)
+                        calibrated_variant(model, v, levels, confidence)
         for seg in SEGMENTS:
             profiled = {v: float(np.median(var.chunks[seg].samples)) for v, var in variants.items() if seg in var.chunks}
             if not profiled:
@@ -99,7 +102,7 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
             for v, spec in entry.get('variants', {}).items():
                 keys = [f'{seg}_chunk_ms', f'{seg}_chunk_tail', f'{seg}_chunk_top']
                 if model is not None and v in model.medians:
-                    values = calibrated_variant(model, v, percentile, confidence)
+                    values = calibrated_variant(model, v, levels, confidence)
                     spec.update(zip(keys, values))
                 else:      # steps not seen in the graph: the segment counts whole (never shorter than it ran)
                     for key in keys:
@@ -164,7 +167,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         if converged:
             break
     traces, windows = [t for w in runs for t in w], len(runs)
-    calibrated, paths, models = apply_calibration(profiles, traces, base, base.percentile, confidence)
+    calibrated, paths, models = apply_calibration(profiles, traces, base, base.percentiles, confidence)
     result = Calibration(prof_path, windows, len(traces), paths, models, shifts, converged)
     calibrated['calibrated'] = {
         'windows': windows, 'window_s': duration_s, 'jobs': len(traces), 'confidence': confidence,

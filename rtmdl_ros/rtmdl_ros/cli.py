@@ -118,7 +118,8 @@ def cmd_optimize(args) -> int:
     for name, a in sorted(res.plan.items(), key=lambda kv: kv[1].priority):
         an = res.analysis[name]
         print(f'{name}: variant={a.variant} priority={a.priority} '
-              f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}')
+              f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}'
+              f' (p{an.percentile:g})')
     if res.search is not None:
         print(f'search: {_search_line(res.search)}')
     if res.search is not None and not res.search.optimal and not res.search.step_limited:
@@ -146,7 +147,8 @@ def _write_fastest(args, taskset, reason: str) -> None:
     for name, a in sorted(plan.items(), key=lambda kv: kv[1].priority):
         an = analysis[name]
         print(f'{name}: variant={a.variant} priority={a.priority} '
-              f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}')
+              f'bound={an.response_bound_ms:.2f}/{an.deadline_ms:g} ms miss<={an.miss_rate_bound:.3g}'
+              f' (p{an.percentile:g})')
     print(f'rtmdl optimize: wrote the fastest plan to {args.out} (--fallback fastest); '
           'its bounds are not met, so its deadlines are not guaranteed', file=sys.stderr)
 
@@ -192,14 +194,16 @@ def cmd_analyze(args) -> int:
             name: {'variant': r.variant, 'priority': r.priority, 'deadline_ms': r.deadline_ms,
                    'response_bound_ms': _finite(r.response_bound_ms),
                    'worst_response_bound_ms': _finite(r.worst_response_bound_ms),
-                   'miss_rate_bound': r.miss_rate_bound, 'max_miss_rate': r.max_miss_rate}
+                   'miss_rate_bound': r.miss_rate_bound, 'max_miss_rate': r.max_miss_rate,
+                   'bound_percentile': r.percentile}
             for name, r in results.items()}}, indent=2))
         return 0
     print(f'{"task":<16}{"variant":<14}{"prio":>5}{"bound ms":>11}{"deadline":>10}{"miss<=":>9}{"max":>7}')
     for name, r in sorted(results.items(), key=lambda kv: kv[1].priority):
         bound = f'{r.response_bound_ms:.2f}' if math.isfinite(r.response_bound_ms) else 'none'
         print(f'{name:<16}{r.variant:<14}{r.priority:>5}{bound:>11}{r.deadline_ms:>10g}'
-              f'{r.miss_rate_bound:>9.3g}{r.max_miss_rate:>7g}{"" if r.meets_bound else "  VIOLATED"}')
+              f'{r.miss_rate_bound:>9.3g}{r.max_miss_rate:>7g}{"" if r.meets_bound else "  VIOLATED"}'
+              + ('' if r.percentile == taskset.percentile else f'  (bound at p{r.percentile:g})'))
     for name, t in taskset.tasks.items():
         if t.stamp_source == 'receipt':
             print(f'{name}: stamp_source receipt: its bound counts from the task node\'s receipt, not the sensor')

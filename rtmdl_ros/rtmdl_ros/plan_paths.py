@@ -108,7 +108,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
             if not got:
                 raise TasksetError(f'paths under the plan: round {k + 1} traced no job (exit {rc}); logs above')
             traces += got
-        fields = {t: path_fields(traces, t, taskset.percentile, confidence)[0] for t in taskset.tasks}
+        fields = {t: path_fields(traces, t, taskset.percentiles, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}
         tails = ', '.join(f'{t} p{taskset.percentile:g} <= {_tail(f, taskset.percentile):.2f} ms'
                           + ''.join(f' ({_draws(v, j, taskset.percentile)})' for v, j in f.get('jobs', {}).items())

@@ -642,21 +642,25 @@ class TaskAnalysis:
     variant: str
     priority: int
     deadline_ms: float
-    response_bound_ms: float       # at the task set's percentile, from the deadline's origin
+    response_bound_ms: float       # at `percentile` below, from the deadline's origin
     worst_response_bound_ms: float  # at the worst observed sample
     miss_rate_bound: float
     max_miss_rate: float
     effective_deadline_ms: float = math.nan   # what the bound is checked against (<= deadline_ms)
+    # The percentile of response_bound_ms and of the union bound: the task set's, or another of
+    # its percentiles where that gave the lesser miss-rate bound.
+    percentile: float = math.nan
 
     @property
     def meets_bound(self) -> bool:
         return self.miss_rate_bound <= self.max_miss_rate + _EPS
 
 
-def _prefix_key(entry, below_max: dict, below_p: dict, idx: int) -> tuple:
-    """What a task's bounds depend on besides the tasks above it: its blocking."""
-    return (entry, *(b[r][idx + 1] for b in (below_max, below_p) for r in RESOURCES),
-            *(b['pool'][r][idx + 1] for b in (below_max, below_p) for r in RESOURCES))
+def _prefix_key(entry, belows: Sequence[dict], idx: int) -> tuple:
+    """What a task's bounds depend on besides the tasks above it: its blocking (at the
+    worst sample and at each percentile)."""
+    return (entry, *(b[r][idx + 1] for b in belows for r in RESOURCES),
+            *(b['pool'][r][idx + 1] for b in belows for r in RESOURCES))
 
 
 class Analyzer:
@@ -664,14 +668,15 @@ class Analyzer:
 
     def __init__(self, taskset: TaskSet):
         self.taskset = taskset
-        self.percentiles = (taskset.percentile, 100.0)
+        self.levels = taskset.percentiles                  # the union bound's percentiles, reported first
+        self.percentiles = (*self.levels, 100.0)
         self._times: dict[tuple[str, str, float], SegmentTimes] = {}
         self._prefixes: dict = {}          # feasible(): state after each analysed prefix
         # With short profiles the p-th percentile sample is the worst one for
         # every segment; then both bounds coincide and are computed once.
         self.single_percentile = all(
-            self.times(t, v, taskset.percentile) == self.times(t, v, 100.0)
-            for t, task in taskset.tasks.items() for v in task.variants)
+            self.times(t, v, p) == self.times(t, v, 100.0)
+            for t, task in taskset.tasks.items() for v in task.variants for p in self.levels)
 
     def times(self, task: str, variant: str, percentile: float) -> SegmentTimes:
         key = (task, variant, percentile)
@@ -704,28 +709,29 @@ class Analyzer:
         """analyze_order(order) meets every bound, decided early where it can be.
 
         One pass with no task charged an overrun, top-down, stops at the first
-        task over its miss-rate bound: charges only add, so it fails in
-        analyze_order too. If no task's worst-case bound passes its deadline, that
-        pass is analyze_order's own result; otherwise analyze_order decides.
-        A task's bound depends only on the tasks above it and its blocking, so
-        the pass resumes after the longest prefix (tasks, variants and blocking)
-        it has seen before: a search move low in the order re-analyses little."""
+        task over its miss-rate bound at every percentile: charges only add, so it
+        fails in analyze_order too. If no task's worst-case bound passes its
+        deadline, that pass is analyze_order's own result; otherwise analyze_order
+        decides. A task's bound depends only on the tasks above it and its
+        blocking, so the pass resumes after the longest prefix (tasks, variants and
+        blocking) it has seen before: a search move low in the order re-analyses little."""
         ts = self.taskset
-        p = ts.percentile
+        levels = () if self.single_percentile else self.levels
         servers = {r: ts.platform.servers(r) for r in RESOURCES}
         n = len(order)
-        t_max = [self.times(t, v, 100.0) for t, v in order]
-        t_p = t_max if self.single_percentile else [self.times(t, v, p) for t, v in order]
         tasks = [ts.tasks[t] for t, _ in order]
+        t_max = [self.times(t, v, 100.0) for t, v in order]
+        t_at = {p: [self.times(t, v, p) for t, v in order] for p in levels}
         below_max = _suffix_blocking(list(zip(tasks, t_max)), servers)
-        below_p = below_max if self.single_percentile else _suffix_blocking(list(zip(tasks, t_p)), servers)
+        below_at = {p: _suffix_blocking(list(zip(tasks, t_at[p])), servers) for p in levels}
+        belows = (below_max, *below_at.values())
         cache = self._prefixes
         if len(cache) > 200_000:
             cache.clear()
         none = {'cpu': (), 'gpu': (), 'jobs': ()}
-        keys, key, state, start = [], (), (none, none, False), 0
+        keys, key, state, start = [], (), (none, {p: none for p in levels}, False), 0
         for idx in range(n):
-            key = key + (_prefix_key(order[idx], below_max, below_p, idx),)
+            key = key + (_prefix_key(order[idx], belows, idx),)
             keys.append(key)
             hit = cache.get(key)
             if hit is None:
@@ -733,35 +739,37 @@ class Analyzer:
             if hit is False:
                 return False
             state, start = hit, idx + 1
-        hp_max, hp_p, any_late = state
+        hp_max, hp_at, any_late = state
         for idx in range(start, n):
             task = tasks[idx]
             bmax = bound_task(task, t_max[idx], ts.platform, hp_max, block_at(below_max, idx, servers))
-            bp = bmax if self.single_percentile else bound_task(
-                task, t_p[idx], ts.platform, hp_p, block_at(below_p, idx, servers))
+            at = {p: bound_task(task, t_at[p][idx], ts.platform, hp_at[p], block_at(below_at[p], idx, servers))
+                  for p in levels} or {ts.percentile: bmax}
             if idx >= len(keys):
-                keys.append(keys[-1] + (_prefix_key(order[idx], below_max, below_p, idx),))
-            if self._over_bound(task, bp, bmax, lambda: bound_task(
-                    task, t_p[idx], ts.platform, hp_max, block_at(below_max, idx, servers))):
+                keys.append(keys[-1] + (_prefix_key(order[idx], belows, idx),))
+            if self._over_bound(task, at, bmax, lambda p: bound_task(
+                    task, t_at[p][idx], ts.platform, hp_max, block_at(below_max, idx, servers))):
                 cache[keys[idx]] = False
                 return False
             any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
             hp_max = add_interference(hp_max, bmax, t_max[idx], task.interarrival_ms)
-            if not self.single_percentile:
-                hp_p = add_interference(hp_p, bp, t_p[idx], task.interarrival_ms)
-            cache[keys[idx]] = (hp_max, hp_p, any_late)
+            hp_at = {p: add_interference(hp_at[p], at[p], t_at[p][idx], task.interarrival_ms) for p in levels}
+            cache[keys[idx]] = (hp_max, hp_at, any_late)
         return not any_late or all(r.meets_bound for r in self.analyze_order(order))
 
-    def _over_bound(self, task: Task, bp: SegmentBound, bmax: SegmentBound, mixed) -> bool:
-        """Whether the task's miss-rate bound exceeds its limit: from its bounds at the
-        percentile and at the worst sample, and, only where those fail, the mixed bound
-        (`mixed()` computes it)."""
+    def _over_bound(self, task: Task, at: Mapping[float, SegmentBound], bmax: SegmentBound, mixed) -> bool:
+        """Whether the task's miss-rate bound exceeds its limit at every percentile p: from
+        its bounds at p (`at`) and at the worst sample, and, only where those fail, the
+        mixed bound (`mixed(p)` computes it)."""
         ts = self.taskset
         limit = task.max_miss_rate + _EPS
-        if miss_rate_bound(bp, bmax, task.effective_deadline_ms, ts.percentile, ts.tail_top) <= limit:
-            return False
-        return self.single_percentile or miss_rate_bound(
-            bp, bmax, task.effective_deadline_ms, ts.percentile, ts.tail_top, mixed()) > limit
+        for p, bp in at.items():
+            if miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top) <= limit:
+                return False
+            if not self.single_percentile and miss_rate_bound(
+                    bp, bmax, task.effective_deadline_ms, p, ts.tail_top, mixed(p)) <= limit:
+                return False
+        return True
 
     def final_bounds(self, order: Sequence[tuple[str, str]]) -> tuple[dict, dict]:
         """({task: bound at the percentile}, {task: bound at the worst sample}) with the
@@ -795,27 +803,34 @@ class Analyzer:
         """
         ts = self.taskset
         overrunning, at_max = self._overrunning(order)
-        at_p = at_max if self.single_percentile else self._bounds(order, ts.percentile, overrunning)
-        mixed = None            # only where a task fails without it
-        if not self.single_percentile and any(
-                miss_rate_bound(at_p[n], at_max[n], ts.tasks[n].effective_deadline_ms, ts.percentile, ts.tail_top)
-                > ts.tasks[n].max_miss_rate + _EPS for n in at_max):
-            mixed = self._bounds(order, 100.0, overrunning, own_pct=ts.percentile, known=at_max)
-        bounds = {}
-        for name in at_max:
-            bounds[(name, 100.0)] = at_max[name]
-            bounds[(name, ts.percentile)] = at_p[name]
-        p = ts.percentile
+        levels = (ts.percentile,) if self.single_percentile else self.levels
+        at = {p: at_max if self.single_percentile else self._bounds(order, p, overrunning) for p in levels}
+        mixed: dict = {}        # per percentile, only where a task fails without it
+
+        def rate(name: str, p: float) -> float:
+            task = ts.tasks[name]
+            bound = miss_rate_bound(at[p][name], at_max[name], task.effective_deadline_ms, p, ts.tail_top)
+            if bound <= task.max_miss_rate + _EPS or self.single_percentile:
+                return bound
+            if p not in mixed:
+                mixed[p] = self._bounds(order, 100.0, overrunning, own_pct=p, known=at_max)
+            return miss_rate_bound(at[p][name], at_max[name], task.effective_deadline_ms, p, ts.tail_top,
+                                   mixed[p][name])
         out = []
         for prio, (name, variant) in enumerate(order):
             task = ts.tasks[name]
-            bp, bmax = bounds[(name, p)], bounds[(name, 100.0)]
+            # Each percentile's union bound holds on its own: the least of them is the task's.
+            rates = {}
+            for p in levels:
+                rates[p] = rate(name, p)
+                if rates[p] <= task.max_miss_rate + _EPS:
+                    break
+            p = min(rates, key=lambda q: (rates[q], levels.index(q)))
             out.append(TaskAnalysis(
                 task=name, variant=variant, priority=prio, deadline_ms=task.deadline_ms,
-                response_bound_ms=bp.response_ms, worst_response_bound_ms=bmax.response_ms,
-                miss_rate_bound=miss_rate_bound(bp, bmax, task.effective_deadline_ms, p, ts.tail_top,
-                                                None if mixed is None else mixed[name]),
-                max_miss_rate=task.max_miss_rate, effective_deadline_ms=task.effective_deadline_ms))
+                response_bound_ms=at[p][name].response_ms, worst_response_bound_ms=at_max[name].response_ms,
+                miss_rate_bound=rates[p], max_miss_rate=task.max_miss_rate,
+                effective_deadline_ms=task.effective_deadline_ms, percentile=p))
         return out
 
 

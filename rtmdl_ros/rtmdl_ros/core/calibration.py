@@ -50,6 +50,15 @@ BAND = 2.0                     # a variant's tail pools the variants whose media
 GAP_FACTOR = 1.5               # runs of jobs: successive stamps further apart than this x the median are a gap
 
 
+Levels = float | tuple[float, ...]   # one percentile, or the task set's (TaskSet.percentiles)
+
+
+def levels_of(percentile: Levels) -> tuple[float, ...]:
+    """A percentile or the task set's percentiles (TaskSet.percentiles, the reported one
+    first) as a tuple: every tail written carries a bound at each."""
+    return tuple(float(p) for p in percentile) if isinstance(percentile, (list, tuple)) else (float(percentile),)
+
+
 @dataclass(frozen=True)
 class SegmentModel:
     task: str
@@ -149,7 +158,7 @@ def top_cut(values, confidence: float) -> tuple[float, float]:
     return (est.bound, TOP) if est.ok else (float(np.max(values)), 100.0)
 
 
-def calibrated_variant(model: SegmentModel, variant: str, percentile: float,
+def calibrated_variant(model: SegmentModel, variant: str, percentile: Levels,
                        confidence: float) -> tuple[list[float], dict, float]:
     """(samples, tail, top) for one variant's segment: QUANTILE_POINTS quantiles of the
     model up to its TOP-th percentile bound, the model at the residuals' upper confidence
@@ -158,12 +167,13 @@ def calibrated_variant(model: SegmentModel, variant: str, percentile: float,
     entering every worst-case bound (one 1-in-2,400 spike set them before)."""
     residuals = model.pool(variant)
     cut, top = top_cut(residuals, confidence)
-    levels = np.linspace(0.0, 1.0, QUANTILE_POINTS)
     median = model.medians[variant]
-    samples = np.maximum(0.0, median + np.minimum(np.quantile(residuals, levels), cut))
-    tail_est = quantile_upper_bound(residuals, percentile, confidence)
-    bound = tail_est.bound if tail_est.ok else tail_est.bound_or_max
-    tail = {float(percentile): round(float(max(0.0, median + min(bound, cut))), 4)}
+    samples = np.maximum(0.0, median + np.minimum(np.quantile(residuals, np.linspace(0.0, 1.0, QUANTILE_POINTS)), cut))
+    tail = {}
+    for p in levels_of(percentile):
+        tail_est = quantile_upper_bound(residuals, p, confidence)
+        bound = tail_est.bound if tail_est.ok else tail_est.bound_or_max
+        tail[p] = round(float(max(0.0, median + min(bound, cut))), 4)
     return [round(float(x), 4) for x in samples], tail, top
 
 
@@ -172,17 +182,19 @@ def path_estimate(traces: list[JobTrace], task: str, percentile: float, confiden
     return paths, quantile_upper_bound(paths, percentile, confidence)
 
 
-def path_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> tuple[dict, TailEstimate]:
+def path_fields(traces: list[JobTrace], task: str, percentile: Levels, confidence: float) -> tuple[dict, TailEstimate]:
     """The profile's release-path keys for one task (empty without samples): the samples up to
     the TOP-th percentile bound, the tail bound at the percentile, and that TOP; under 'jobs',
     the job draws measured in the same traces (job_fields)."""
-    samples, est = path_estimate(traces, task, percentile, confidence)
+    levels = levels_of(percentile)
+    samples, est = path_estimate(traces, task, levels[0], confidence)
     if not samples:
         return {}, est
     cut, top = top_cut(samples, confidence)
+    ests = {p: est if p == levels[0] else quantile_upper_bound(samples, p, confidence) for p in levels}
     return {'release_path_ms': [x for x in samples if x <= cut],
-            'release_path_tail': {float(percentile): min(cut, est.bound if est.ok else est.bound_or_max)},
-            'release_path_top': top, 'jobs': job_fields(traces, task, percentile, confidence)}, est
+            'release_path_tail': {p: min(cut, e.bound if e.ok else e.bound_or_max) for p, e in ests.items()},
+            'release_path_top': top, 'jobs': job_fields(traces, task, levels, confidence)}, est
 
 
 def own_times(traces: list[JobTrace], task: str) -> dict[str, np.ndarray]:
@@ -223,7 +235,7 @@ def work_stretches(traces: list[JobTrace], task: str) -> dict[str, list[np.ndarr
     return {v: [np.asarray(s) for s in stretches] for v, stretches in out.items()}
 
 
-def run_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float,
+def run_fields(traces: list[JobTrace], task: str, percentile: Levels, confidence: float,
                longest: int) -> dict:
     """{variant: work<n>_ms / _tail / _top for n = 2 .. longest}: the work of n consecutive jobs
     as one draw (taskset.Variant.runs), up to the first n whose percentile cannot be bounded.
@@ -233,51 +245,49 @@ def run_fields(traces: list[JobTrace], task: str, percentile: float, confidence:
     bounds is kept. The samples are every run's sum (a finer picture of the same
     distribution), cut at that set's TOP bound. Measured on the graph's traces, n jobs'
     p99.5 is 20-35 % below n times one job's (docs/benchmarks.md)."""
+    levels = levels_of(percentile)
     out: dict[str, dict] = {}
     for variant, stretches in work_stretches(traces, task).items():
         fields: dict = {}
         for n in range(2, longest + 1):
             sliding = [np.convolve(s, np.ones(n), 'valid') for s in stretches if len(s) >= n]
-            if not sliding:
+            sets = [[s[k:k + n * ((len(s) - k) // n)].reshape(-1, n).sum(axis=1) for s in stretches if len(s) >= k + n]
+                    for k in range(n)]
+            sets = [np.concatenate(d) for d in sets if d]
+            if len(sets) < n or not all(quantile_upper_bound(d, levels[0], confidence).ok for d in sets):
                 break
-            ests, cuts = [], []
-            for k in range(n):
-                disjoint = [s[k:k + n * ((len(s) - k) // n)].reshape(-1, n).sum(axis=1)
-                            for s in stretches if len(s) >= k + n]
-                est = quantile_upper_bound(np.concatenate(disjoint) if disjoint else [], percentile, confidence)
-                if not est.ok:
-                    break
-                ests.append(est)
-                cuts.append(top_cut(np.concatenate(disjoint), confidence))
-            if len(ests) < n:
-                break
+            cuts = [top_cut(d, confidence) for d in sets]
             cut, top = max(c for c, _ in cuts), min(t for _, t in cuts)
             samples = np.minimum(np.quantile(np.concatenate(sliding), np.linspace(0.0, 1.0, QUANTILE_POINTS)), cut)
-            bound = max(e.bound for e in ests)
-            fields.update({f'work{n}_ms': [round(float(v), 4) for v in samples],
-                           f'work{n}_tail': {float(percentile): round(float(min(cut, bound)), 4)},
+            tail = {}
+            for p in levels:
+                ests = [quantile_upper_bound(d, p, confidence) for d in sets]
+                tail[p] = round(float(min(cut, max(e.bound if e.ok else e.bound_or_max for e in ests))), 4)
+            fields.update({f'work{n}_ms': [round(float(v), 4) for v in samples], f'work{n}_tail': tail,
                            f'work{n}_top': top})
         if fields:
             out[variant] = fields
     return out
 
 
-def _draw_fields(times: dict[str, np.ndarray], key: str, percentile: float, confidence: float) -> dict:
+def _draw_fields(times: dict[str, np.ndarray], key: str, percentile: Levels, confidence: float) -> dict:
     """{variant: {key_ms, key_tail, key_top}} for each variant with enough samples to bound the
     percentile at the confidence: QUANTILE_POINTS quantiles up to the TOP cut and the bound."""
+    levels = levels_of(percentile)
     out = {}
     for variant, x in times.items():
-        est = quantile_upper_bound(x, percentile, confidence)
-        if not est.ok:
+        if not quantile_upper_bound(x, levels[0], confidence).ok:
             continue                     # too few for a bound: the tails added stay
         cut, top = top_cut(x, confidence)
         samples = np.minimum(np.quantile(x, np.linspace(0.0, 1.0, QUANTILE_POINTS)), cut)
+        ests = {p: quantile_upper_bound(x, p, confidence) for p in levels}
         out[variant] = {f'{key}_ms': [round(float(v), 4) for v in samples],
-                        f'{key}_tail': {float(percentile): round(float(min(cut, est.bound)), 4)}, f'{key}_top': top}
+                        f'{key}_tail': {p: round(float(min(cut, e.bound if e.ok else e.bound_or_max)), 4)
+                                        for p, e in ests.items()}, f'{key}_top': top}
     return out
 
 
-def job_fields(traces: list[JobTrace], task: str, percentile: float, confidence: float) -> dict:
+def job_fields(traces: list[JobTrace], task: str, percentile: Levels, confidence: float) -> dict:
     """{variant: job_ms / job_tail / job_top, work_ms / work_tail / work_top} for each
     variant that ran enough jobs to bound the percentile of its own time (taskset.Variant.job)
     and of its work (Variant.work) at the confidence, and where its work has a draw, the

@@ -92,7 +92,7 @@ class _Search:
     def __init__(self, taskset: TaskSet, time_limit_s: float, progress: Callable | None = None):
         self.ts = taskset
         self.an = Analyzer(taskset)
-        self.pcts = self.an.percentiles            # (p, 100)
+        self.pcts = self.an.percentiles            # (the task set's percentiles..., 100)
         self.names = deadline_monotonic(taskset)
         self.servers = {r: taskset.platform.servers(r) for r in RESOURCES}
         self.deadline = time.monotonic() + time_limit_s
@@ -118,8 +118,8 @@ class _Search:
             task = taskset.tasks[n]
             ordered = sorted(task.variants, key=lambda v, n=n, t=task: (self.loss[n][v], t.variants[v].mean_total_ms, v))
             self.variants[n] = [v for v in ordered if self._check(n, v, no_hp, nothing)]
-        # What a raise compares: summed segment times at both percentiles and storage.
-        self._cost = {n: {v: (sum(self.an.times(n, v, self.pcts[0]).c), sum(self.an.times(n, v, self.pcts[1]).c),
+        # What a raise compares: summed segment times at every percentile and storage.
+        self._cost = {n: {v: (*(sum(self.an.times(n, v, p).c) for p in self.pcts),
                               taskset.tasks[n].variants[v].storage_mb) for v in self.variants[n]} for n in self.names}
         # Each task's least loss among variants that meet the deadline alone.
         self.lower_bound = (sum(self.loss[n][vs[0]] for n, vs in self.variants.items())
@@ -140,21 +140,25 @@ class _Search:
         return {pct: {'cpu': [], 'gpu': [], 'jobs': []} for pct in self.pcts}
 
     def _check(self, name: str, variant: str, hp, block) -> bool:
-        """Does (name, variant) meet its miss-rate bound under hp[pct] / block[pct]?"""
+        """Does (name, variant) meet its miss-rate bound under hp[pct] / block[pct], at some
+        percentile of the task set's (the analysis keeps the least over them)?"""
         task = self.ts.tasks[name]
-        p_lo, p_hi = self.pcts
+        p_hi = 100.0
         at_max = bound_task(task, self.an.times(name, variant, p_hi), self.ts.platform, hp[p_hi], block[p_hi])
         if at_max.response_ms <= task.effective_deadline_ms + _EPS:
             return True                                 # no miss even at the worst sample
         if self.an.single_percentile:
             return task.max_miss_rate >= 1.0 - _EPS     # both bounds miss: rate bound 1
-        times = self.an.times(name, variant, p_lo)
-        at_p = bound_task(task, times, self.ts.platform, hp[p_lo], block[p_lo])
-        if miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p_lo) <= task.max_miss_rate + _EPS:
-            return True
-        mixed = bound_task(task, times, self.ts.platform, hp[p_hi], block[p_hi])
-        return miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p_lo,
-                               mixed=mixed) <= task.max_miss_rate + _EPS
+        limit = task.max_miss_rate + _EPS
+        for p in self.an.levels:
+            times = self.an.times(name, variant, p)
+            at_p = bound_task(task, times, self.ts.platform, hp[p], block[p])
+            if miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p) <= limit:
+                return True
+            mixed = bound_task(task, times, self.ts.platform, hp[p_hi], block[p_hi])
+            if miss_rate_bound(at_p, at_max, task.effective_deadline_ms, p, mixed=mixed) <= limit:
+                return True
+        return False
 
     def _blocking(self, below) -> dict:
         """Least blocking of any task above the placed ones, per percentile: one
