@@ -12,13 +12,12 @@ import pytest
 
 from rtmdl_ros.calibrate import apply_calibration
 from rtmdl_ros.core.analysis import Analyzer, analyze
-from rtmdl_ros.core.optimizer import optimize
 from rtmdl_ros.core.plan import Assignment
 from rtmdl_ros.core.synthetic import random_taskset_dict
 from rtmdl_ros.core.taskset import TasksetError, taskset_from_dict
 
 from test_calibrate import PROFILES, _taskset, _traces
-from test_optimizer import brute_force, feasible_agrees_with_the_analysis
+from test_optimizer import feasible_agrees_with_the_analysis, optimizer_is_exact
 
 # 1 job in 50 takes 4 ms, the rest 1 ms: at p99 that spike is the bound, at p97 it is not.
 SPIKE = [1.0] * 49 + [4.0]
@@ -92,13 +91,7 @@ def test_a_task_meets_its_bound_with_levels_exactly_where_it_does_at_one_of_them
 @pytest.mark.parametrize('seed', range(16))
 def test_the_optimizer_stays_exact_with_two_percentiles(seed):
     ts, _ = _case(seed, n=3)
-    expected = brute_force(ts)
-    res = optimize(ts, time_limit_s=60)
-    assert res.optimal
-    if expected is None:
-        assert res.plan is None
-        return
-    assert res.objective == pytest.approx(expected, abs=1e-9)
+    optimizer_is_exact(ts)
 
 
 def test_the_branch_and_bounds_check_passes_every_lowest_task_the_analysis_passes():

@@ -13,14 +13,13 @@ import pytest
 
 from rtmdl_ros.core.analysis import RUN_JOBS, Analyzer, analyze, closed_runs, run_work
 from rtmdl_ros.core.calibration import JOB_KEYS, job_fields, run_fields, work_stretches
-from rtmdl_ros.core.optimizer import optimize
 from rtmdl_ros.core.plan import Assignment
 from rtmdl_ros.core.simulator import simulate
 from rtmdl_ros.core.synthetic import random_taskset, random_taskset_dict
 from rtmdl_ros.core.taskset import TasksetError, taskset_from_dict
 from rtmdl_ros.core.trace import STAGES, JobTrace
 
-from test_optimizer import brute_force, feasible_agrees_with_the_analysis
+from test_optimizer import feasible_agrees_with_the_analysis, optimizer_is_exact
 
 SPIKY = [1.0] * 98 + [3.0] * 2          # p99: 3 ms per segment, 9 ms for the three added
 
@@ -82,14 +81,7 @@ def test_the_optimizer_stays_exact_with_run_draws(seed, n, v):
     rng = np.random.default_rng(seed)
     util = float(rng.uniform(0.5, 1.3))
     ts = _spiky_runs(seed, n, v, 0.25 * util) if seed % 2 else _with_runs(seed, n, v, util)
-    expected = brute_force(ts)
-    res = optimize(ts, time_limit_s=60)
-    assert res.optimal
-    if expected is None:
-        assert res.plan is None
-        return
-    assert res.objective == pytest.approx(expected, abs=1e-9)
-    assert all(a.meets_bound for a in analyze(ts, res.plan).values())
+    optimizer_is_exact(ts)
 
 
 @pytest.mark.parametrize('seed', range(6))

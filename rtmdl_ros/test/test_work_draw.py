@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 
 from rtmdl_ros.core.analysis import Analyzer, analyze
-from rtmdl_ros.core.optimizer import optimize
 from rtmdl_ros.core.plan import Assignment
 from rtmdl_ros.core.synthetic import random_taskset, random_taskset_dict
 from rtmdl_ros.core.taskset import taskset_from_dict
 
-from test_optimizer import brute_force, feasible_agrees_with_the_analysis
+from test_optimizer import feasible_agrees_with_the_analysis, optimizer_is_exact
 
 
 def _task(period, pre, infer, post, deadline=None, work=None, miss=0.05):
@@ -96,14 +95,7 @@ def test_the_optimizer_stays_exact_with_work_draws(seed, n, v):
     util = float(rng.uniform(0.5, 1.3))
     ts = _spiky(seed, n, v, 0.3 * util) if seed % 2 else \
         random_taskset(seed, n, v, utilisation=util, cpu_workers=1, samples=20, work=True)
-    expected = brute_force(ts)
-    res = optimize(ts, time_limit_s=60)
-    assert res.optimal
-    if expected is None:
-        assert res.plan is None
-        return
-    assert res.objective == pytest.approx(expected, abs=1e-9)
-    assert all(a.meets_bound for a in analyze(ts, res.plan).values())
+    optimizer_is_exact(ts)
 
 
 def test_early_exit_feasibility_agrees_with_the_full_analysis_with_work_draws():
