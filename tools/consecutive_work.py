@@ -6,7 +6,8 @@ the analysis charges today (n times one job's work draw) and what independent dr
 Reads CALIBRATION_DIR/<round>_window*/traces.csv (one plan per round, so one variant per
 task), leaves out each window's warm-up, and per task prints the work of one job
 (pre + infer + post + publish) at the percentile, its lag-1 correlation, and for n = 2..runs
-the percentile of the sums of n consecutive jobs (within one window), of n independent
+the percentile of the sums of n consecutive jobs (within one stretch of successive jobs,
+calibration.work_stretches), of n independent
 draws (Monte Carlo over the pooled jobs, fixed seed) and n x the one-job percentile.
 A component figure from recorded traces (docs/benchmarks.md), not a bound.
 """
@@ -19,21 +20,17 @@ import sys
 
 import numpy as np
 
-from rtmdl_ros.core.calibration import SEGMENT_STAGES, after_warmup
-from rtmdl_ros.core.trace import STAGES
+from rtmdl_ros.core.calibration import after_warmup, work_stretches
 from rtmdl_ros.trace_report import read_csv
 
-WORK_STAGES = [STAGES.index(s) for seg in SEGMENT_STAGES.values() for s in seg]
 
-
-def work_series(traces) -> dict[str, np.ndarray]:
-    """{task: its jobs' work in stamp order}."""
+def work_series(traces) -> dict[str, list[np.ndarray]]:
+    """{task: its stretches of successive jobs' work} (calibration.work_stretches, over its variants)."""
     out: dict[str, list] = {}
-    for t in sorted(traces, key=lambda t: t.stamp_s):
-        work = float(np.sum(np.asarray(t.stages_ms, dtype=np.float64)[WORK_STAGES]))
-        if np.isfinite(work):
-            out.setdefault(t.task, []).append(work)
-    return {k: np.asarray(v) for k, v in out.items()}
+    for task in sorted({t.task for t in traces}):
+        for stretches in work_stretches(traces, task).values():
+            out.setdefault(task, []).extend(stretches)
+    return out
 
 
 def main(argv=None) -> int:
@@ -51,13 +48,13 @@ def main(argv=None) -> int:
     q = args.percentile / 100.0
     rng = np.random.default_rng(0)
     for task in sorted({t for w in per_window for t in w}):
-        series = [w[task] for w in per_window if len(w.get(task, ())) > args.runs]
+        series = [s for w in per_window for s in w.get(task, ()) if len(s) > args.runs]
         if not series:
             continue
         pooled = np.concatenate(series)
         one = float(np.quantile(pooled, q))
         corr = float(np.mean([np.corrcoef(s[:-1], s[1:])[0, 1] for s in series]))
-        print(f'{task}: {len(pooled)} jobs in {len(series)} window(s), work median {np.median(pooled):.2f} ms, '
+        print(f'{task}: {len(pooled)} jobs in {len(series)} stretch(es), work median {np.median(pooled):.2f} ms, '
               f'p{args.percentile:g} {one:.2f} ms, lag-1 correlation {corr:.2f}')
         for n in range(2, args.runs + 1):
             sums = np.concatenate([np.convolve(s, np.ones(n), 'valid') for s in series])
