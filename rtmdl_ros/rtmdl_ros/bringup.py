@@ -227,8 +227,9 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
     slow = {n: s for n, s in stops.items() if s['killed']}
     if slow:
         print(f'rtmdl bringup: {", ".join(slow)} did not end within {STOP_TIMEOUT_S:g} s of '
-              f'{signal.Signals(stop.signal or stop_signal).name} and were killed (logs in {log_dir})',
-              file=sys.stderr, flush=True)
+              f'{signal.Signals(stop.signal or stop_signal).name} and were killed (logs in {log_dir}); where each '
+              'hung, from its log:\n' + '\n'.join(f'--- {name}.log ends:\n' + _tail(
+                  os.path.join(log_dir, f'{name}.log'), 40) for name in slow), file=sys.stderr, flush=True)
     if final is not None:
         print(f'final (whole run, {final.active_s:.0f} s since activation; start-up {active_at or 0:.1f} s):\n'
               + _table(final, whole_run=judge) + '\n' + stage_table(final), flush=True)
@@ -351,11 +352,13 @@ def _no_signals():
 
 
 STOP_TIMEOUT_S = 5.0                # a node not gone this long after its signal is killed (and reported)
+DUMP_WAIT_S = 0.5                   # for a hung node to write its stacks (nodes/spin.py) before the kill
 
 
 def _stop_all(procs, sig=signal.SIGINT, timeout_s: float = STOP_TIMEOUT_S) -> tuple[list, dict]:
     """`sig` to the sensors, then the task nodes, then the executor; kill what hangs.
     Returns the exit codes (in procs' order) and per node {'code', 'stop_s', 'killed'}."""
+    from .nodes.spin import DUMP_SIGNAL
     codes, stops = {}, {}
     for role in _STOP_ORDER:
         group = [(s, p) for s, p in procs if s.role == role]
@@ -368,6 +371,11 @@ def _stop_all(procs, sig=signal.SIGINT, timeout_s: float = STOP_TIMEOUT_S) -> tu
             try:
                 codes[s.name] = p.wait(max(0.0, sent + timeout_s - time.monotonic()))
             except subprocess.TimeoutExpired:
+                p.send_signal(DUMP_SIGNAL)           # its threads' stacks into its log: where it hung
+                try:
+                    p.wait(DUMP_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    pass
                 p.kill()
                 codes[s.name], killed = p.wait(), True
             stops[s.name] = {'code': codes[s.name], 'stop_s': time.monotonic() - sent, 'killed': killed}

@@ -129,3 +129,35 @@ def test_ros2_launch_starts_the_graph_every_task_publishes_and_ctrl_c_is_clean(t
     assert proc.returncode == 0, out
     assert out.count('process has finished cleanly') == 6, out    # executor, 3 task nodes, 2 sensors
     assert 'Traceback' not in out + _node_logs(tmp_path)
+
+
+HUNG_NODE = '''
+import signal, sys, time
+from rclpy.node import Node
+from rtmdl_ros.nodes.spin import start_node
+node, executor = start_node(lambda: Node('stuck_node'), 'stuck_node')
+signal.signal(signal.SIGINT, signal.SIG_IGN)       # a clean-up that never ends, as a hang would
+print('ready', flush=True)
+def stuck_in_clean_up():
+    time.sleep(60)
+stuck_in_clean_up()
+'''
+
+
+def test_a_node_that_hangs_at_exit_is_killed_and_its_stacks_are_in_its_log(tmp_path):
+    """Every node registers a stack dump on SIGUSR1 (nodes/spin.start_node): bringup asks for
+    it before the kill, so the log of a node that hung says where."""
+    from rtmdl_ros.bringup import _stop_all
+    from rtmdl_ros.nodes.graph import NodeSpec
+    log = tmp_path / 'stuck_node.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([sys.executable, '-c', HUNG_NODE], stdout=out, stderr=subprocess.STDOUT,
+                                env=_env(tmp_path, 5))
+    deadline = time.monotonic() + 60
+    while 'ready' not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, log.read_text()
+    codes, stops = _stop_all([(NodeSpec('camera_task_node', 'stuck_node'), proc)], signal.SIGINT, timeout_s=1.0)
+    assert stops['stuck_node']['killed'] and codes == [-signal.SIGKILL]
+    text = log.read_text()
+    assert 'stuck_in_clean_up' in text and 'thread 0x' in text, text

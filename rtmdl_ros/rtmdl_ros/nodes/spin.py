@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import array
+import faulthandler
 import signal
 import sys
 import threading
@@ -51,6 +52,7 @@ class Pacer:
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+DUMP_SIGNAL = signal.SIGUSR1
 
 
 def _stopped() -> bool:
@@ -90,6 +92,9 @@ def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1)
     signal, on the dead context, it would fail in its constructor with tracebacks.
     """
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    # `kill -USR1 <pid>` writes every thread's Python stack into the node's log, even with the
+    # main thread stuck in C: bringup does so before it kills a node that hangs at exit.
+    faulthandler.register(DUMP_SIGNAL, all_threads=True)
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         rclpy.init()
