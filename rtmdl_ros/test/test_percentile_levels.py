@@ -32,7 +32,9 @@ def _one_task(percentile, miss=0.05):
 def test_percentiles_parse_as_one_or_a_list_the_reported_one_first():
     assert _one_task(99.0).percentiles == (99.0,)
     assert _one_task([99.0, 97.0, 99.0]).percentiles == (99.0, 97.0)
-    for bad, why in (([], 'empty list'), ([99.0, 'x'], 'finite number'), ([99.0, 100.5], r'\(0, 100\]')):
+    assert _one_task(None).percentiles == (99.0,)             # absent: the default
+    for bad, why in (([], 'empty list'), ([99.0, 'x'], 'finite number'), ([99.0, 100.5], r'\(0, 100\]'),
+                     ([99.5, None], r'percentile\[1\]: blank')):     # a blank entry in a list is not the default
         with pytest.raises(TasksetError, match=why):
             _one_task(bad)
 

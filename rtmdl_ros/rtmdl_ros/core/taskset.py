@@ -529,10 +529,15 @@ def taskset_from_dict(raw: Any, source: str | None = None) -> TaskSet:
     tasks = {str(name): _parse_task(str(name), spec) for name, spec in tasks_raw.items()}
     analysis = _mapping(raw.get('analysis') or {}, 'analysis')
     levels = analysis.get('percentile')
-    levels = list(levels) if isinstance(levels, (list, tuple)) else [levels]
-    if not levels:
-        raise TasksetError('analysis.percentile: an empty list; give one percentile or several')
-    pcts = [_number({'percentile': x}, 'percentile', 'analysis', default=99.0) for x in levels]
+    if isinstance(levels, (list, tuple)):
+        if not levels:
+            raise TasksetError('analysis.percentile: an empty list; give one percentile or several')
+        for i, x in enumerate(levels):        # a blank entry is a mistake, not the default
+            if x is None:
+                raise TasksetError(f'analysis.percentile[{i}]: blank; every entry of the list is a percentile')
+        pcts = [_number({f'percentile[{i}]': x}, f'percentile[{i}]', 'analysis') for i, x in enumerate(levels)]
+    else:
+        pcts = [_number({'percentile': levels}, 'percentile', 'analysis', default=99.0)]
     for pct in pcts:
         if not 0.0 < pct <= 100.0:
             raise TasksetError(f'analysis.percentile: must be in (0, 100], got {pct}')
