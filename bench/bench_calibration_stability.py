@@ -62,9 +62,9 @@ def cycle(taskset_file: str, out_dir: str, calibrate_s: float, run_s: float) -> 
             'other_cpu_cores': cpu[1] if cpu else None}
 
 
-def report(cycles: list[dict]) -> str:
+def report(cycles: list[dict], first: int = 1) -> str:
     lines = []
-    for k, c in enumerate(cycles, 1):
+    for k, c in enumerate(cycles, first):
         head = f'cycle {k}: ' + ('certified' if c['certified'] else 'NOT certified') + \
                f', {c["windows"]} calibration windows, other CPU {c["other_cpu_cores"] or 0:.2f} cores'
         lines.append(head)
@@ -112,7 +112,7 @@ def main() -> int:
     cycles = []
     for k in range(a.cycles):
         cycles.append(cycle(taskset, os.path.join(a.out, f'cycle{k + 1}'), a.calibrate_s, a.run_s))
-        print(report(cycles[-1:]).splitlines()[0], flush=True)
+        print(report(cycles[-1:], first=len(cycles)).splitlines()[0], flush=True)
     print(report(cycles))
     with open(os.path.join(a.out, 'results.json'), 'w') as f:
         json.dump(cycles, f, indent=1)

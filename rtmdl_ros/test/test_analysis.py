@@ -69,6 +69,18 @@ def test_second_cpu_worker_frees_the_urgent_task_after_the_shorter_blocker():
     assert bounds(tasks, cpu=1)['A'].response_bound_ms == pytest.approx(10 + 2 + 1 + 3 + 10 + 1)
 
 
+def test_busy_servers_wait_for_the_shorter_blocker_as_one_draw_and_a_free_one_costs_none():
+    from rtmdl_ros.core.analysis import _wait
+    # Both workers run lower segments bounded by 10 and 1: the wait passes 1 only if the
+    # one bounded by 1 overran it (the other may overrun: a worker still frees at 1).
+    assert _wait(2, (10.0, 1.0), (), 1e3) == (1.0, 1)
+    # One lower segment for two workers: one is free, no wait whatever it runs, no draw.
+    assert _wait(2, (10.0,), (), 1e3) == (0.0, 0)
+    assert _wait(1, (10.0,), (), 1e3) == (10.0, 1)
+    # With work above, every blocker can lengthen the wait: each stays a draw.
+    assert _wait(2, (10.0, 1.0), ((2.0, 2.0, 50.0),), 1e3)[1] == 3
+
+
 def test_gpu_packing_stretches_inference_by_the_slowdown_of_all_lanes():
     b = bounds({'A': task(50, 1, 10, 1)}, lanes=2, slowdown={2: 1.5})
     assert b['A'].response_bound_ms == pytest.approx(1 + 15 + 1)

@@ -289,7 +289,10 @@ def _wait(servers: int, block: tuple[float, ...], hp: tuple[tuple[float, float, 
     """
     if not hp:
         # Closed form: a server frees when the shortest of the M blocking segments ends.
-        return (min(block) if len(block) >= servers else 0.0), len(block)
+        # One draw: the wait passes min(block) only if the running segment with the
+        # least bound overran it (the others may; a server still frees then). With a
+        # server free there is no wait, whatever the others run: no draw.
+        return (min(block), 1) if len(block) >= servers else (0.0, 0)
     floor = math.floor
     t = 0.0
     while True:
