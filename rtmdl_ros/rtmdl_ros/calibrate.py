@@ -30,8 +30,9 @@ import numpy as np
 import yaml
 
 from .core.analysis import default_plan
-from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment, levels_of,
-                               path_fields, put_path_fields, segment_samples, settled, step_samples)
+from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
+                               held_path_fields, levels_of, path_fields, put_path_fields, segment_samples, settled,
+                               step_samples)
 from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.taskset import SEGMENTS, TasksetError, load_taskset, read_yaml
@@ -182,10 +183,34 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     load_taskset(taskset_file)                   # what we wrote must load
     if plan_rounds:
         from .plan_paths import settle_paths
+
+        def refit(rounds: list[JobTrace]) -> None:
+            refit_segments(prof_path, profiles, traces + rounds, base, confidence,
+                           f'fitted on {windows} cycling window(s) and {len(rounds)} jobs run under plans')
         result.plan_paths, result.settled_plan = settle_paths(taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir, {
             'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet,
-            'camera_params': camera_params})
+            'camera_params': camera_params}, refit=refit)
     return result
+
+
+def refit_segments(prof_path: str, pristine: dict, traces: list[JobTrace], base, confidence: float, note: str) -> None:
+    """Rewrite the profile's segment times fitted on `traces` (apply_calibration), keeping its
+    release paths and job draws as they are. The plan rounds' windows add a thousand or more
+    jobs of the variants they run to the few hundred each gets while every variant cycles,
+    so the tails of those variants, which block and interfere in the plans that follow, come
+    from order statistics below the largest sample instead of the largest itself."""
+    with open(prof_path) as f:
+        header = [line for line in f.read().splitlines() if line.startswith('#') and not line.startswith('# Segments:')]
+    held = read_yaml(prof_path, 'profiles file')
+    fitted, _, _ = apply_calibration(pristine, traces, base, base.percentiles, confidence)
+    for task, entry in (fitted.get('tasks') or {}).items():
+        put_path_fields(entry, held_path_fields(((held.get('tasks') or {}).get(task)) or {}))
+    fitted['calibrated'] = {**(held.get('calibrated') or {}), 'segments': note}
+
+    def write(f):
+        f.write('\n'.join(header + [f'# Segments: {note}']) + '\n')
+        yaml.safe_dump(fitted, f, sort_keys=False, width=160, default_flow_style=None)
+    atomic_write(prof_path, write)
 
 
 def _with_profiles(taskset_file: str, raw: dict, profiles: str) -> str:

@@ -78,9 +78,11 @@ def _write_paths(prof_path: str, fields: dict, note: str) -> None:
 
 def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: float, confidence: float,
                  out_dir: str, record_kwargs: dict, time_limit_s: float = 20.0,
-                 windows: int = 2) -> tuple[list[str], str | None]:
+                 windows: int = 2, refit=None) -> tuple[list[str], str | None]:
     """Up to `rounds` plan -> run (`windows` windows) -> re-measure rounds; returns the report lines
-    and the settled plan file (out_dir/plan_settled.yaml), if any."""
+    and the settled plan file (out_dir/plan_settled.yaml), if any. refit(traces), where given,
+    rewrites the profile's segment times with every round's jobs added (calibrate.refit_segments)
+    before each round's paths go in."""
     from .trace_report import record
     taskset = load_taskset(taskset_file)
     cycling = {t: held_path_fields(entry) for t, entry in (read_yaml(prof_path, 'profiles file').get('tasks') or {}).items()}
@@ -93,7 +95,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
         lines.append('no plan meets the bounds with the paths measured while every variant cycled; '
                      'round 1 measures them under every task\'s fastest variant')
     merged: dict = {}
-    measured, own = [], []
+    measured, own, ran = [], [], []
     settled = os.path.join(out_dir, 'plan_settled.yaml')
     if os.path.exists(settled):
         os.remove(settled)                    # only this run's verdict
@@ -119,6 +121,9 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
                   for t, f in fields.items()}
         measured.append(plan)
         own.append((plan, fields))
+        ran += traces
+        if refit is not None:
+            refit(ran)
         _write_paths(prof_path, merged, 'per task the longest measured under ' + '; '.join(map(_order, measured)))
         taskset = load_taskset(taskset_file)
         again = plan_with(taskset, 'rtmdl', time_limit_s=time_limit_s).plan

@@ -63,3 +63,57 @@ def test_no_settled_plan_puts_the_cycling_paths_back(tmp_path, monkeypatch):
     assert 'no plan passed' in lines[-1] and settled is None
     cam = yaml.safe_load(open(prof))['tasks']['cam']
     assert cam['release_path_ms'] == [2.0, 2.5] and 'release_path_tail' not in cam
+
+
+def test_each_round_refits_the_segments_on_every_job_run_so_far(tmp_path, monkeypatch):
+    import rtmdl_ros.trace_report as trace_report
+    ts_file, prof = _files(tmp_path)
+    monkeypatch.setattr(trace_report, 'record', _fake_record([]))
+    calls = []
+    plan_paths.settle_paths(ts_file, prof, 3, 20.0, 0.9, str(tmp_path), {}, windows=1,
+                            refit=lambda traces: calls.append(len(traces)))
+    assert calls == [700, 1400]                       # 'big', then 'small': each round adds its jobs
+
+
+def _infer_traces(variant, n, rng, seq0=0):
+    out = []
+    for k in range(n):
+        st = dict.fromkeys(STAGES, 0.1)
+        st.update(sensor=2.0, pre=1.0, infer=VARIANTS[variant]['infer_ms'] + rng.exponential(0.5), post=0.5,
+                  publish=0.0)
+        out.append(JobTrace('cam', seq0 + k, variant, 'met', (seq0 + k) * 0.03, tuple(st[s] for s in STAGES)))
+    return out
+
+
+def test_refitted_segments_tighten_with_the_rounds_jobs_and_keep_the_paths_and_draws(tmp_path):
+    from rtmdl_ros.calibrate import refit_segments
+    ts_file, prof = _files(tmp_path)
+    pristine = yaml.safe_load(open(prof))
+    held = yaml.safe_load(open(prof))
+    held['tasks']['cam']['release_path_tail'] = {99.5: 9.5}
+    held['tasks']['cam']['variants']['small'].update(job_ms=[7.0, 7.5], job_tail={99.5: 7.5}, job_top=100.0)
+    prof_file = tmp_path / 'prof.yaml'
+    prof_file.write_text('# Calibrated by a test\n' + yaml.safe_dump(held))
+    base = load_taskset(ts_file)
+    rng = np.random.default_rng(4)
+    # A share of the windows each, and one stall (a GIL wait) among small's 60: its tail is that stall.
+    cycling = _infer_traces('small', 60, rng) + _infer_traces('big', 60, rng, 60)
+    st = list(cycling[7].stages_ms)
+    st[STAGES.index('infer')] = 10.0
+    cycling[7] = JobTrace('cam', 7, 'small', 'met', 0.21, tuple(st))
+    rounds = _infer_traces('small', 1400, rng, 120)                                  # one variant, two windows
+
+    def small_tail(traces):
+        refit_segments(prof, pristine, traces, base, 0.9, 'a test')
+        return yaml.safe_load(open(prof))['tasks']['cam']['variants']['small']['infer_tail'][99.5]
+    alone, pooled = small_tail(cycling), small_tail(cycling + rounds)
+    true_p995 = 4.0 + 0.5 * np.log(200.0)             # infer = 4 + Exp(mean 0.5)
+    assert true_p995 <= pooled < alone, (true_p995, pooled, alone)
+    out = yaml.safe_load(open(prof))
+    cam = out['tasks']['cam']
+    assert cam['release_path_tail'] == {99.5: 9.5} and cam['release_path_ms'] == [2.0, 2.5]
+    assert cam['variants']['small']['job_tail'] == {99.5: 7.5} and 'job_ms' not in cam['variants']['big']
+    text = open(prof).read()
+    assert text.startswith('# Calibrated by a test\n') and '# Segments: a test' in text
+    assert out['calibrated']['segments'] == 'a test'
+    load_taskset(ts_file)                             # what it wrote loads
