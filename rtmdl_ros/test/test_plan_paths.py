@@ -72,7 +72,8 @@ def test_each_round_refits_the_segments_on_every_job_run_so_far(tmp_path, monkey
     calls = []
     plan_paths.settle_paths(ts_file, prof, 3, 20.0, 0.9, str(tmp_path), {}, windows=1,
                             refit=lambda traces: calls.append(len(traces)))
-    assert calls == [700, 1400]                       # 'big', then 'small': each round adds its jobs
+    # 'big', then 'small': each round adds its jobs (past each window's first second, start-up)
+    assert len(calls) == 2 and calls[1] == 2 * calls[0] > 600, calls
 
 
 def _infer_traces(variant, n, rng, seq0=0):
