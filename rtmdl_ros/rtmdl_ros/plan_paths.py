@@ -51,10 +51,10 @@ def _tail(fields: dict, percentile: float) -> float:
 def _draws(variant: str, draws: dict, percentile: float) -> str:
     """A variant's job draws for the report: its own time, and its work per run of jobs."""
     p = float(percentile)
-    out = [f'own time of {variant} {draws["job_tail"][p]:.2f} ms'] if 'job_tail' in draws else []
-    runs = [(1, draws['work_tail'][p])] if 'work_tail' in draws else []
+    out = [f'own time of {variant} {draws["job_tail"][p]:.2f} ms'] if p in draws.get('job_tail', {}) else []
+    runs = [(1, draws['work_tail'][p])] if p in draws.get('work_tail', {}) else []
     runs += [(int(k[4:-5]), v[p]) for k, v in draws.items() if k.startswith('work') and k[4:-5].isdigit()
-             and k.endswith('_tail')]
+             and k.endswith('_tail') and p in v]
     if runs:
         out.append('work of ' + ', '.join(f'{n} job{"s" if n > 1 else ""} {w:.2f}' for n, w in sorted(runs)) + ' ms')
     return '; '.join(out)

@@ -5,6 +5,7 @@ them: a task with few counted draws may spend its miss budget at a lower
 percentile, where every term is shorter. Calibration writes each tail's bound
 at every percentile of the task set.
 """
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -134,3 +135,23 @@ def test_calibration_writes_every_tail_at_every_percentile():
     for spec in cam['variants'].values():
         for seg in ('pre', 'infer', 'post'):
             assert set(spec[f'{seg}_tail']) == {99.5, 99.0} and spec[f'{seg}_tail'][99.0] <= spec[f'{seg}_tail'][99.5]
+
+
+def test_a_draw_too_short_for_the_higher_percentile_still_serves_the_lower_one():
+    """300 jobs of a variant bound its own time at p99 (230 needed at 90 %) but not at p99.5
+    (460): calibration writes that draw with its p99 tail only, and the analysis charges it at
+    p99 and falls back to the segments at p99.5 (before, the draw was dropped at both)."""
+    from rtmdl_ros.core.analysis import segment_times
+    from rtmdl_ros.core.calibration import job_fields
+    traces = [t for t in _traces(1200, np.random.default_rng(4)) if t.variant == 'big'][:300]
+    fields = job_fields(traces, 'cam', (99.5, 99.0), 0.9)['big']
+    assert set(fields['job_tail']) == {99.0} and set(fields['work_tail']) == {99.0}
+    variants = {v: dict(spec) for v, spec in PROFILES['tasks']['cam']['variants'].items()}
+    variants['big'].update(fields)
+    ts = taskset_from_dict({'analysis': {'percentile': [99.5, 99.0]}, 'tasks': {'cam': {
+        'period_ms': 33.3, 'max_miss_rate': 0.05, 'variants': variants}}})
+    task = ts.tasks['cam']
+    at_99, at_995 = (segment_times(task, 'big', p, ts.platform) for p in (99.0, 99.5))
+    assert at_99.own == pytest.approx(task.variants['big'].job.quantile(99.0)) and math.isfinite(at_99.work)
+    assert math.isinf(at_995.own) and math.isinf(at_995.work)
+    assert math.isfinite(segment_times(task, 'big', 100.0, ts.platform).own)    # the worst case keeps it

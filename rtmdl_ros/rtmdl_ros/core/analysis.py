@@ -37,6 +37,7 @@ bound at the worst observed sample (see miss_rate_bound).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -196,7 +197,7 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
     c = tuple(v.time(s).quantile(percentile) * (stretch if s == 'infer' else 1.0) for s in SEGMENTS)
     best = tuple(v.time(s).best for s in SEGMENTS)
     own = math.inf
-    if v.job is not None and task.origin_is_stamp:
+    if v.job is not None and task.origin_is_stamp and v.job.bounded_at(percentile):
         # Measured with whatever packing the graph had: charge the stretch on top.
         own = v.job.quantile(percentile) + (stretch - 1.0) * v.time('infer').quantile(percentile)
     stepped, chunk = (False, False, False), None
@@ -205,11 +206,12 @@ def segment_times(task: Task, variant: str, percentile: float, platform: Platfor
         chunk = tuple(min(c[k], v.chunks[s].quantile(percentile)) if stepped[k] else c[k]
                       for k, s in enumerate(SEGMENTS))
     work, runs = math.inf, ()
-    if v.work is not None:
+    if v.work is not None and v.work.bounded_at(percentile):
         # Measured with whatever packing the graph had: each job's inference stretched on top.
         extra = (stretch - 1.0) * v.time('infer').quantile(percentile)
         work = min(sum(c), v.work.quantile(percentile) + extra)
-        runs = closed_runs([work] + [r.quantile(percentile) + (k + 2) * extra for k, r in enumerate(v.runs)])
+        bounded = list(itertools.takewhile(lambda r: r.bounded_at(percentile), v.runs))    # 2, 3, .. jobs
+        runs = closed_runs([work] + [r.quantile(percentile) + (k + 2) * extra for k, r in enumerate(bounded)])
     return SegmentTimes(c=c, best=best, path=task.path.quantile(percentile), path_best=task.path.best, own=own,
                         stepped=stepped, chunk=chunk, work=work, runs=runs)
 

@@ -87,6 +87,13 @@ class ExecTime:
             raise TasksetError(f'{where} top: the percentile its largest sample stands for, 50..100, got {top!r}')
         return cls(arr, _parse_tail(tail, where), 100.0 if top is None else float(top))
 
+    def bounded_at(self, percentile: float) -> bool:
+        """Whether this time may be charged at `percentile`: samples given as they are (no
+        tails), the largest sample (100), or a tail bound at that percentile. Calibration
+        writes a draw's tail only at the percentiles its samples bound at the confidence
+        (core/calibration.py), so a draw measured too few times for p99.5 still serves p99."""
+        return percentile >= 100.0 or not self.tail or any(abs(p - percentile) < 1e-9 for p, _ in self.tail)
+
     def quantile(self, percentile: float) -> float:
         """Smallest sample that at most a (1 - p/100) share of samples exceeds.
 
