@@ -20,7 +20,9 @@ fixed point within the rounds, the most accurate plan run that passes with the
 paths measured while it ran is the one: its paths go into the profile and the
 plan into plan_settled.yaml (planning again would pick a heavier plan whose
 paths were not measured, so the report says to run that file). Where no plan
-passes with the cycling paths, round 1 runs every task's fastest variant. Otherwise the
+passes with the cycling paths, round 1 runs every task's fastest variant; where none
+passes after a round, the next runs the fastest variants of the profile as refitted (the
+rounds' jobs may have moved which are fastest), unless they ran already. Otherwise the
 profile gets back the paths of the cycling calibration (an average load), and
 the report says so: a plan is never certified with paths measured under a
 lighter one.
@@ -136,7 +138,12 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
                          f'those measured while it ran, and rtmdl optimize returns it ({settled})')
             return lines, settled
         if again is None:
-            break
+            # The refit may have moved which variants are fastest: measure those before giving up
+            # (a variant that never ran under a plan has no job draw, and its waits count apart).
+            again = fastest_plan(taskset)
+            if again in measured or k + 1 == rounds:
+                break
+            lines.append(f'round {k + 2} measures every task\'s fastest variant of the refitted profile')
         plan = again
     # No fixed point: the most accurate plan run that passes with the paths measured while it ran.
     passing = []

@@ -118,3 +118,43 @@ def test_refitted_segments_tighten_with_the_rounds_jobs_and_keep_the_paths_and_d
     assert text.startswith('# Calibrated by a test\n') and '# Segments: a test' in text
     assert out['calibrated']['segments'] == 'a test'
     load_taskset(ts_file)                             # what it wrote loads
+
+
+def test_a_round_without_a_plan_measures_the_refitted_fastest_variants_next(tmp_path, monkeypatch):
+    """The profiled 'small' runs slow in the graph: once the rounds' jobs refit it, 'mid' is
+    the fastest, and nothing passes with the long path measured under 'small'. The next round
+    runs 'mid', whose own (short) path lets it pass."""
+    import rtmdl_ros.trace_report as trace_report
+    graph_infer, path = {'small': 16.0, 'mid': 8.0, 'big': 12.0}, {'small': 12.0, 'mid': 2.0, 'big': 12.0}
+    variants = {'small': {**VARIANTS['small'], 'infer_ms': 4.0}, 'mid': {**VARIANTS['small'], 'infer_ms': 8.0},
+                'big': VARIANTS['big']}
+    prof = tmp_path / 'prof.yaml'
+    prof.write_text(yaml.safe_dump({'tasks': {'cam': {'variants': variants, 'release_path_ms': [15.0, 15.5]}}}))
+    ts_file = tmp_path / 'taskset.yaml'
+    ts_file.write_text(yaml.safe_dump({'analysis': {'percentile': 99.5}, 'profiles': 'prof.yaml', 'tasks': {
+        'cam': {'period_ms': 33.3, 'deadline_ms': 20.0, 'max_miss_rate': 0.05}}}))
+    assert plan_with(load_taskset(str(ts_file)), 'rtmdl').plan is None
+    measured = []
+
+    def record(out_dir, plan_file, taskset_file, duration_s, judge=False, **kw):
+        variant = load_plan(plan_file, load_taskset(taskset_file))['cam'].variant
+        measured.append(variant)
+        traces = []
+        for k in range(700):
+            st = dict.fromkeys(STAGES, 0.1)
+            st.update(sensor=path[variant], pre=1.0, infer=graph_infer[variant], post=0.5, publish=0.0)
+            traces.append(JobTrace('cam', k, variant, 'met', k * 0.03, tuple(st[s] for s in STAGES)))
+        return 0, traces, {}
+
+    def refit(traces):                      # what refit_segments finds: each variant that ran, as it ran
+        raw = yaml.safe_load(prof.read_text())
+        for v in {t.variant for t in traces}:
+            raw['tasks']['cam']['variants'][v]['infer_ms'] = graph_infer[v]
+        prof.write_text(yaml.safe_dump(raw))
+
+    monkeypatch.setattr(trace_report, 'record', record)
+    lines, settled = plan_paths.settle_paths(str(ts_file), str(prof), 3, 20.0, 0.9, str(tmp_path), {}, windows=1,
+                                             refit=refit)
+    assert measured == ['small', 'mid'], lines
+    assert any('fastest variant of the refitted profile' in line for line in lines), lines
+    assert settled is not None and load_plan(settled, load_taskset(str(ts_file)))['cam'].variant == 'mid', lines
