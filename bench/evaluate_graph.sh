@@ -3,8 +3,9 @@
 # core runtime on the same levels: background CPU work 0 and 1 core x 0, 2 and 4
 # extra 30 fps cameras (each its own camera process, task node and task running
 # the traffic-light detector), four policies, 30 s per run, profiled under each
-# background load and calibrated on the graph per level. About 35 minutes on 2
-# cores; keep the machine otherwise idle.
+# background load and calibrated on the graph per level, with up to 3 rounds
+# under the plan (RT-mDL runs the plan they settle on, as make demo). About 50
+# minutes on 2 cores; keep the machine otherwise idle.
 # Results: results/evaluation_graph/ (graph) and results/evaluation_core/ (core
 # runtime); docs/evaluation.md puts them side by side.
 set -euo pipefail

@@ -7,7 +7,10 @@ made up front, so a camera costs what a driver's publish costs), a task node
 per task, the lifecycle executor, responses from the sensor's stamp to the
 published result. Per level: profile under the load, calibrate on the graph
 (release paths, graph slow-down), then plan and run every policy, and compare
-what the graph measured with the analysis of the calibrated task set.
+what the graph measured with the analysis of the calibrated task set. As in
+`make demo`, calibration ends with plan rounds (plan_paths.py): RT-mDL's plan is
+the one they settle on, with release paths and job draws measured under it;
+without one it is what `rtmdl optimize` returns on the calibrated profile.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import yaml
 
 from .core.analysis import analyze
 from .core.files import atomic_write
-from .core.plan import write_plan
+from .core.plan import load_plan, write_plan
 from .core.policies import POLICIES, fastest_plan, plan_with
 from .core.taskset import load_taskset, platform_for_device
 from .evaluation import BackgroundLoad, with_extra_cameras
@@ -75,7 +78,7 @@ def _record(taskset, policy, load, cameras, plan, note, summary, models) -> dict
 def evaluate_graph(config: str, out_dir: str, loads=(0.0, 1.0), cameras=(0,), policies=POLICIES,
                    duration_s: float = 30.0, calibrate_s: float = 15.0, profile_samples: int = 40,
                    backend_name: str = 'onnxruntime', device: str = 'cpu', zoo_dir: str | None = None,
-                   time_limit_s: float = 20.0, progress=None) -> dict:
+                   time_limit_s: float = 20.0, progress=None, plan_rounds: int = 3) -> dict:
     from .backends import create
     from .bringup import bringup
     from .calibrate import calibrate
@@ -86,7 +89,7 @@ def evaluate_graph(config: str, out_dir: str, loads=(0.0, 1.0), cameras=(0,), po
     base['platform'], platform_note = platform_for_device(base.get('platform', {}), device)
     backend = create(backend_name, device, zoo_dir)
     results = {'config': os.path.abspath(config), 'duration_s': duration_s, 'calibrate_s': calibrate_s,
-               'loads': list(loads), 'cameras': list(cameras), 'policies': list(policies), 'backend': backend_name,
+               'plan_rounds': plan_rounds, 'loads': list(loads), 'cameras': list(cameras), 'policies': list(policies), 'backend': backend_name,
                'device': device, 'cpus': os.cpu_count(), 'platform': base['platform'],
                'platform_note': platform_note, 'graph': True, 'runs': []}
     lanes = int(base['platform'].get('gpu_lanes', 1))
@@ -99,12 +102,16 @@ def evaluate_graph(config: str, out_dir: str, loads=(0.0, 1.0), cameras=(0,), po
                 cfg, models = with_extra_cameras(base, n)
                 level_dir = os.path.join(out_dir, f'load{load:g}_cams{n}')
                 taskset_file = _write_level(level_dir, cfg, models, prof)
-                calibrate(taskset_file, calibrate_s, backend_name, device, zoo_dir,
-                          out_dir=os.path.join(level_dir, 'calibration'), camera_params=CAMERA_PARAMS)
+                cal = calibrate(taskset_file, calibrate_s, backend_name, device, zoo_dir,
+                                out_dir=os.path.join(level_dir, 'calibration'), camera_params=CAMERA_PARAMS,
+                                plan_rounds=plan_rounds)
                 taskset = load_taskset(taskset_file)
                 for policy in policies:
-                    res = plan_with(taskset, policy, time_limit_s=time_limit_s)
-                    plan, note = res.plan, ''
+                    if policy == 'rtmdl' and cal.settled_plan:
+                        plan, note = load_plan(cal.settled_plan, taskset), 'the plan calibration settled on'
+                    else:
+                        res = plan_with(taskset, policy, time_limit_s=time_limit_s)
+                        plan, note = res.plan, ''
                     if plan is None:
                         plan, note = fastest_plan(taskset), f'no plan meets the bounds ({res.reason}); ran fastest variants'
                     plan_file = os.path.join(level_dir, f'plan_{policy}.yaml')

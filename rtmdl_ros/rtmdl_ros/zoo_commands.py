@@ -155,6 +155,8 @@ def cmd_evaluate(args) -> int:
         raise ValueError(f'--loads are background cores in 0..64, got {args.loads}')
     if any(not 0 <= n <= 32 for n in args.cameras):
         raise ValueError(f'--cameras are extra camera streams in 0..32, got {args.cameras}')
+    if not 0 <= args.plan_rounds <= 10:
+        raise ValueError(f'--plan-rounds must be in 0..10, got {args.plan_rounds}')
     total = len(args.loads) * len(args.cameras) * len(args.policies)
     with tqdm(total=total, desc='evaluate', disable=True if args.quiet else None) as bar:
         def step(load, cameras, policy, run):
@@ -164,7 +166,7 @@ def cmd_evaluate(args) -> int:
             from .graph_evaluation import evaluate_graph
             results = evaluate_graph(args.config, args.out, args.loads, args.cameras, args.policies, args.duration_s,
                                      args.calibrate_s, args.profile_samples, args.backend, args.device, args.zoo,
-                                     args.time_limit_s, progress=step)
+                                     args.time_limit_s, progress=step, plan_rounds=args.plan_rounds)
         else:
             results = evaluate(args.config, args.out, args.loads, args.policies, args.duration_s,
                                args.profile_samples, args.backend, args.device, args.zoo, args.time_limit_s,
@@ -268,5 +270,7 @@ def add_parsers(sub) -> None:
                    help='run every level and policy through the ROS graph (one process per node, responses from '
                         'the sensor stamp), calibrated per level, instead of the core runtime')
     v.add_argument('--calibrate-s', type=float, default=15.0, help='with --graph: calibration run per level')
+    v.add_argument('--plan-rounds', type=int, default=3,
+                   help='with --graph: rounds of calibration under the plan per level, as rtmdl calibrate (0..10)')
     _add_machine_args(v)
     v.set_defaults(func=cmd_evaluate)

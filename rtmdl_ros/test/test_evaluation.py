@@ -1,6 +1,7 @@
 """`rtmdl evaluate`, short version (issue #5): the harness end to end on the
 real runtime, with its table, plots and JSON; numbers come from the run."""
 import json
+import os
 
 import pytest
 
@@ -83,3 +84,42 @@ def test_side_by_side_puts_core_and_graph_runs_of_one_level_in_one_row():
     text = side_by_side({'runs': [run(0.0, 12.0)]}, {'runs': [run(0.01, 25.0)]})
     row = text.splitlines()[2]
     assert row.startswith('| 1 cores + 2 cams | rtmdl | 0.0000 | 0.0100 |') and row.endswith('| none | traffic_light |')
+
+
+def test_graph_grid_runs_the_plan_calibration_settled_on_for_rtmdl(tmp_path, monkeypatch):
+    """Per level, calibration runs its plan rounds and RT-mDL runs the plan they settled on
+    (as make demo does); the other policies plan on the calibrated profile."""
+    import rtmdl_ros.backends as backends
+    import rtmdl_ros.bringup as bringup_mod
+    import rtmdl_ros.calibrate as calibrate_mod
+    import rtmdl_ros.profiling as profiling
+    from rtmdl_ros.core.plan import Assignment, load_plan, write_plan
+    from rtmdl_ros.core.taskset import load_taskset
+    from rtmdl_ros.graph_evaluation import evaluate_graph
+    from rtmdl_ros.nodes.resources import default_taskset_file
+    variants = {v: {'accuracy': acc, 'storage_mb': 0.1, 'pre_ms': 1.0, 'infer_ms': ms, 'post_ms': 0.5}
+                for v, acc, ms in (('w025_d1', 0.8, 2.0), ('w050_d2', 0.95, 4.0))}
+    monkeypatch.setattr(backends, 'create', lambda *a, **k: None)
+    monkeypatch.setattr(profiling, 'measure', lambda models, *a, **k: {
+        'platform': {'gpu_slowdown': {1: 1.0}}, 'probe': '', 'tasks': {m: {'variants': variants} for m in models}})
+    rounds, ran = [], {}
+
+    def calibrate(taskset_file, duration_s, *a, out_dir=None, plan_rounds=0, **k):
+        rounds.append(plan_rounds)
+        os.makedirs(out_dir, exist_ok=True)
+        taskset = load_taskset(taskset_file)
+        settled = os.path.join(out_dir, 'plan_settled.yaml')     # not what optimize would choose: the least accurate
+        write_plan(settled, {n: Assignment('w025_d1', p) for p, n in enumerate(taskset.tasks)}, header='test')
+        return calibrate_mod.Calibration(taskset_file, 2, 100, settled_plan=settled)
+
+    def bringup(graph, plan_file, *a, **k):
+        ran[os.path.basename(plan_file)] = {n: x.variant for n, x in load_plan(plan_file, load_taskset(a[5])).items()}
+        return 0
+    monkeypatch.setattr(calibrate_mod, 'calibrate', calibrate)
+    monkeypatch.setattr(bringup_mod, 'bringup', bringup)
+    results = evaluate_graph(default_taskset_file(), str(tmp_path), loads=(0.0,), cameras=(0,),
+                             policies=('rtmdl', 'dm-nmc'), duration_s=1.0, plan_rounds=2)
+    assert rounds == [2] and results['plan_rounds'] == 2
+    assert set(ran['plan_rtmdl.yaml'].values()) == {'w025_d1'}        # the settled plan, not optimize's
+    assert set(ran['plan_dm-nmc.yaml'].values()) == {'w050_d2'}         # no miss: the largest variants
+    assert results['runs'][0]['note'] == 'the plan calibration settled on'
