@@ -199,17 +199,23 @@ def refit_segments(prof_path: str, pristine: dict, traces: list[JobTrace], base,
     jobs of the variants they run to the few hundred each gets while every variant cycles,
     so the tails of those variants, which block and interfere in the plans that follow, come
     from order statistics below the largest sample instead of the largest itself."""
-    with open(prof_path) as f:
-        header = [line for line in f.read().splitlines() if line.startswith('#') and not line.startswith('# Segments:')]
     held = read_yaml(prof_path, 'profiles file')
     fitted, _, _ = apply_calibration(pristine, traces, base, base.percentiles, confidence)
     for task, entry in (fitted.get('tasks') or {}).items():
         put_path_fields(entry, held_path_fields(((held.get('tasks') or {}).get(task)) or {}))
     fitted['calibrated'] = {**(held.get('calibrated') or {}), 'segments': note}
+    rewrite_profile(prof_path, fitted, 'Segments', note)
+
+
+def rewrite_profile(prof_path: str, raw: dict, key: str, note: str) -> None:
+    """Write `raw` over the profiles file atomically, keeping its `#` header (what calibrated
+    it and how) with `# <key>: <note>` in place of the line of that key."""
+    with open(prof_path) as f:
+        header = [line for line in f.read().splitlines() if line.startswith('#') and not line.startswith(f'# {key}:')]
 
     def write(f):
-        f.write('\n'.join(header + [f'# Segments: {note}']) + '\n')
-        yaml.safe_dump(fitted, f, sort_keys=False, width=160, default_flow_style=None)
+        f.write('\n'.join(header + [f'# {key}: {note}']) + '\n')
+        yaml.safe_dump(raw, f, sort_keys=False, width=160, default_flow_style=None)
     atomic_write(prof_path, write)
 
 

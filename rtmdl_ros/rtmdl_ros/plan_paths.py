@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import os
 
-import yaml
-
 from .core.calibration import after_warmup, held_path_fields, path_fields, put_path_fields
-from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.analysis import analyze
 from .core.optimizer import objective
@@ -64,18 +61,12 @@ def _draws(variant: str, draws: dict, percentile: float) -> str:
 
 def _write_paths(prof_path: str, fields: dict, note: str) -> None:
     """The profiles file with each task's release-path keys replaced, atomically."""
-    with open(prof_path) as f:
-        header = [line for line in f.read().splitlines() if line.startswith('#')]
+    from .calibrate import rewrite_profile
     raw = read_yaml(prof_path, 'profiles file')
     for task, entry in fields.items():
         put_path_fields(raw.setdefault('tasks', {}).setdefault(task, {}), entry)
     raw.setdefault('calibrated', {})['release_paths'] = note
-    header = [line for line in header if not line.startswith('# Release paths:')] + [f'# Release paths: {note}']
-
-    def write(f):
-        f.write('\n'.join(header) + '\n')
-        yaml.safe_dump(raw, f, sort_keys=False, width=160, default_flow_style=None)
-    atomic_write(prof_path, write)
+    rewrite_profile(prof_path, raw, 'Release paths', note)
 
 
 def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: float, confidence: float,
