@@ -190,6 +190,8 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         result.plan_paths, result.settled_plan = settle_paths(taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir, {
             'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet,
             'camera_params': camera_params}, refit=refit)
+    # What `rtmdl calibrate` prints, kept beside the windows (benches and evaluate run it quietly).
+    atomic_write(os.path.join(out_dir, 'report.txt'), lambda f: f.write(result.report() + '\n'))
     return result
 
 

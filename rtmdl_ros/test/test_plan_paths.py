@@ -158,3 +158,32 @@ def test_a_round_without_a_plan_measures_the_refitted_fastest_variants_next(tmp_
     assert measured == ['small', 'mid'], lines
     assert any('fastest variant of the refitted profile' in line for line in lines), lines
     assert settled is not None and load_plan(settled, load_taskset(str(ts_file)))['cam'].variant == 'mid', lines
+
+
+def test_calibrate_runs_the_rounds_on_the_refitted_profile_and_keeps_its_report(tmp_path, monkeypatch):
+    """rtmdl calibrate end to end on a faked graph: cycling windows (every variant), then the
+    rounds; the report it prints is also written beside the windows."""
+    import rtmdl_ros.trace_report as trace_report
+    from rtmdl_ros.calibrate import calibrate
+    ts_file, prof = _files(tmp_path)
+    measured = []
+    rounds = _fake_record(measured)
+
+    def record(out_dir, plan_file, taskset_file, duration_s, *a, judge=False, executor_params=None, **kw):
+        if not executor_params:                              # a round: the plan's variant
+            return rounds(out_dir, plan_file, taskset_file, duration_s)
+        rng = np.random.default_rng(len(out_dir))
+        traces = []
+        for k in range(700):                                 # cycling: every variant in turn
+            variant = ('small', 'big')[(k // 50) % 2]
+            st = dict.fromkeys(STAGES, 0.1)
+            st.update(sensor=2.0 + rng.exponential(0.2), pre=1.0, infer=VARIANTS[variant]['infer_ms'], post=0.5,
+                      publish=0.0)
+            traces.append(JobTrace('cam', k, variant, 'met', 2.0 + k * 0.03, tuple(st[s] for s in STAGES)))
+        return 0, traces, {}
+    monkeypatch.setattr(trace_report, 'record', record)
+    result = calibrate(ts_file, 20.0, out_dir=str(tmp_path / 'cal'), plan_rounds=3)
+    assert measured == ['big', 'big', 'small', 'small'] and result.settled_plan, result.plan_paths   # 2 windows
+    text = (tmp_path / 'cal' / 'report.txt').read_text()
+    assert text == result.report() + '\n' and 'settled on cam=small@0' in text
+    assert '# Segments: fitted on' in open(prof).read()
