@@ -243,7 +243,9 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
         return 1
     bad = {s.name: c for (s, _), c in zip(procs, codes) if c not in (0, None)}
     if bad:
-        print(f'rtmdl bringup: nodes did not exit cleanly: {bad} (logs in {log_dir})', file=sys.stderr, flush=True)
+        print(f'rtmdl bringup: nodes did not exit cleanly: {bad} (logs in {log_dir})' + ''.join(
+            f'\n--- {name}.log ends:\n' + _tail(os.path.join(log_dir, f'{name}.log'), 40)
+            for name in bad if name not in slow), file=sys.stderr, flush=True)
         return 1
     print(f'node logs: {log_dir}', flush=True)
     return 0

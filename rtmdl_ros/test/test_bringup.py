@@ -144,6 +144,39 @@ stuck_in_clean_up()
 '''
 
 
+HUNG_TEARDOWN = '''
+import time
+from rclpy.node import Node
+from rtmdl_ros.nodes.spin import run_node
+class Stuck(Node):
+    def destroy_node(self):
+        print('ready', flush=True)
+        time.sleep(60)                                 # a teardown that never returns, as one in C would
+print('started', flush=True)
+run_node(lambda: Stuck('stuck_teardown'), 'stuck_teardown')
+'''
+
+
+def test_a_node_whose_clean_up_hangs_ends_itself_with_its_stacks(tmp_path):
+    """The clean-up after a stop signal has CLEANUP_S (nodes/spin._end): then the node writes
+    every thread's stack and exits with status 1, before bringup would have to kill it."""
+    from rtmdl_ros.nodes.spin import CLEANUP_S
+    proc = subprocess.Popen([sys.executable, '-c', HUNG_TEARDOWN], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env(tmp_path, 6))
+    try:
+        assert proc.stdout.readline().strip() == 'started'
+        time.sleep(1.0)                                      # spinning
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, _ = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and CLEANUP_S <= took < 30, (proc.returncode, took, out)
+    assert 'ready' in out and 'in destroy_node' in out and 'Timeout' in out, out
+
+
 def test_a_node_that_hangs_at_exit_is_killed_and_its_stacks_are_in_its_log(tmp_path):
     """Every node registers a stack dump on SIGUSR1 (nodes/spin.start_node): bringup asks for
     it before the kill, so the log of a node that hung says where."""

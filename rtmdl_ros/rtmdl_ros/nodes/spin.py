@@ -53,6 +53,7 @@ class Pacer:
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DUMP_SIGNAL = signal.SIGUSR1
+CLEANUP_S = 4.0                 # a node's clean-up after its stop signal, at most (bringup kills at 5 s)
 
 
 def _stopped() -> bool:
@@ -64,12 +65,19 @@ def _end(node=None) -> None:
     # Ctrl-C in a terminal reaches every node of the process group and launch then
     # sends its own SIGINT: the second one must not cut the clean-up short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A clean-up can hang in the middleware (seen, rarely: a sensor's destroy_node stuck in C
+    # inside rclpy's node teardown). faulthandler's watchdog is a C thread, so it fires even
+    # with the GIL held there: it writes every thread's stack and exits with status 1, before
+    # bringup (or launch) has to kill the node, and its log says where it hung.
+    faulthandler.dump_traceback_later(CLEANUP_S, exit=True)
     try:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
     except KeyboardInterrupt:           # arrived before the line above
         pass
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def settle_heap() -> None:
