@@ -4,8 +4,8 @@
 # extra 30 fps cameras (each its own camera process, task node and task running
 # the traffic-light detector), four policies, 30 s per run, profiled under each
 # background load and calibrated on the graph per level, with up to 3 rounds
-# under the plan (RT-mDL runs the plan they settle on, as make demo). About 50
-# minutes on 2 cores; keep the machine otherwise idle.
+# under the plan (RT-mDL runs the plan they settle on, as make demo). About 55
+# minutes on 2 cores (the graph half 45); keep the machine otherwise idle.
 # Results: results/evaluation_graph/ (graph) and results/evaluation_core/ (core
 # runtime); docs/evaluation.md puts them side by side.
 set -euo pipefail
