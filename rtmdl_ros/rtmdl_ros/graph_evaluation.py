@@ -89,9 +89,9 @@ def evaluate_graph(config: str, out_dir: str, loads=(0.0, 1.0), cameras=(0,), po
     base['platform'], platform_note = platform_for_device(base.get('platform', {}), device)
     backend = create(backend_name, device, zoo_dir)
     results = {'config': os.path.abspath(config), 'duration_s': duration_s, 'calibrate_s': calibrate_s,
-               'plan_rounds': plan_rounds, 'loads': list(loads), 'cameras': list(cameras), 'policies': list(policies), 'backend': backend_name,
-               'device': device, 'cpus': os.cpu_count(), 'platform': base['platform'],
-               'platform_note': platform_note, 'graph': True, 'runs': []}
+               'plan_rounds': plan_rounds, 'loads': list(loads), 'cameras': list(cameras),
+               'policies': list(policies), 'backend': backend_name, 'device': device, 'cpus': os.cpu_count(),
+               'platform': base['platform'], 'platform_note': platform_note, 'graph': True, 'runs': []}
     lanes = int(base['platform'].get('gpu_lanes', 1))
     for load in loads:
         with BackgroundLoad(load):
