@@ -279,3 +279,19 @@ def test_a_raise_skips_what_a_failed_variant_rules_out_and_finds_a_faster_one_ab
     search._feasible = lambda order: checked.append(order[0][1]) or feasible(order)
     assert search._raise([('t', 'a')], [0]) == [('t', 'c')]
     assert checked == ['b', 'c']                    # 'd' is slower and larger than 'b', which failed
+
+
+def test_on_a_small_set_a_step_down_may_go_deep_and_free_room_for_every_other_task():
+    # Bench set 0 at 8 tasks: from this plan (the search's local optimum before) the better
+    # plan has one task four variants down and two others up, so a move that steps one
+    # variant down and tries four others upwards cannot reach it without a restart.
+    ts = random_taskset(0, 8, 12, utilisation=0.5, samples=50, cpu_workers=2)
+    start = [('t3', 'v06'), ('t7', 'v05'), ('t6', 'v11'), ('t5', 'v09'), ('t2', 'v08'), ('t1', 'v10'),
+             ('t0', 'v06'), ('t4', 'v07')]
+    search = _Search(ts, 120.0)
+    search._leaf(start, objective(ts, dict(start)))
+    assert search.best_order == start
+    search.step_limit = 200                       # fewer moves than a restart needs (40 per task)
+    search.local_search(seed=0)
+    assert search.best_obj < objective(ts, dict(start)) - 0.005
+    assert all(a.meets_bound for a in search.an.analyze_order(search.best_order))

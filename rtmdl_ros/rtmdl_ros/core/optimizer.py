@@ -22,8 +22,8 @@ The search is anytime. Sets of more than EXACT_TASKS tasks, where the exact
 search cannot finish, are improved by local search instead (and so are
 smaller sets whose exact search has not finished in half the budget): from the best
 greedy plan, random moves (a task one variant up; two tasks' priorities
-swapped, each then moved up as far as the plan stays feasible; one task down
-and another up) are kept when the plan stays feasible and the objective does
+swapped, each then moved up as far as the plan stays feasible; one task down,
+on sets of up to SWEEP_TASKS to any less accurate variant, and others up) are kept when the plan stays feasible and the objective does
 not grow, until the time budget. Either way the result says whether it is
 proven optimal and how far it can be from the optimum (the gap to a lower
 bound: the loss of each task's best variant that meets its deadline alone).
@@ -49,6 +49,12 @@ EXACT_SHARE = 0.5
 RAISE_FAILURES = 2          # local search: a task's walk up stops after this many infeasible variants
 EXCHANGE_TRIES = 4          # local search: tasks tried upwards after one steps down
 KICK_AFTER = 40             # local search: moves per task without a gain before a restart
+# Local search move mix: one task up below MIX_UP, a swap below MIX_SWAP, else one down and
+# others up (the move that found 16 of 20 gains in a 40-task run; docs/benchmarks.md).
+MIX_UP = 0.1
+MIX_SWAP = 0.4
+SWEEP_TASKS = 10            # local search up to this many tasks: a step down goes to any less accurate
+                            # variant and every other task is then tried upwards
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
@@ -493,10 +499,10 @@ class _Search:
                         self._leaf(order, obj)
                 continue
             kind = rng.random()
-            if kind < 0.3:                                      # one task up
+            if kind < MIX_UP:                                   # one task up
                 i = rng.randrange(n)
                 trial = self._raise(order, [i])
-            elif kind < 0.6 and n > 1:                          # swap, then both up
+            elif kind < MIX_SWAP and n > 1:                     # swap, then both up
                 i = rng.randrange(n - 1)
                 j = i + 1 if rng.random() < 0.6 else rng.randrange(n)
                 if i == j:
@@ -512,14 +518,17 @@ class _Search:
                 worse = [v for v in self.variants[name] if self.loss[name][v] > self.loss[name][cur] + _EPS]
                 if not worse:
                     continue
+                small = n <= SWEEP_TASKS
                 trial = list(order)
-                trial[i] = (name, worse[0])
+                trial[i] = (name, rng.choice(worse) if small else worse[0])
                 if not self._feasible(trial):
                     continue
-                # What the step down freed may let others up: try a few, at random.
+                # What the step down freed may let others up: try a few, at random (all of
+                # them on small sets, where a check is cheap and one deep step down can pay
+                # for several others up).
                 others = [j for j in range(n) if j != i]
                 rng.shuffle(others)
-                trial = self._raise(trial, others[:EXCHANGE_TRIES])
+                trial = self._raise(trial, others if small else others[:EXCHANGE_TRIES])
             t_obj = objective(self.ts, dict(trial))
             if t_obj <= obj + _EPS and trial != order:
                 if t_obj < obj - _EPS:
