@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from .core.analysis import default_plan
-from .core.calibration import (WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
+from .core.calibration import (TOLERANCE, WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
                                held_path_fields, levels_of, path_fields, put_path_fields, segment_samples, settled,
                                step_samples)
 from .core.files import atomic_write
@@ -40,7 +40,6 @@ from .core.tails import TailEstimate
 from .core.trace import JobTrace
 
 CONFIDENCE = 0.9           # of every tail bound
-TOLERANCE = 0.15           # one more window may move a release path's tail by this much (relative)
 
 
 @dataclass
@@ -187,9 +186,10 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         def refit(rounds: list[JobTrace]) -> None:
             refit_segments(prof_path, profiles, traces + rounds, base, confidence,
                            f'fitted on {windows} cycling window(s) and {len(rounds)} jobs run under plans')
-        result.plan_paths, result.settled_plan = settle_paths(taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir, {
-            'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet,
-            'camera_params': camera_params}, refit=refit)
+        result.plan_paths, result.settled_plan = settle_paths(
+            taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir,
+            {'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet, 'camera_params': camera_params},
+            refit=refit, max_windows=max_windows, tolerance=tolerance)
     # What `rtmdl calibrate` prints, kept beside the windows (benches and evaluate run it quietly).
     atomic_write(os.path.join(out_dir, 'report.txt'), lambda f: f.write(result.report() + '\n'))
     return result

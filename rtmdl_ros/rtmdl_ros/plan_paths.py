@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import os
 
-from .core.calibration import after_warmup, held_path_fields, path_fields, put_path_fields
+from .core.calibration import (TOLERANCE, after_warmup, held_path_fields, path_fields, put_path_fields,
+                               settled as tails_settled)
 from .core.plan import write_plan
 from .core.analysis import analyze
 from .core.optimizer import objective
@@ -71,8 +72,10 @@ def _write_paths(prof_path: str, fields: dict, note: str) -> None:
 
 def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: float, confidence: float,
                  out_dir: str, record_kwargs: dict, time_limit_s: float = 20.0,
-                 windows: int = 2, refit=None) -> tuple[list[str], str | None]:
-    """Up to `rounds` plan -> run (`windows` windows) -> re-measure rounds; returns the report lines
+                 windows: int = 2, refit=None, max_windows: int | None = None,
+                 tolerance: float = TOLERANCE) -> tuple[list[str], str | None]:
+    """Up to `rounds` plan -> run (`windows` windows, up to max_windows while the last one still
+    moves a tail by more than calibrate's tolerance) -> re-measure rounds; returns the report lines
     and the settled plan file (out_dir/plan_settled.yaml), if any. refit(traces), where given,
     rewrites the profile's segment times with every round's jobs added (calibrate.refit_segments)
     before each round's paths go in."""
@@ -95,14 +98,26 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
     for k in range(rounds):
         plan_file = os.path.join(out_dir, f'plan_round{k + 1}.yaml')
         write_plan(plan_file, plan, header=f'rtmdl calibrate: release paths under this plan, round {k + 1}')
-        traces = []
-        for w in range(windows):          # separate starts: one stall of one run is not the tail
-            rc, got, _ = record(os.path.join(out_dir, f'round{k + 1}_window{w + 1}'), plan_file, taskset_file,
-                                duration_s, judge=False, **record_kwargs)
+        runs, moved = [], ''
+        while True:                       # separate starts: one stall of one run is not the tail
+            rc, got, _ = record(os.path.join(out_dir, f'round{k + 1}_window{len(runs) + 1}'), plan_file,
+                                taskset_file, duration_s, judge=False, **record_kwargs)
             got, _ = after_warmup(got)
             if not got:
                 raise TasksetError(f'paths under the plan: round {k + 1} traced no job (exit {rc}); logs above')
-            traces += got
+            runs.append(got)
+            if len(runs) < windows:
+                continue
+            # A window that moves a task's release-path or response tail by more than the
+            # tolerance was unlike the others: measure more rather than let it decide alone.
+            shifts = [tails_settled(runs, taskset.tasks, taskset.percentile, confidence, tolerance, windows, value)[1]
+                      for value in (lambda t: t.path_ms, lambda t: t.response_ms)]
+            worst = max(((s, t) for shift in shifts for t, s in shift.items()), default=(0.0, ''))
+            if worst[0] <= tolerance or len(runs) >= max(windows, max_windows or 0):
+                break
+            moved = (f' ({len(runs) + 1} windows: window {len(runs)} moved {worst[1]}\'s tail by '
+                     f'{100 * worst[0]:.0f} %)')
+        traces = [t for w in runs for t in w]
         fields = {t: path_fields(traces, t, taskset.percentiles, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}
         tails = ', '.join(f'{t} p{taskset.percentile:g} <= {_tail(f, taskset.percentile):.2f} ms'
@@ -120,7 +135,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
         _write_paths(prof_path, merged, 'per task the longest measured under ' + '; '.join(map(_order, measured)))
         taskset = load_taskset(taskset_file)
         again = plan_with(taskset, 'rtmdl', time_limit_s=time_limit_s).plan
-        lines.append(f'round {k + 1}: under {_order(plan)}: {tails}; planning again gives '
+        lines.append(f'round {k + 1}: under {_order(plan)}{moved}: {tails}; planning again gives '
                      + (_order(again) if again is not None else 'no plan'))
         if again is not None and again in measured:
             write_plan(settled, again, header='rtmdl calibrate: passes with release paths no shorter than those '

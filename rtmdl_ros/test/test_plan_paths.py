@@ -1,4 +1,6 @@
 """Release paths re-measured under the plan they certify (rtmdl calibrate --plan-rounds)."""
+import dataclasses
+
 import numpy as np
 import yaml
 
@@ -187,3 +189,47 @@ def test_calibrate_runs_the_rounds_on_the_refitted_profile_and_keeps_its_report(
     text = (tmp_path / 'cal' / 'report.txt').read_text()
     assert text == result.report() + '\n' and 'settled on cam=small@0' in text
     assert '# Segments: fitted on' in open(prof).read()
+
+
+def test_a_window_unlike_the_others_lengthens_its_round_instead_of_deciding_it(tmp_path, monkeypatch):
+    """Round 1's second window has a stall episode (12 jobs with a 40 ms path): it moves the
+    task's tails by far more than the tolerance, so the round measures a third window before
+    its paths go in; a round whose windows agree stops at two."""
+    import rtmdl_ros.trace_report as trace_report
+    ts_file, prof = _files(tmp_path)
+    measured = []
+    clean = _fake_record(measured)
+
+    def record(out_dir, plan_file, taskset_file, duration_s, judge=False, **kw):
+        rc, traces, extra = clean(out_dir, plan_file, taskset_file, duration_s)
+        if len(measured) == 2:                               # round 1, window 2
+            stalled = [dataclasses.replace(t, stages_ms=(40.0,) + t.stages_ms[1:]) for t in traces[300:312]]
+            traces = traces[:300] + stalled + traces[312:]
+        return rc, traces, extra
+    monkeypatch.setattr(trace_report, 'record', record)
+    lines, settled = plan_paths.settle_paths(ts_file, prof, 3, 20.0, 0.9, str(tmp_path), {}, windows=2,
+                                             max_windows=4)
+    assert measured == ['big', 'big', 'big', 'small', 'small'], lines
+    assert "(3 windows: window 2 moved cam's tail by" in lines[0], lines
+    # Nothing measured is dropped: 12 stalled jobs of 2,100 still set big's path tail (the
+    # estimate is sound, the extra window only gives it more samples), so the lighter plan settles.
+    assert 'cam p99.5 <= 40.' in lines[0], lines
+    assert not any('windows:' in line for line in lines[1:]), lines
+    assert settled and load_plan(settled, load_taskset(ts_file))['cam'].variant == 'small'
+
+
+def test_without_max_windows_a_round_keeps_its_windows(tmp_path, monkeypatch):
+    import rtmdl_ros.trace_report as trace_report
+    ts_file, prof = _files(tmp_path)
+    measured = []
+    clean = _fake_record(measured)
+
+    def record(out_dir, plan_file, taskset_file, duration_s, judge=False, **kw):
+        rc, traces, extra = clean(out_dir, plan_file, taskset_file, duration_s)
+        if len(measured) == 2:
+            traces = traces[:300] + [dataclasses.replace(t, stages_ms=(40.0,) + t.stages_ms[1:]) for t in traces[300:312]] \
+                + traces[312:]
+        return rc, traces, extra
+    monkeypatch.setattr(trace_report, 'record', record)
+    plan_paths.settle_paths(ts_file, prof, 3, 20.0, 0.9, str(tmp_path), {}, windows=2)
+    assert measured[:3] == ['big', 'big', 'small'], measured

@@ -48,6 +48,7 @@ WARMUP_S = 1.0                 # a window's first second (the first frames after
 MIN_JOBS_TO_CHECK = 20         # a variant's own p99 is compared with the model's from this many jobs
 BAND = 2.0                     # a variant's tail pools the variants whose median is within this factor
 GAP_FACTOR = 1.5               # runs of jobs: successive stamps further apart than this x the median are a gap
+TOLERANCE = 0.15               # one more window may move a task's tail by this much (relative)
 
 
 Levels = float | tuple[float, ...]   # one percentile, or the task set's (TaskSet.percentiles)
@@ -336,13 +337,14 @@ def held_path_fields(entry: dict) -> dict:
     return fields
 
 
-def window_shift(before: list[JobTrace], after: list[JobTrace], tasks, percentile: float) -> dict[str, float]:
-    """Per task, how much one more window moved its release path's tail (relative):
-    the calibration runs another window while this is over its tolerance."""
+def window_shift(before: list[JobTrace], after: list[JobTrace], tasks, percentile: float,
+                 value=lambda t: t.path_ms) -> dict[str, float]:
+    """Per task, how much one more window moved the tail of `value` (default: its release
+    path; relative): the calibration runs another window while this is over its tolerance."""
     out = {}
     for task in tasks:
-        a = [t.path_ms for t in before if t.task == task and np.isfinite(t.path_ms)]
-        b = [t.path_ms for t in after if t.task == task and np.isfinite(t.path_ms)]
+        a = [v for v in (value(t) for t in before if t.task == task) if np.isfinite(v)]
+        b = [v for v in (value(t) for t in after if t.task == task) if np.isfinite(v)]
         if len(a) < 10 or len(b) < 10:
             out[task] = float('inf')
             continue
@@ -352,7 +354,7 @@ def window_shift(before: list[JobTrace], after: list[JobTrace], tasks, percentil
 
 
 def settled(windows: list[list[JobTrace]], tasks, percentile: float, confidence: float, tolerance: float,
-            min_windows: int = 2) -> tuple[bool, dict[str, float]]:
+            min_windows: int = 2, value=lambda t: t.path_ms) -> tuple[bool, dict[str, float]]:
     """Whether the calibration may stop after these windows: at least min_windows, and the
     last one moved no task's release-path tail by more than `tolerance`. Also returns the
     last window's shift per task. (A task too slow to give its tail bound the samples it
@@ -362,7 +364,7 @@ def settled(windows: list[list[JobTrace]], tasks, percentile: float, confidence:
         return False, {}
     before = [t for w in windows[:-1] for t in w]
     pooled = before + list(windows[-1])
-    shift = window_shift(before, pooled, tasks, percentile)
+    shift = window_shift(before, pooled, tasks, percentile, value)
     return len(windows) >= min_windows and max(shift.values()) <= tolerance, shift
 
 
