@@ -227,8 +227,8 @@ def test_without_max_windows_a_round_keeps_its_windows(tmp_path, monkeypatch):
     def record(out_dir, plan_file, taskset_file, duration_s, judge=False, **kw):
         rc, traces, extra = clean(out_dir, plan_file, taskset_file, duration_s)
         if len(measured) == 2:
-            traces = traces[:300] + [dataclasses.replace(t, stages_ms=(40.0,) + t.stages_ms[1:]) for t in traces[300:312]] \
-                + traces[312:]
+            stalled = [dataclasses.replace(t, stages_ms=(40.0,) + t.stages_ms[1:]) for t in traces[300:312]]
+            traces = traces[:300] + stalled + traces[312:]
         return rc, traces, extra
     monkeypatch.setattr(trace_report, 'record', record)
     plan_paths.settle_paths(ts_file, prof, 3, 20.0, 0.9, str(tmp_path), {}, windows=2)

@@ -23,8 +23,9 @@ search cannot finish, are improved by local search instead (and so are
 smaller sets whose exact search has not finished in half the budget): from the best
 greedy plan, random moves (a task one variant up; two tasks' priorities
 swapped, each then moved up as far as the plan stays feasible; one task down,
-on sets of up to SWEEP_TASKS to any less accurate variant, and others up) are kept when the plan stays feasible and the objective does
-not grow, until the time budget. Either way the result says whether it is
+on sets of up to SWEEP_TASKS to any less accurate variant, and others up) are
+kept when the plan stays feasible and the objective does not grow, until the
+time budget. Either way the result says whether it is
 proven optimal and how far it can be from the optimum (the gap to a lower
 bound: the loss of each task's best variant that meets its deadline alone).
 """
