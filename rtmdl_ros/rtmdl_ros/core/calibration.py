@@ -356,7 +356,8 @@ def window_shift(before: list[JobTrace], after: list[JobTrace], tasks, percentil
 def settled(windows: list[list[JobTrace]], tasks, percentile: float, confidence: float, tolerance: float,
             min_windows: int = 2, value=lambda t: t.path_ms) -> tuple[bool, dict[str, float]]:
     """Whether the calibration may stop after these windows: at least min_windows, and the
-    last one moved no task's release-path tail by more than `tolerance`. Also returns the
+    last one moved no task's tail of `value` (default: the release path) by more than
+    `tolerance`. Also returns the
     last window's shift per task. (A task too slow to give its tail bound the samples it
     needs in the windows allowed is not waited for: its bound falls back to its largest
     sample, and the report says with what confidence and how long it would take.)"""
