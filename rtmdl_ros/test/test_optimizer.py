@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtmdl_ros.core.analysis import Analyzer, analyze
-from rtmdl_ros.core.optimizer import _Search, objective, optimize, storage_mb
+from rtmdl_ros.core.optimizer import SWEEP_TASKS, _Search, objective, optimize, reorder, storage_mb
 from rtmdl_ros.core.policies import baseline_plan, compressed_variant, plan_with, utilisation_monotonic
 from rtmdl_ros.core.synthetic import random_taskset, random_taskset_dict
 from rtmdl_ros.core.taskset import taskset_from_dict
@@ -281,10 +281,38 @@ def test_a_raise_skips_what_a_failed_variant_rules_out_and_finds_a_faster_one_ab
     assert checked == ['b', 'c']                    # 'd' is slower and larger than 'b', which failed
 
 
-def test_on_a_small_set_a_step_down_may_go_deep_and_free_room_for_every_other_task():
+def _taken_to_another_level(before: list, after: list) -> bool:
+    """Whether `after` is `before` with one task taken at least two levels away (no swap)."""
+    return any(abs(i - after.index(t)) >= 2 and [u for u in after if u != t] == before[:i] + before[i + 1:]
+               for i, t in enumerate(before))
+
+
+def test_on_a_small_set_a_reorder_may_take_one_task_several_levels_and_shift_the_rest():
+    import random
+    for n in (8, SWEEP_TASKS + 10):
+        order = [f't{k:02d}' for k in range(n)]
+        rng = random.Random(0)
+        moves = [reorder(order, rng) for _ in range(400)]
+        for trial, moved in moves:
+            assert sorted(trial) == order and len(moved) in (0, 2)
+            # Only the two levels it names changed, or the ones between them shifted by one.
+            assert trial == order if not moved else trial[:moved[0]] + trial[moved[1] + 1:] == (
+                order[:moved[0]] + order[moved[1] + 1:])
+        taken = sum(_taken_to_another_level(order, t) for t, _ in moves)
+        swaps = sum(sum(a != b for a, b in zip(order, t)) == 2 for t, _ in moves)
+        # A small set: half the draws of a level further than the next (four in ten) take
+        # one task there; a large set's reorders stay swaps.
+        assert (taken > 20 and swaps > 200) if n <= SWEEP_TASKS else (taken == 0 and swaps > 350)
+
+
+def test_on_a_small_set_a_step_down_may_go_deep_and_free_room_for_every_other_task(monkeypatch):
     # Bench set 0 at 8 tasks: from this plan (the search's local optimum before) the better
     # plan has one task four variants down and two others up, so a move that steps one
-    # variant down and tries four others upwards cannot reach it without a restart.
+    # variant down and tries four others upwards cannot reach it without a restart. Only
+    # that move runs here (with SWEEP_TASKS = 0, the old move: 0.1636 on seeds 0-5).
+    import rtmdl_ros.core.optimizer as opt
+    monkeypatch.setattr(opt, 'MIX_UP', 0.0)
+    monkeypatch.setattr(opt, 'MIX_SWAP', 0.0)
     ts = random_taskset(0, 8, 12, utilisation=0.5, samples=50, cpu_workers=2)
     start = [('t3', 'v06'), ('t7', 'v05'), ('t6', 'v11'), ('t5', 'v09'), ('t2', 'v08'), ('t1', 'v10'),
              ('t0', 'v06'), ('t4', 'v07')]
