@@ -22,6 +22,8 @@ import math
 import os
 import sys
 
+from rtmdl_ros.core.files import atomic_write
+
 os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
@@ -113,9 +115,9 @@ def main() -> int:
     for k in range(a.cycles):
         cycles.append(cycle(taskset, os.path.join(a.out, f'cycle{k + 1}'), a.calibrate_s, a.run_s))
         print(report(cycles[-1:], first=len(cycles)).splitlines()[0], flush=True)
+        # After every cycle: a run stopped early keeps the cycles it finished.
+        atomic_write(os.path.join(a.out, 'results.json'), lambda f: json.dump(cycles, f, indent=1))
     print(report(cycles))
-    with open(os.path.join(a.out, 'results.json'), 'w') as f:
-        json.dump(cycles, f, indent=1)
     return 0
 
 
