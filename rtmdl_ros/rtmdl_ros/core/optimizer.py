@@ -540,7 +540,6 @@ class _Search:
                     self._leaf(order, obj)
 
 
-
 def reorder(order: list, rng: random.Random) -> tuple[list, list[int]]:
     """A local-search reorder move: (the new order, the two levels it changed, sorted; none
     where it drew a task onto its own level). A neighbour or a task drawn at random swaps
