@@ -22,10 +22,11 @@ import random
 import re
 
 import numpy as np
-import yaml
 
 from rtmdl_ros.core.calibration import after_warmup, own_times
+from rtmdl_ros.core.plan import plan_from_params
 from rtmdl_ros.core.tails import quantile_upper_bound
+from rtmdl_ros.core.taskset import read_yaml
 from rtmdl_ros.trace_report import read_csv
 
 
@@ -53,9 +54,9 @@ def leave_one_out(windows, task: str, value, percentile: float, confidence: floa
 
 
 def top_variant(cal_dir: str, rnd: int, task: str) -> str | None:
-    plan = yaml.safe_load(open(os.path.join(cal_dir, f'plan_round{rnd}.yaml')))
-    tasks = plan['rtmdl_executor']['ros__parameters']['tasks']
-    return tasks[task]['variant'] if tasks.get(task, {}).get('priority') == 0 else None
+    path = os.path.join(cal_dir, f'plan_round{rnd}.yaml')
+    a = plan_from_params(read_yaml(path, 'plan'), path).get(task)
+    return a.variant if a is not None and a.priority == 0 else None
 
 
 def main(argv=None) -> int:
