@@ -16,13 +16,16 @@ profiles file:
     the same way from the longest step of each job in the graph.
 
 Windows repeat (up to max_windows) while one more window still moves any task's
-release-path tail by more than `tolerance`, or while too few samples bound it:
-a noisy window lengthens the calibration instead of deciding the plan alone.
+release-path tail by more than `tolerance`, or while a task has too few jobs for
+its least percentile's bound to leave out its largest sample (a slow task: audio
+gets about 80 jobs a window): a noisy window or one stall lengthens the
+calibration instead of deciding the plan alone.
 The uncalibrated profile is kept beside it (.uncalibrated) and every run starts
 from it, so calibrating twice never stretches twice.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -31,8 +34,8 @@ import yaml
 
 from .core.analysis import default_plan
 from .core.calibration import (TOLERANCE, WARMUP_S, SegmentModel, after_warmup, calibrated_variant, fit_segment,
-                               held_path_fields, levels_of, path_fields, put_path_fields, segment_samples, settled,
-                               step_samples)
+                               held_path_fields, jobs_needed, jobs_short, levels_of, path_fields, put_path_fields,
+                               segment_samples, settled, step_samples)
 from .core.files import atomic_write
 from .core.plan import write_plan
 from .core.taskset import SEGMENTS, TasksetError, load_taskset, read_yaml
@@ -53,11 +56,22 @@ class Calibration:
     converged: bool = True
     plan_paths: list[str] = field(default_factory=list)   # rounds of paths under the plan
     settled_plan: str | None = None                        # a plan that passes with its own paths
+    # Tasks with fewer jobs than `need` (calibration.jobs_needed, at the least percentile
+    # `least`) in all the windows their segments were fitted on: (jobs, jobs a window).
+    short: dict[str, tuple[int, float]] = field(default_factory=dict)
+    need: int = 0
+    least: float = 0.0
+    window_s: float = 0.0
 
     def report(self) -> str:
         lines = [f'{self.jobs} jobs in {self.windows} window(s); '
                  + ('stable' if self.converged else 'NOT stable within the windows allowed: '
                     'the bounds below carry that window-to-window spread; run it again on a quieter machine')]
+        for task, (n, rate) in self.short.items():
+            more = math.ceil((self.need - n) / max(rate, 1e-9))
+            lines.append(f'  {task}: {n} jobs, {self.need} needed for its p{self.least:g} bounds to leave out its '
+                         f'largest sample (one stall would set them); about {more} more window(s) of '
+                         f'{self.window_s:g} s (--max-windows)')
         for task, est in self.paths.items():
             lines.append(f'  {task} release path: {est.describe()}')
         for model in self.models.values():
@@ -145,6 +159,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     runs: list[list[JobTrace]] = []
     shifts: list[dict] = []
     converged = False
+    need = jobs_needed(base.percentiles, confidence)
     while len(runs) < max_windows:
         windows = len(runs)
         rc, got, _ = record(os.path.join(out_dir, f'window{windows + 1}'), plan_file, base_file, duration_s,
@@ -164,11 +179,16 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         converged, shift = settled(runs, base.tasks, base.percentile, confidence, tolerance, min_windows)
         if shift:
             shifts.append(shift)
-        if converged:
+        if converged and not jobs_short([t for w in runs for t in w], base.tasks, need):
             break
     traces, windows = [t for w in runs for t in w], len(runs)
     calibrated, paths, models = apply_calibration(profiles, traces, base, base.percentiles, confidence)
-    result = Calibration(prof_path, windows, len(traces), paths, models, shifts, converged)
+    per_window = {t: sum(1 for j in traces if j.task == t) / windows for t in base.tasks}
+
+    def short_of(jobs: list[JobTrace]) -> dict:
+        return {t: (n, per_window[t]) for t, n in jobs_short(jobs, base.tasks, need).items()}
+    result = Calibration(prof_path, windows, len(traces), paths, models, shifts, converged, short=short_of(traces),
+                         need=need, least=min(base.percentiles), window_s=duration_s)
     calibrated['calibrated'] = {
         'windows': windows, 'window_s': duration_s, 'jobs': len(traces), 'confidence': confidence,
         'converged': converged}
@@ -186,10 +206,11 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         def refit(rounds: list[JobTrace]) -> None:
             refit_segments(prof_path, profiles, traces + rounds, base, confidence,
                            f'fitted on {windows} cycling window(s) and {len(rounds)} jobs run under plans')
+            result.short = short_of(traces + rounds)
         result.plan_paths, result.settled_plan = settle_paths(
             taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir,
             {'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet, 'camera_params': camera_params},
-            refit=refit, max_windows=max_windows, tolerance=tolerance)
+            refit=refit, max_windows=max_windows, tolerance=tolerance, need=need, before=traces)
     # What `rtmdl calibrate` prints, kept beside the windows (benches and evaluate run it quietly).
     atomic_write(os.path.join(out_dir, 'report.txt'), lambda f: f.write(result.report() + '\n'))
     return result

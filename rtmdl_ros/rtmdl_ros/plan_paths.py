@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 
-from .core.calibration import (TOLERANCE, after_warmup, held_path_fields, path_fields, put_path_fields,
+from .core.calibration import (TOLERANCE, after_warmup, held_path_fields, jobs_short, path_fields, put_path_fields,
                                settled as tails_settled)
 from .core.plan import write_plan
 from .core.analysis import analyze
@@ -73,9 +73,10 @@ def _write_paths(prof_path: str, fields: dict, note: str) -> None:
 def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: float, confidence: float,
                  out_dir: str, record_kwargs: dict, time_limit_s: float = 20.0,
                  windows: int = 2, refit=None, max_windows: int | None = None,
-                 tolerance: float = TOLERANCE) -> tuple[list[str], str | None]:
+                 tolerance: float = TOLERANCE, need: int = 0, before: list = ()) -> tuple[list[str], str | None]:
     """Up to `rounds` plan -> run (`windows` windows, up to max_windows while the last one still
-    moves a tail by more than calibrate's tolerance) -> re-measure rounds; returns the report lines
+    moves a tail by more than calibrate's tolerance, or while a task has fewer than `need` jobs
+    in `before` and the rounds so far) -> re-measure rounds; returns the report lines
     and the settled plan file (out_dir/plan_settled.yaml), if any. refit(traces), where given,
     rewrites the profile's segment times with every round's jobs added (calibrate.refit_segments)
     before each round's paths go in."""
@@ -113,10 +114,13 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
             shifts = [tails_settled(runs, taskset.tasks, taskset.percentile, confidence, tolerance, windows, value)[1]
                       for value in (lambda t: t.path_ms, lambda t: t.response_ms)]
             worst = max(((s, t) for shift in shifts for t, s in shift.items()), default=(0.0, ''))
-            if worst[0] <= tolerance or len(runs) >= max(windows, max_windows or 0):
+            # A slow task's jobs: enough that one stall does not set its segments' bounds (refit).
+            short = jobs_short(list(before) + ran + [t for w in runs for t in w], taskset.tasks, need) if need else {}
+            if (worst[0] <= tolerance and not short) or len(runs) >= max(windows, max_windows or 0):
                 break
-            moved = (f' ({len(runs) + 1} windows: window {len(runs)} moved {worst[1]}\'s tail by '
-                     f'{100 * worst[0]:.0f} %)')
+            why = ([f'window {len(runs)} moved {worst[1]}\'s tail by {100 * worst[0]:.0f} %']
+                   if worst[0] > tolerance else []) + [f'{t} had {n} jobs, {need} needed' for t, n in short.items()]
+            moved = f' ({len(runs) + 1} windows: {"; ".join(why)})'
         traces = [t for w in runs for t in w]
         fields = {t: path_fields(traces, t, taskset.percentiles, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}

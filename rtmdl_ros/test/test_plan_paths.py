@@ -233,3 +233,48 @@ def test_without_max_windows_a_round_keeps_its_windows(tmp_path, monkeypatch):
     monkeypatch.setattr(trace_report, 'record', record)
     plan_paths.settle_paths(ts_file, prof, 3, 20.0, 0.9, str(tmp_path), {}, windows=2)
     assert measured[:3] == ['big', 'big', 'small'], measured
+
+
+def test_calibration_runs_more_windows_while_a_slow_task_has_too_few_jobs(tmp_path, monkeypatch):
+    """A slow task ('mic', a job every 250 ms) gets few jobs a window: the cycling windows and
+    the round's go on (up to max_windows) until it has jobs_needed, and where the windows run
+    out the report says how many it had and how many more windows it would take."""
+    import rtmdl_ros.trace_report as trace_report
+    from rtmdl_ros.calibrate import calibrate
+    from rtmdl_ros.core.calibration import jobs_needed
+    prof = tmp_path / 'prof.yaml'
+    prof.write_text(yaml.safe_dump({'tasks': {t: {'variants': VARIANTS, 'release_path_ms': [2.0, 2.5]}
+                                              for t in ('cam', 'mic')}}))
+    ts_file = tmp_path / 'taskset.yaml'
+    ts_file.write_text(yaml.safe_dump({'analysis': {'percentile': [99.5, 99.0]}, 'profiles': 'prof.yaml', 'tasks': {
+        'cam': {'period_ms': 33.3, 'deadline_ms': 30.0, 'max_miss_rate': 0.05},
+        'mic': {'period_ms': 250.0, 'deadline_ms': 250.0, 'max_miss_rate': 0.1}}}))
+    need = jobs_needed((99.5, 99.0), 0.9)
+
+    def run(mic_jobs):
+        calls = []
+
+        def record(out_dir, plan_file, taskset_file, duration_s, *a, judge=False, executor_params=None, **kw):
+            calls.append('cycling' if executor_params else 'round')
+            rng = np.random.default_rng(len(calls))
+            traces = []
+            for task, n in (('cam', 700), ('mic', mic_jobs)):
+                for k in range(n):
+                    variant = ('small', 'big')[(k // 50) % 2]
+                    st = dict.fromkeys(STAGES, 0.1)
+                    st.update(sensor=2.0 + rng.exponential(0.2), pre=1.0, infer=VARIANTS[variant]['infer_ms'],
+                              post=0.5, publish=0.0)
+                    stamp = (2.0 if task == 'cam' else 3.0) + k * 15.0 / n      # mic's after the warm-up second
+                    traces.append(JobTrace(task, k, variant, 'met', stamp, tuple(st[s] for s in STAGES)))
+            return 0, traces, {}
+        monkeypatch.setattr(trace_report, 'record', record)
+        return calls, calibrate(str(ts_file), 20.0, out_dir=str(tmp_path / 'cal'), plan_rounds=1, max_windows=4)
+
+    calls, result = run(mic_jobs=2 * need)                 # enough in two windows: nothing more
+    assert calls == ['cycling'] * 2 + ['round'] * 2 and not result.short, calls
+    calls, result = run(mic_jobs=40)                       # 40 a window: 4 cycling windows, 4 in the round
+    assert calls == ['cycling'] * 4 + ['round'] * 4, calls
+    assert result.short == {'mic': (320, 40.0)}, result.short
+    assert f'mic had 280 jobs, {need} needed)' in result.plan_paths[0], result.plan_paths      # after 3 windows
+    assert f'mic: 320 jobs, {need} needed for its p99 bounds' in result.report()
+    assert 'about 2 more window(s) of 20 s' in result.report()

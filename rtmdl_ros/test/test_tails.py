@@ -49,3 +49,13 @@ def test_empirical_percentile_is_a_sample_at_or_above_it():
     est = quantile_upper_bound(np.arange(1, 1001, dtype=float), 99.0, 0.95)
     assert est.empirical == 990.0
     assert est.ok and est.bound >= est.empirical and est.rank > 990
+
+
+def test_with_spare_samples_the_bound_can_leave_out_that_many_outliers():
+    # 230 samples bound p99 at 90 % by their largest; 388 by their second largest.
+    assert samples_needed(99.0, 0.9) == 230 and samples_needed(99.0, 0.9, spare=1) == 388
+    assert samples_needed(99.0, 0.9, spare=2) > samples_needed(99.0, 0.9, spare=1)
+    for n, rank in ((387, 387), (388, 387)):
+        stall = np.r_[np.ones(n - 1), 18.0]          # one stall among n samples
+        est = quantile_upper_bound(stall, 99.0, 0.9)
+        assert est.rank == rank and est.bound == (18.0 if rank == n else 1.0)
