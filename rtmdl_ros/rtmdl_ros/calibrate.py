@@ -68,10 +68,10 @@ class Calibration:
                  + ('stable' if self.converged else 'NOT stable within the windows allowed: '
                     'the bounds below carry that window-to-window spread; run it again on a quieter machine')]
         for task, (n, rate) in self.short.items():
-            more = math.ceil((self.need - n) / max(rate, 1e-9))
+            more = (f'about {math.ceil((self.need - n) / rate)} more window(s) of {self.window_s:g} s (--max-windows)'
+                    if rate > 0 else 'none of its jobs ran in the cycling windows: is its sensor publishing?')
             lines.append(f'  {task}: {n} jobs, {self.need} needed for its p{self.least:g} bounds to leave out its '
-                         f'largest sample (one stall would set them); about {more} more window(s) of '
-                         f'{self.window_s:g} s (--max-windows)')
+                         f'largest sample (one stall would set them); {more}')
         for task, est in self.paths.items():
             lines.append(f'  {task} release path: {est.describe()}')
         for model in self.models.values():

@@ -60,6 +60,14 @@ def _draws(variant: str, draws: dict, percentile: float) -> str:
     return '; '.join(out)
 
 
+def _tails(fields: dict, percentile: float) -> str:
+    """A round's measured tails for the report: per task its release path and the job draws
+    bounded at the percentile (a slow task's may be bounded at a lesser one only)."""
+    return ', '.join(f'{t} p{percentile:g} <= {_tail(f, percentile):.2f} ms'
+                     + ''.join(f' ({d})' for d in (_draws(v, j, percentile) for v, j in f.get('jobs', {}).items()) if d)
+                     for t, f in fields.items())
+
+
 def _write_paths(prof_path: str, fields: dict, note: str) -> None:
     """The profiles file with each task's release-path keys replaced, atomically."""
     from .calibrate import rewrite_profile
@@ -124,9 +132,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
         traces = [t for w in runs for t in w]
         fields = {t: path_fields(traces, t, taskset.percentiles, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}
-        tails = ', '.join(f'{t} p{taskset.percentile:g} <= {_tail(f, taskset.percentile):.2f} ms'
-                          + ''.join(f' ({_draws(v, j, taskset.percentile)})' for v, j in f.get('jobs', {}).items())
-                          for t, f in fields.items())
+        tails = _tails(fields, taskset.percentile)
         # Per task the longest of the paths measured under every plan so far: a plan chosen
         # with them was measured itself, or is measured next round.
         merged = {t: max((f, merged.get(t)), key=lambda x: _tail(x, taskset.percentile) if x else -1.0)

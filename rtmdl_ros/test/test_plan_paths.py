@@ -278,3 +278,12 @@ def test_calibration_runs_more_windows_while_a_slow_task_has_too_few_jobs(tmp_pa
     assert f'mic had 280 jobs, {need} needed)' in result.plan_paths[0], result.plan_paths      # after 3 windows
     assert f'mic: 320 jobs, {need} needed for its p99 bounds' in result.report()
     assert 'about 2 more window(s) of 20 s' in result.report()
+    calls, result = run(mic_jobs=150)                      # 150 a window: 3 cycling windows are enough
+    assert calls == ['cycling'] * 3 + ['round'] * 2 and not result.short, calls
+
+
+def test_a_round_reports_only_the_job_draws_bounded_at_its_percentile():
+    # A slow task's draws may be bounded at p99 only: its line shows its path, not an empty '()'.
+    fields = {'cam': {'release_path_tail': {99.5: 3.0}, 'jobs': {'big': {'job_tail': {99.5: 9.0, 99.0: 8.0}}}},
+              'mic': {'release_path_tail': {99.5: 130.0}, 'jobs': {'big': {'job_tail': {99.0: 131.0}}}}}
+    assert plan_paths._tails(fields, 99.5) == 'cam p99.5 <= 3.00 ms (own time of big 9.00 ms), mic p99.5 <= 130.00 ms'
