@@ -287,3 +287,9 @@ def test_a_round_reports_only_the_job_draws_bounded_at_its_percentile():
     fields = {'cam': {'release_path_tail': {99.5: 3.0}, 'jobs': {'big': {'job_tail': {99.5: 9.0, 99.0: 8.0}}}},
               'mic': {'release_path_tail': {99.5: 130.0}, 'jobs': {'big': {'job_tail': {99.0: 131.0}}}}}
     assert plan_paths._tails(fields, 99.5) == 'cam p99.5 <= 3.00 ms (own time of big 9.00 ms), mic p99.5 <= 130.00 ms'
+
+
+def test_the_report_names_a_task_none_of_whose_jobs_ran():
+    from rtmdl_ros.calibrate import Calibration
+    text = Calibration('p.yaml', 4, 0, short={'mic': (0, 0.0)}, need=388, least=99.0, window_s=20.0).report()
+    assert 'mic: 0 jobs, 388 needed' in text and 'is its sensor publishing?' in text
