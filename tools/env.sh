@@ -18,6 +18,14 @@ source "$_rtmdl_root/install/local_setup.bash"
 # PATH too so `rtmdl` works without ros2cli.
 case ":$PATH:" in *":$_rtmdl_root/install/rtmdl_ros/lib/rtmdl_ros:"*) ;; *)
   export PATH="$_rtmdl_root/install/rtmdl_ros/lib/rtmdl_ros:$PATH";; esac
+# Generated data splits pass through BLAS (np.convolve, scipy.signal.butter), and the last
+# bits of those follow the kernel OpenBLAS picks for the CPU: on an AVX-512 AMD EPYC the
+# audio test split differed from the one the zoo's metrics were measured on, and with
+# Haswell's kernels (AVX2, every x86-64 CI box has them) it is the same. Pin it so a split
+# is one split on every x86-64 machine (data/cache.py keys splits by it).
+if [ "$(uname -m)" = x86_64 ]; then
+  export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-Haswell}"
+fi
 if [ "${ROS_DISTRO:-}" = humble ]; then
   export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}"
 else

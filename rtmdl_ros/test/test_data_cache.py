@@ -96,3 +96,10 @@ def test_numpy_warp_matches_opencv_within_its_fixed_point_error():
         theirs = cv2.warpPerspective(img, m, (48, 48), flags=cv2.INTER_LINEAR)
         # OpenCV 5 is within 0.014 of the exact warp; 4.x samples at 1/32 pixel (up to 255/32 off).
         assert ours.dtype == img.dtype and np.abs(ours - theirs).max() < 255 / 32
+
+
+def test_the_key_follows_the_blas_kernel_that_draws_the_split(monkeypatch):
+    monkeypatch.setenv('OPENBLAS_CORETYPE', 'Haswell')
+    haswell = cache.cache_key('sounds', {'split': 'test', 'n': 8, 'rng_seed': 3}, sounds)
+    monkeypatch.setenv('OPENBLAS_CORETYPE', 'SkylakeX')
+    assert cache.cache_key('sounds', {'split': 'test', 'n': 8, 'rng_seed': 3}, sounds) != haswell

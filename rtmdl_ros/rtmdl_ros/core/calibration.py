@@ -51,7 +51,7 @@ GAP_FACTOR = 1.5               # runs of jobs: successive stamps further apart t
 TOLERANCE = 0.15               # one more window may move a task's tail by this much (relative)
 # Windows go on (up to their limit) until every task has the jobs whose second-largest
 # sample bounds its least percentile: one stall then cannot set a bound alone (measured:
-# audio's one 18.4 ms step among 314 jobs, 4 ms otherwise, refused a plan).
+# a 4 Hz task's one 18.4 ms step among 314 jobs, 4 ms otherwise, refused a plan).
 OUTLIERS = 1
 
 

@@ -97,7 +97,9 @@ def _version(library: str) -> str:
 
 
 def cache_key(kind: str, params: dict, made_by: ModuleType) -> str:
-    blob = json.dumps({'kind': kind, **params, 'maker': maker_fingerprint(made_by)}, sort_keys=True)
+    # The BLAS kernel too: a split's last bits follow it (tools/env.sh pins it on x86-64).
+    blob = json.dumps({'kind': kind, **params, 'maker': maker_fingerprint(made_by),
+                       'blas': os.environ.get('OPENBLAS_CORETYPE', '')}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
