@@ -26,7 +26,7 @@ import numpy as np
 def samples_needed(percentile: float, confidence: float, spare: int = 0) -> int:
     """Fewest samples whose largest bounds the percentile with that confidence; with
     spare = s, whose (s + 1)-th largest does: then s outlying samples (a stall) can be
-    left out of the bound instead of setting it (p99 at 90 %: 230 samples, 389 for s = 1)."""
+    left out of the bound instead of setting it (p99 at 90 %: 230 samples, 388 for s = 1)."""
     p = percentile / 100.0
     if p >= 1.0:
         return math.inf
