@@ -47,6 +47,7 @@ from .taskset import RESOURCE_OF, SEGMENTS, Platform, Task, TaskSet
 
 RESOURCES = ('cpu', 'gpu')
 _EPS = 1e-9
+WATCHED = 3             # Analyzer.fails_early: the tasks last over their bounds it checks
 RUN_JOBS = 4            # runs of up to this many consecutive jobs count as one draw (Variant.runs)
 
 
@@ -661,6 +662,23 @@ class TaskAnalysis:
         return self.miss_rate_bound <= self.max_miss_rate + _EPS
 
 
+def _no_less(new: Mapping, old: Mapping) -> bool:
+    """Whether one task's interference items (add_interference of it alone) charge no less
+    than `old` in every window: each segment item no shorter and no less spread, and its
+    job item (runs of jobs) no less work, no fewer draws and no less spread, or none."""
+    for r in RESOURCES:
+        if len(new[r]) != len(old[r]) or any(nc < oc - _EPS or ns < os - _EPS
+                                             for (nc, ns, _), (oc, os, _) in zip(new[r], old[r])):
+            return False
+    (_, job), (_, old_job) = new['jobs'][0], old['jobs'][0]
+    if job is None:
+        return True                 # charged its segments alone: no less than the lesser of the two
+    if old_job is None:
+        return False
+    return job[1] >= old_job[1] - _EPS and all(w >= ow - _EPS and d >= od
+                                               for (w, d), (ow, od) in zip(job[0], old_job[0]))
+
+
 def _prefix_key(entry, belows: Sequence[dict], idx: int) -> tuple:
     """What a task's bounds depend on besides the tasks above it: its blocking (at the
     worst sample and at each percentile)."""
@@ -677,6 +695,8 @@ class Analyzer:
         self.percentiles = (*self.levels, 100.0)
         self._times: dict[tuple[str, str, float], SegmentTimes] = {}
         self._prefixes: dict = {}          # feasible(): state after each analysed prefix
+        self._passed: dict = {}            # feasible(): per passing order, its tasks' bounds (fails_early)
+        self.watched: list[str] = []      # the tasks over their bounds in the last failing feasible()s
         # With short profiles the p-th percentile sample is the worst one for
         # every segment; then both bounds coincide and are computed once.
         self.single_percentile = all(
@@ -734,16 +754,18 @@ class Analyzer:
         if len(cache) > 200_000:
             cache.clear()
         none = {'cpu': (), 'gpu': (), 'jobs': ()}
-        keys, key, state, start = [], (), (none, {p: none for p in levels}, False), 0
+        keys, key, state, start, states = [], (), (none, {p: none for p in levels}, False), 0, []
         for idx in range(n):
             key = key + (_prefix_key(order[idx], belows, idx),)
             keys.append(key)
             hit = cache.get(key)
             if hit is None:
                 break
-            if hit is False:
+            if isinstance(hit, str):           # the task there was over its bound
+                self._watch(hit)
                 return False
             state, start = hit, idx + 1
+            states.append(hit)
         hp_max, hp_at, any_late = state
         for idx in range(start, n):
             task = tasks[idx]
@@ -754,13 +776,76 @@ class Analyzer:
                 keys.append(keys[-1] + (_prefix_key(order[idx], belows, idx),))
             if self._over_bound(task, at, bmax, lambda p: bound_task(
                     task, t_at[p][idx], ts.platform, hp_max, block_at(below_max, idx, servers))):
-                cache[keys[idx]] = False
+                cache[keys[idx]] = task.name
+                self._watch(task.name)
                 return False
             any_late = any_late or bmax.response_ms > task.effective_deadline_ms + _EPS
             hp_max = add_interference(hp_max, bmax, t_max[idx], task.interarrival_ms)
             hp_at = {p: add_interference(hp_at[p], at[p], t_at[p][idx], task.interarrival_ms) for p in levels}
-            cache[keys[idx]] = (hp_max, hp_at, any_late)
-        return not any_late or all(r.meets_bound for r in self.analyze_order(order))
+            cache[keys[idx]] = state = (hp_max, hp_at, any_late)
+            states.append(state)
+        if any_late and not all(r.meets_bound for r in self.analyze_order(order)):
+            return False
+        if len(self._passed) > 256:
+            self._passed.clear()
+        self._passed[tuple(order)] = (states, below_max, below_at)
+        return True
+
+    def fails_early(self, base: Sequence[tuple[str, str]], i: int, variant: str, sound: bool = False) -> bool:
+        """Whether `base` (which feasible() passed) with task i on `variant` fails at a watched
+        task below it (one of the last over their bounds): that task's bounds with task i's
+        new interference and every other task above it at its bounds in `base`. It costs
+        a few tasks' bounds where feasible() analyses every task from i down.
+
+        Where task i's new interference is no less in any item, every task between can only
+        have grown, so those bounds are lower bounds of feasible()'s and a True is a proof;
+        with sound=True it answers only there. Otherwise the tasks between may shrink and a
+        True is a strong hint: the local search takes it (a wrong one costs it a move; every
+        plan it keeps still passes feasible())."""
+        rec = self._passed.get(tuple(base))
+        if rec is None or not self.watched:
+            return False
+        names = [t for t, _ in base]
+        ts = self.taskset
+        levels = () if self.single_percentile else self.levels
+        servers = {r: ts.platform.servers(r) for r in RESOURCES}
+        states, below_max, below_at = rec
+        none = {'cpu': (), 'gpu': (), 'jobs': ()}
+        above = states[i - 1] if i else (none, {p: none for p in levels}, False)
+        task = ts.tasks[names[i]]
+        own, hp = {}, {}
+        for p in (100.0, *levels):
+            t = self.times(task.name, variant, p)
+            hp_above, hp_i, below = ((above[0], states[i][0], below_max) if p == 100.0 else
+                                     (above[1][p], states[i][1][p], below_at[p]))
+            b = bound_task(task, t, ts.platform, hp_above, block_at(below, i, servers))
+            own[p] = add_interference(none, b, t, task.interarrival_ms)
+            old = {r: hp_i[r][len(hp_above[r]):] for r in own[p]}
+            if sound and not _no_less(own[p], old):
+                return False
+            hp[p] = (hp_above, hp_i)
+        for watched in self.watched:
+            j = names.index(watched) if watched in names else -1
+            if j <= i:
+                continue
+
+            def at_j(p, hp_j):
+                """hp above j in base with task i's items swapped for those on `variant`."""
+                hp_above, hp_i = hp[p]
+                return {r: hp_j[r][:len(hp_above[r])] + own[p][r] + hp_j[r][len(hp_i[r]):] for r in own[p]}
+            hp_max = at_j(100.0, states[j - 1][0])
+            hp_at = {p: at_j(p, states[j - 1][1][p]) for p in levels}
+            task, v = ts.tasks[watched], base[j][1]
+            bmax = bound_task(task, self.times(watched, v, 100.0), ts.platform, hp_max, block_at(below_max, j, servers))
+            at = {p: bound_task(task, self.times(watched, v, p), ts.platform, hp_at[p],
+                                block_at(below_at[p], j, servers)) for p in levels} or {ts.percentile: bmax}
+            if self._over_bound(task, at, bmax, lambda p: bound_task(
+                    task, self.times(watched, v, p), ts.platform, hp_max, block_at(below_max, j, servers))):
+                return True
+        return False
+
+    def _watch(self, name: str) -> None:
+        self.watched = [name] + [w for w in self.watched if w != name][:WATCHED - 1]
 
     def _over_bound(self, task: Task, at: Mapping[float, SegmentBound], bmax: SegmentBound, mixed) -> bool:
         """Whether the task's miss-rate bound exceeds its limit at every percentile p: from
