@@ -580,12 +580,17 @@ def blocking_candidates(lower: Iterable[tuple[Task, SegmentTimes]], resource: st
     return out
 
 
-def _suffix_blocking(timed, servers: Mapping[str, int], overrunning: frozenset = frozenset()) -> dict:
+def _suffix_blocking(timed, servers: Mapping[str, int], overrunning: frozenset = frozenset(),
+                     tail: tuple | None = None) -> dict:
     """Per resource and position, the `servers` longest segments of the tasks below it
     (blocking_candidates() of every suffix in one pass, bottom up), and under 'pool'
-    the two longest pool items of those tasks (job_blocking)."""
+    the two longest pool items of those tasks (job_blocking). tail=(below, idx): below
+    the last of `timed` lie the tasks below position idx of another such result."""
     below = {r: [()] * (len(timed) + 1) for r in RESOURCES}
     below['pool'] = {r: [()] * (len(timed) + 1) for r in RESOURCES}
+    if tail is not None:
+        for r in RESOURCES:
+            below[r][-1], below['pool'][r][-1] = tail[0][r][tail[1]], tail[0]['pool'][r][tail[1]]
     for idx in range(len(timed) - 1, -1, -1):
         for r in RESOURCES:
             below[r][idx] = tuple(sorted(below[r][idx + 1] + tuple(blocking_candidates(
@@ -660,6 +665,11 @@ class TaskAnalysis:
     @property
     def meets_bound(self) -> bool:
         return self.miss_rate_bound <= self.max_miss_rate + _EPS
+
+
+def _hp(state: tuple, pct: float) -> dict:
+    """The interference in a feasible() state (hp at the worst sample, {pct: hp}) at pct."""
+    return state[0] if pct == 100.0 else state[1][pct]
 
 
 def _no_less(new: Mapping, old: Mapping) -> bool:
@@ -791,56 +801,76 @@ class Analyzer:
         self._passed[tuple(order)] = (states, below_max, below_at)
         return True
 
-    def fails_early(self, base: Sequence[tuple[str, str]], i: int, variant: str, sound: bool = False) -> bool:
-        """Whether `base` (which feasible() passed) with task i on `variant` fails at a watched
-        task below it (one of the last over their bounds): that task's bounds with task i's
-        new interference and every other task above it at its bounds in `base`. It costs
-        a few tasks' bounds where feasible() analyses every task from i down.
+    def fails_early(self, base: Sequence[tuple[str, str]], trial: Sequence[tuple[str, str]],
+                    sound: bool = False) -> bool:
+        """Whether `trial`, `base` (which feasible() passed) with the tasks at positions lo..hi
+        changed (variants or order), fails at one of them or at a watched task below them
+        (one of the last over their bounds). The changed tasks are analysed as feasible()
+        would, under the tasks above them as in `base`; a watched task below, with their
+        new interference in place of their old and every other task above it at its bounds
+        in `base`. It costs those tasks' bounds where feasible() analyses every task from lo
+        down.
 
-        Where task i's new interference is no less in any item, every task between can only
-        have grown, so those bounds are lower bounds of feasible()'s and a True is a proof;
-        with sound=True it answers only there. Otherwise the tasks between may shrink and a
+        A changed task over its bound is a proof. For a watched task below, it is one only
+        where one task changed and its new interference is no less in any item: then every
+        task between can only have grown, so its bounds are lower bounds of feasible()'s;
+        sound=True answers only from proofs. Otherwise the tasks between may shrink and a
         True is a strong hint: the local search takes it (a wrong one costs it a move; every
         plan it keeps still passes feasible())."""
         rec = self._passed.get(tuple(base))
-        if rec is None or not self.watched:
+        diff = [k for k, (a, b) in enumerate(zip(base, trial)) if a != b]
+        if rec is None or not diff or len(base) != len(trial):
             return False
-        names = [t for t, _ in base]
+        lo, hi = diff[0], diff[-1]
+        if sorted(t for t, _ in base[lo:hi + 1]) != sorted(t for t, _ in trial[lo:hi + 1]):
+            return False
         ts = self.taskset
         levels = () if self.single_percentile else self.levels
         servers = {r: ts.platform.servers(r) for r in RESOURCES}
         states, below_max, below_at = rec
         none = {'cpu': (), 'gpu': (), 'jobs': ()}
-        above = states[i - 1] if i else (none, {p: none for p in levels}, False)
-        task = ts.tasks[names[i]]
-        own, hp = {}, {}
-        for p in (100.0, *levels):
-            t = self.times(task.name, variant, p)
-            hp_above, hp_i, below = ((above[0], states[i][0], below_max) if p == 100.0 else
-                                     (above[1][p], states[i][1][p], below_at[p]))
-            b = bound_task(task, t, ts.platform, hp_above, block_at(below, i, servers))
-            own[p] = add_interference(none, b, t, task.interarrival_ms)
-            old = {r: hp_i[r][len(hp_above[r]):] for r in own[p]}
-            if sound and not _no_less(own[p], old):
-                return False
-            hp[p] = (hp_above, hp_i)
+        above = states[lo - 1] if lo else (none, {p: none for p in levels}, False)
+        pcts = (100.0, *levels)
+        hp_of = {100.0: above[0], **{p: above[1][p] for p in levels}}
+        old_below = {100.0: below_max, **below_at}
+        # The changed tasks' blocking: what lies below each in `trial`, bottom up from hi.
+        tasks = [ts.tasks[t] for t, _ in trial[lo:hi + 1]]
+        timed = {p: [(task, self.times(task.name, v, p)) for task, (_, v) in zip(tasks, trial[lo:hi + 1])]
+                 for p in pcts}
+        below = {p: _suffix_blocking(timed[p], servers, tail=(old_below[p], hi + 1)) for p in pcts}
+        mine = {p: none for p in pcts}             # the changed tasks' own items, in order
+        for k, task in enumerate(tasks):
+            at = {}
+            for p in pcts:
+                at[p] = bound_task(task, timed[p][k][1], ts.platform, hp_of[p], block_at(below[p], k, servers))
+            bmax = at.pop(100.0)
+            times_at = {p: timed[p][k][1] for p in levels}
+            if self._over_bound(task, at or {ts.percentile: bmax}, bmax, lambda p: bound_task(
+                    task, times_at[p], ts.platform, hp_of[100.0], block_at(below[100.0], k, servers))):
+                return True
+            for p, b in ((100.0, bmax), *at.items()):
+                hp_of[p] = add_interference(hp_of[p], b, timed[p][k][1], task.interarrival_ms)
+                mine[p] = add_interference(mine[p], b, timed[p][k][1], task.interarrival_ms)
+        if sound and not (lo == hi and all(_no_less(mine[p], {r: _hp(states[hi], p)[r][len(_hp(above, p)[r]):]
+                                                              for r in mine[p]}) for p in pcts)):
+            return False
+        names = [t for t, _ in base]
+
+        def swapped(p, j):
+            """hp above j in base with the changed tasks' items swapped for theirs in trial."""
+            hp_j, first, last = _hp(states[j - 1], p), _hp(above, p), _hp(states[hi], p)
+            return {r: hp_j[r][:len(first[r])] + mine[p][r] + hp_j[r][len(last[r]):] for r in mine[p]}
         for watched in self.watched:
             j = names.index(watched) if watched in names else -1
-            if j <= i:
+            if j <= hi:
                 continue
-
-            def at_j(p, hp_j):
-                """hp above j in base with task i's items swapped for those on `variant`."""
-                hp_above, hp_i = hp[p]
-                return {r: hp_j[r][:len(hp_above[r])] + own[p][r] + hp_j[r][len(hp_i[r]):] for r in own[p]}
-            hp_max = at_j(100.0, states[j - 1][0])
-            hp_at = {p: at_j(p, states[j - 1][1][p]) for p in levels}
+            hp = {p: swapped(p, j) for p in pcts}
             task, v = ts.tasks[watched], base[j][1]
-            bmax = bound_task(task, self.times(watched, v, 100.0), ts.platform, hp_max, block_at(below_max, j, servers))
-            at = {p: bound_task(task, self.times(watched, v, p), ts.platform, hp_at[p],
-                                block_at(below_at[p], j, servers)) for p in levels} or {ts.percentile: bmax}
-            if self._over_bound(task, at, bmax, lambda p: bound_task(
-                    task, self.times(watched, v, p), ts.platform, hp_max, block_at(below_max, j, servers))):
+            at = {p: bound_task(task, self.times(watched, v, p), ts.platform, hp[p],
+                                block_at(old_below[p], j, servers)) for p in pcts}
+            bmax = at.pop(100.0)
+            if self._over_bound(task, at or {ts.percentile: bmax}, bmax, lambda p: bound_task(
+                    task, self.times(watched, v, p), ts.platform, hp[100.0], block_at(below_max, j, servers))):
                 return True
         return False
 

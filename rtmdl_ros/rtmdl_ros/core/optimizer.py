@@ -468,7 +468,7 @@ class _Search:
                 if any(all(a >= b for a, b in zip(cost, f)) for f in failed):
                     continue                                # no faster than one that failed
                 trial = order[:i] + [(name, v)] + order[i + 1:]
-                if not self.an.fails_early(order, i, v) and self._feasible(trial):
+                if not self.an.fails_early(order, trial) and self._feasible(trial):
                     order = trial
                 else:
                     failed.append(cost)
@@ -511,7 +511,7 @@ class _Search:
                 trial = self._raise(order, [i])
             elif kind < MIX_SWAP and n > 1:                     # reorder, then the two moved up
                 trial, moved = reorder(order, rng)
-                if not moved or not self._feasible(trial):
+                if not moved or self.an.fails_early(order, trial) or not self._feasible(trial):
                     continue
                 trial = self._raise(trial, moved)
             else:                                               # one down, others up
@@ -523,7 +523,7 @@ class _Search:
                 small = n <= SWEEP_TASKS
                 trial = list(order)
                 trial[i] = (name, rng.choice(worse) if small else worse[0])
-                if self.an.fails_early(order, i, trial[i][1]) or not self._feasible(trial):
+                if self.an.fails_early(order, trial) or not self._feasible(trial):
                     continue
                 # What the step down freed may let others up: try a few, at random (all of
                 # them on small sets, where a check is cheap and one deep step down can pay
