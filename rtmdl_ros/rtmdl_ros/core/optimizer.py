@@ -353,6 +353,12 @@ class _Search:
         return (storage_mb(self.ts, choice) <= self.ts.platform.storage_budget_mb + _EPS
                 and self.an.feasible(order))
 
+    def _fails_early(self, order, trial) -> bool:
+        """Analyzer.fails_early: above SWEEP_TASKS tasks its hints too (a wrong one costs a
+        move, and checks are dear there); on smaller sets its proofs only, where a check is
+        cheap and one wrong hint kept an 8-task search from its best plan (docs/analysis.md)."""
+        return self.an.fails_early(order, trial, sound=len(order) <= SWEEP_TASKS)
+
     def _upgrade(self, order) -> list:
         """Move each task up while the plan stays feasible (_raise)."""
         return self._raise(list(order), range(len(order)))
@@ -468,7 +474,7 @@ class _Search:
                 if any(all(a >= b for a, b in zip(cost, f)) for f in failed):
                     continue                                # no faster than one that failed
                 trial = order[:i] + [(name, v)] + order[i + 1:]
-                if not self.an.fails_early(order, trial) and self._feasible(trial):
+                if not self._fails_early(order, trial) and self._feasible(trial):
                     order = trial
                 else:
                     failed.append(cost)
@@ -511,7 +517,7 @@ class _Search:
                 trial = self._raise(order, [i])
             elif kind < MIX_SWAP and n > 1:                     # reorder, then the two moved up
                 trial, moved = reorder(order, rng)
-                if not moved or self.an.fails_early(order, trial) or not self._feasible(trial):
+                if not moved or self._fails_early(order, trial) or not self._feasible(trial):
                     continue
                 trial = self._raise(trial, moved)
             else:                                               # one down, others up
@@ -523,7 +529,7 @@ class _Search:
                 small = n <= SWEEP_TASKS
                 trial = list(order)
                 trial[i] = (name, rng.choice(worse) if small else worse[0])
-                if self.an.fails_early(order, trial) or not self._feasible(trial):
+                if self._fails_early(order, trial) or not self._feasible(trial):
                     continue
                 # What the step down freed may let others up: try a few, at random (all of
                 # them on small sets, where a check is cheap and one deep step down can pay
