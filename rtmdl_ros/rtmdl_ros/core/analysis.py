@@ -760,6 +760,7 @@ class Analyzer:
         below_max = _suffix_blocking(list(zip(tasks, t_max)), servers)
         below_at = {p: _suffix_blocking(list(zip(tasks, t_at[p])), servers) for p in levels}
         belows = (below_max, *below_at.values())
+        by_pct = {100.0: below_max, **below_at}
         cache = self._prefixes
         if len(cache) > 200_000:
             cache.clear()
@@ -779,13 +780,10 @@ class Analyzer:
         hp_max, hp_at, any_late = state
         for idx in range(start, n):
             task = tasks[idx]
-            bmax = bound_task(task, t_max[idx], ts.platform, hp_max, block_at(below_max, idx, servers))
-            at = {p: bound_task(task, t_at[p][idx], ts.platform, hp_at[p], block_at(below_at[p], idx, servers))
-                  for p in levels} or {ts.percentile: bmax}
+            bmax, at, over = self._step(task, order[idx][1], {100.0: hp_max, **hp_at}, by_pct, idx, servers)
             if idx >= len(keys):
                 keys.append(keys[-1] + (_prefix_key(order[idx], belows, idx),))
-            if self._over_bound(task, at, bmax, lambda p: bound_task(
-                    task, t_at[p][idx], ts.platform, hp_max, block_at(below_max, idx, servers))):
+            if over:
                 cache[keys[idx]] = task.name
                 self._watch(task.name)
                 return False
@@ -839,14 +837,9 @@ class Analyzer:
                  for p in pcts}
         below = {p: _suffix_blocking(timed[p], servers, tail=(old_below[p], hi + 1)) for p in pcts}
         mine = {p: none for p in pcts}             # the changed tasks' own items, in order
-        for k, task in enumerate(tasks):
-            at = {}
-            for p in pcts:
-                at[p] = bound_task(task, timed[p][k][1], ts.platform, hp_of[p], block_at(below[p], k, servers))
-            bmax = at.pop(100.0)
-            times_at = {p: timed[p][k][1] for p in levels}
-            if self._over_bound(task, at or {ts.percentile: bmax}, bmax, lambda p: bound_task(
-                    task, times_at[p], ts.platform, hp_of[100.0], block_at(below[100.0], k, servers))):
+        for k, (task, (_, v)) in enumerate(zip(tasks, trial[lo:hi + 1])):
+            bmax, at, over = self._step(task, v, hp_of, below, k, servers)
+            if over:
                 return True
             for p, b in ((100.0, bmax), *at.items()):
                 hp_of[p] = add_interference(hp_of[p], b, timed[p][k][1], task.interarrival_ms)
@@ -864,15 +857,21 @@ class Analyzer:
             j = names.index(watched) if watched in names else -1
             if j <= hi:
                 continue
-            hp = {p: swapped(p, j) for p in pcts}
-            task, v = ts.tasks[watched], base[j][1]
-            at = {p: bound_task(task, self.times(watched, v, p), ts.platform, hp[p],
-                                block_at(old_below[p], j, servers)) for p in pcts}
-            bmax = at.pop(100.0)
-            if self._over_bound(task, at or {ts.percentile: bmax}, bmax, lambda p: bound_task(
-                    task, self.times(watched, v, p), ts.platform, hp[100.0], block_at(below_max, j, servers))):
+            if self._step(ts.tasks[watched], base[j][1], {p: swapped(p, j) for p in pcts}, old_below, j, servers)[2]:
                 return True
         return False
+
+    def _step(self, task: Task, variant: str, hp: Mapping, below: Mapping, idx: int, servers) -> tuple:
+        """feasible()'s step for one task at position idx, with hp and below (_suffix_blocking)
+        per percentile (100: the worst sample): (bound at the worst sample, {level: bound},
+        whether it is over its miss-rate bound at every percentile)."""
+        ts = self.taskset
+        at = {p: bound_task(task, self.times(task.name, variant, p), ts.platform, hp[p],
+                            block_at(below[p], idx, servers)) for p in hp}
+        bmax = at.pop(100.0)
+        over = self._over_bound(task, at or {ts.percentile: bmax}, bmax, lambda p: bound_task(
+            task, self.times(task.name, variant, p), ts.platform, hp[100.0], block_at(below[100.0], idx, servers)))
+        return bmax, at, over
 
     def _watch(self, name: str) -> None:
         self.watched = [name] + [w for w in self.watched if w != name][:WATCHED - 1]
