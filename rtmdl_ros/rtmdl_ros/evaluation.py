@@ -124,7 +124,7 @@ def run_plan(taskset: TaskSet, plan: dict[str, Assignment], backend, labels: dic
     platform = taskset.platform
     rt = Runtime({t: TaskParams(a.priority, taskset.tasks[t].deadline_ms, a.variant, taskset.tasks[t].on_overrun)
                   for t, a in plan.items()}, segments, platform.cpu_workers, platform.gpu_lanes, on_result=on_result,
-                 window_s=duration_s + 60)
+                 window_s=duration_s + 60, job_gate=platform.job_gate)
     rng = np.random.default_rng(seed)
     start = time.monotonic() + 0.1
     heap = [(start + rng.uniform(0, taskset.tasks[t].period_ms / 1e3), t, 0) for t in plan]

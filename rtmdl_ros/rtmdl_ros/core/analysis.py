@@ -437,6 +437,8 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
     per segment, which counts a busy higher-priority task in every segment).
     Both charge the job's own time as times.own_time.
     """
+    if platform.job_gate:
+        return gated_bound(task, times, platform, hp, block)
     pool = block.get('pool') if hasattr(block, 'get') else None
     charged = {r: job_blocking(task, times, pool[r]) for r in RESOURCES
                if pool is not None and platform.servers(r) == 1}
@@ -491,6 +493,57 @@ def bound_task(task: Task, times: SegmentTimes, platform: Platform,
                         waits=tuple(waits), shift=shift, terms=terms, own_draws=own)
 
 
+def gated_bound(task: Task, times: SegmentTimes, platform: Platform,
+                hp: Mapping[str, Sequence[tuple[float, float, float]]], block: Mapping) -> SegmentBound:
+    """bound_task under the job gate (Platform.job_gate; core/scheduling.py).
+
+    Once our job is released, nothing less urgent starts until it ends: what was
+    running at its release (per resource at most one execution per server; a
+    segment in steps hands over at its next step, so one step) is all that can
+    block it, and each of those ends by the release plus its length (block). At
+    any instant our job waits, either a more urgent segment runs (its work, charged
+    in the per-job window over every resource: grouped_window per task where every
+    task above has its groups, else job_window over all segment items), or nothing
+    more urgent runs, and then some resource has every server busy with those
+    blockers (ours waits for it, or a more urgent job that holds the gate does),
+    which ends when the shortest of them ends (release_blocking). So the blocking is
+    charged once per job, the largest of those over the resources, not before each
+    segment. (bound_task's per-segment bound does not hold under the gate.)"""
+    shift = 0.0 if task.origin_is_stamp else times.path
+    cap = task.deadline_ms + shift
+    limit = 10.0 * task.period_ms + 10.0 * task.deadline_ms
+    blocked = release_blocking(block, platform.servers)
+    worst = max(RESOURCES, key=lambda r: blocked[r][0])
+    one_draw = times.own < times.path + sum(times.c)
+    own = 1 if one_draw else len(SEGMENTS) + (0 if task.path.is_constant else 1)
+    # The window opens at the earliest release: after the quickest path where the one
+    # draw (which includes the path) is charged, else after the path at the percentile.
+    opens = times.path_best if one_draw else times.path
+    base = times.own_time - opens + blocked[worst][0]
+    if not any(hp.get(r) for r in RESOURCES):
+        length, counted = base, 0
+    elif _whole_groups(hp):
+        length, counted = grouped_window(base, hp['jobs'], limit - opens)
+    else:
+        length, counted = job_window(base, [item for r in RESOURCES for item in hp[r]], limit - opens)
+    response = opens + length
+    b0, b1, b2 = times.best
+    latest = (min(cap, response - b0 - b1 - b2), min(cap, response - b1 - b2), min(cap, response - b2))
+    terms = _own_terms(times, shift, one_draw) + ((f'blocking at release ({worst})', blocked[worst][0]),)
+    if math.isfinite(length):
+        terms += (('higher priority on cpu and gpu', length - base),)
+    # Every blocker's length is a draw the bound counts on, the shorter ones too.
+    return SegmentBound(response_ms=response - shift, latest_start=latest,
+                        instances=own + sum(n for _, n in blocked.values()) + counted,
+                        shift=shift, terms=terms, own_draws=own)
+
+
+def release_blocking(block: Mapping, servers) -> dict[str, tuple[float, int]]:
+    """Under the job gate, per resource (wait, draws) that the segments already running at
+    a job's release can cost it: the shortest of them where they hold every server."""
+    return {r: _wait(servers(r), tuple(block[r][0]), (), math.inf) for r in RESOURCES}
+
+
 def _own_terms(times: SegmentTimes, shift: float, one_draw: bool) -> tuple:
     if one_draw:
         return (('own time from the stamp (one draw)', times.own - shift),)
@@ -500,11 +553,15 @@ def _own_terms(times: SegmentTimes, shift: float, one_draw: bool) -> tuple:
 def _grouped(platform: Platform, hp) -> bool:
     """Whether the per-job window charges per higher-priority task (grouped_window): every
     resource has one server, and hp lists its tasks under 'jobs'."""
+    return _whole_groups(hp) and all(platform.servers(r) == 1 for r in RESOURCES)
+
+
+def _whole_groups(hp) -> bool:
+    """Whether hp's per-task groups ('jobs') can stand for its flat lists: only where some
+    task has a work draw (else the per-resource form is the same), and every item of the
+    flat lists is in some task's group (else work would be left out)."""
     jobs = hp.get('jobs')
-    # Only where some task has a work draw (else the per-resource form is the same), and
-    # every item of the flat lists is in some task's group (else work would be left out).
     return bool(jobs) and any(job is not None for _, job in jobs) and \
-        all(platform.servers(r) == 1 for r in RESOURCES) and \
         sum(len(items) for items, _ in jobs) == sum(len(hp[r]) for r in RESOURCES)
 
 

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from .analysis import (RESOURCES, RUN_JOBS, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
-                       deadline_monotonic, explain_bound, job_blocking, miss_rate_bound, pool_items, top_items)
+                       deadline_monotonic, explain_bound, job_blocking, miss_rate_bound, pool_items, release_blocking,
+                       top_items)
 from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
 
@@ -195,23 +196,29 @@ class _Search:
             task = self.ts.tasks[name]
             # Offsets from the stamp, as in bound_task: the latest start is capped where the job is dropped.
             deadline = task.deadline_ms + (0.0 if task.origin_is_stamp else t.path)
-            latest, forced = [], t.path
-            charged = {r: job_blocking(task, t, block['pool'][r]) for r in RESOURCES if self.servers[r] == 1}
-            seen = {r: 0 for r in RESOURCES}
-            for k, seg in enumerate(SEGMENTS):
-                r = RESOURCE_OF[seg]
-                # Least wait the blocking alone forces: the shortest of M running segments
-                # (one server: the job's k-th blocker on r, as bound_task charges it).
-                segs = block[r][0]
-                if r in charged:
-                    segs = tuple(min(x, y) for x, y in zip(segs, charged[r][seen[r]:seen[r] + 1]))
-                    seen[r] += 1
-                forced += segs[-1] if segs and len(segs) >= self.servers[r] else 0.0
-                latest.append(forced)
-                forced += t.c[k]
-            # bound_task also caps a start at the job's end minus the best cases from it on;
-            # that end is at least the own time plus the waits the blocking forces.
-            end = t.own_time + forced - t.path - sum(t.c)
+            if self.ts.platform.job_gate:
+                # Under the gate a start is capped only by the job's end (gated_bound), which
+                # is at least its own time plus the blocking at its release.
+                latest = [math.inf] * len(SEGMENTS)
+                end = t.own_time + max(w for w, _ in release_blocking(block, self.servers.get).values())
+            else:
+                latest, forced = [], t.path
+                charged = {r: job_blocking(task, t, block['pool'][r]) for r in RESOURCES if self.servers[r] == 1}
+                seen = {r: 0 for r in RESOURCES}
+                for k, seg in enumerate(SEGMENTS):
+                    r = RESOURCE_OF[seg]
+                    # Least wait the blocking alone forces: the shortest of M running segments
+                    # (one server: the job's k-th blocker on r, as bound_task charges it).
+                    segs = block[r][0]
+                    if r in charged:
+                        segs = tuple(min(x, y) for x, y in zip(segs, charged[r][seen[r]:seen[r] + 1]))
+                        seen[r] += 1
+                    forced += segs[-1] if segs and len(segs) >= self.servers[r] else 0.0
+                    latest.append(forced)
+                    forced += t.c[k]
+                # bound_task also caps a start at the job's end minus the best cases from it on;
+                # that end is at least the own time plus the waits the blocking forces.
+                end = t.own_time + forced - t.path - sum(t.c)
             spans, best, rest = [], t.path_best, sum(t.best)
             for k in range(len(SEGMENTS)):
                 start = min(latest[k], deadline, end - rest)

@@ -167,14 +167,14 @@ class Runtime:
                  gpu_lanes: int, on_result: Callable[[JobReport], None] | None = None,
                  on_error: Callable[[str, str, BaseException], None] | None = None,
                  window_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 realtime: RealtimeConfig | None = None, keep_traces: int = 0):
+                 realtime: RealtimeConfig | None = None, keep_traces: int = 0, job_gate: bool = False):
         if cpu_workers < 1 or gpu_lanes < 1:
             raise ValueError('cpu_workers and gpu_lanes must be >= 1')
         self._clock = clock
         self._cond = threading.Condition()
         self._segments = dict(segments)
         self._logs = {t: _TaskLog() for t in tasks}
-        self._sched = Scheduler(tasks, self._sink)
+        self._sched = Scheduler(tasks, self._sink, job_gate)
         self._on_result = on_result or (lambda report: None)
         self._on_error = on_error or (lambda task, segment, exc: None)
         self.window_s = window_s
@@ -265,6 +265,7 @@ class Runtime:
     def stats(self, task: str) -> WindowStats:
         with self._cond:
             self._sched.expire(self._now_ms())
+            self._cond.notify_all()        # a dropped job may open the job gate
             snapshot = self._logs[task].snapshot(self._clock(), self.window_s)
         return _TaskLog.stats(snapshot)
 

@@ -19,6 +19,10 @@ The rules (also what the analysis assumes):
   * a job's deadline counts from its origin: the source stamp (the default) or
     its release; a superseded or skipped job counts as missed, which the
     analysis matches by checking each job against the task's next release too.
+  * with the job gate (Platform.job_gate), a segment starts only while no more
+    urgent job is in flight (released, not yet ended): a less urgent segment
+    already running ends (one in steps at its next step), and nothing less
+    urgent starts on any worker or lane until that job is done.
 
 This module holds no clock and no threads: the simulator drives it with event
 times, the runtime with the wall clock.
@@ -96,9 +100,10 @@ OutcomeSink = Callable[[str, str, 'Job | None', float], None]
 class Scheduler:
     """Ready queues and job bookkeeping for a fixed-priority CPU/GPU scheduler."""
 
-    def __init__(self, tasks: Mapping[str, TaskParams], sink: OutcomeSink):
+    def __init__(self, tasks: Mapping[str, TaskParams], sink: OutcomeSink, job_gate: bool = False):
         self.params: dict[str, TaskParams] = dict(tasks)
         self._sink = sink
+        self.job_gate = job_gate
         self._queues: dict[str, list] = {'cpu': [], 'gpu': []}
         self._active: dict[str, Job | None] = {t: None for t in tasks}
         self._seq = itertools.count()
@@ -143,13 +148,18 @@ class Scheduler:
         """
         queue = self._queues[resource]
         while queue:
-            job = heapq.heappop(queue)[-1]
+            job = queue[0][-1]
             if job.state != 'ready' or job.queued_on != resource:
-                continue                                  # stale entry
-            job.queued_on = None
+                heapq.heappop(queue)                      # stale entry
+                continue
             if now > job.deadline + _EPS:
+                heapq.heappop(queue)
                 self._drop(job, DROPPED, now)
                 continue
+            if self._gated(job):
+                return None                               # the queue's most urgent is held: all are
+            heapq.heappop(queue)
+            job.queued_on = None
             job.state = 'running'
             job.segment_start = now
             return job
@@ -176,6 +186,8 @@ class Scheduler:
     def more_urgent_ready(self, resource: str, job: Job) -> bool:
         """Whether a segment more urgent than `job`'s waits on `resource`: a job running
         in steps hands the server over to it between two steps."""
+        if self._gated(job):
+            return True
         queue = self._queues[resource]
         while queue:
             entry = queue[0]
@@ -214,6 +226,14 @@ class Scheduler:
         return self._active.get(task)
 
     # -- internals ---------------------------------------------------------
+    def _gated(self, job: Job) -> bool:
+        """With the job gate: whether a job more urgent than `job` is in flight."""
+        if not self.job_gate:
+            return False
+        key = (job.priority, job.origin, job.seq)
+        return any(a is not None and a is not job and (a.priority, a.origin, a.seq) < key
+                   for a in self._active.values())
+
     def _enqueue(self, job: Job) -> None:
         job.state = 'ready'
         job.queued_on = job.resource

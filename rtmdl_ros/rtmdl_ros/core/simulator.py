@@ -126,7 +126,7 @@ def simulate(taskset: TaskSet, plan: Plan, duration_s: float, seed: int = 0,
 
     sched = Scheduler({name: TaskParams(priority=a.priority, deadline_ms=taskset.tasks[name].deadline_ms,
                                         variant=a.variant, on_overrun=taskset.tasks[name].on_overrun)
-                       for name, a in plan.items()}, sink)
+                       for name, a in plan.items()}, sink, job_gate=platform.job_gate)
     samples = {name: [taskset.tasks[name].variants[a.variant].time(s).samples for s in SEGMENTS]
                for name, a in plan.items()}
     # {task: {stage: longest-step samples}} for the segments that run in steps (one worker only)

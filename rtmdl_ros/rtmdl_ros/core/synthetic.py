@@ -24,7 +24,8 @@ def uunifast(rng: np.random.Generator, n: int, total: float) -> list[float]:
 def random_taskset_dict(rng: np.random.Generator, n_tasks: int, n_variants: int, *,
                         utilisation: float = 0.6, cpu_workers: int = 1, gpu_lanes: int = 1,
                         samples: int = 0, storage_budget_mb: float | None = None,
-                        overrun: str | None = None, work: bool = False, runs: int = 0) -> dict:
+                        overrun: str | None = None, work: bool = False, runs: int = 0,
+                        job_gate: bool = False) -> dict:
     """A task set as the YAML schema's dict. samples=0 gives constant times; work (with
     samples) adds each variant's work_ms: 200 sums of independent draws of its segments,
     as the simulator draws them; runs (with work) adds work2_ms .. work<runs>_ms, the same
@@ -62,7 +63,7 @@ def random_taskset_dict(rng: np.random.Generator, n_tasks: int, n_variants: int,
                           'max_miss_rate': float(rng.choice([0.02, 0.05, 0.1, 0.2])),
                           'on_overrun': overrun or str(rng.choice(['replace', 'skip'])),
                           'variants': variants}
-    platform = {'cpu_workers': cpu_workers, 'gpu_lanes': gpu_lanes}
+    platform = {'cpu_workers': cpu_workers, 'gpu_lanes': gpu_lanes, 'job_gate': job_gate}
     if gpu_lanes > 1:
         platform['gpu_slowdown'] = {k: round(1.0 + 0.45 * (k - 1), 2) for k in range(1, gpu_lanes + 1)}
     if storage_budget_mb is not None:

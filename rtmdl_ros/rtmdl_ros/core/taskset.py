@@ -4,7 +4,8 @@ A task set is what the optimizer, the analysis, the simulator and the runtime al
 read. It comes from one YAML schema (see docs/analysis.md and config/):
 
     platform: {cpu_workers: 2, gpu_lanes: 1, storage_budget_mb: 64,
-               gpu_slowdown: {1: 1.0, 2: 1.3}}      # optional
+               gpu_slowdown: {1: 1.0, 2: 1.3},      # optional
+               job_gate: false}                     # optional: see Platform.job_gate
     analysis: {percentile: 99.0}                     # optional; or a list, e.g. [99.5, 99.0]:
                                                      # each task's miss-rate bound is the least over them
     profiles: profiles/this_machine.yaml             # optional, merged underneath
@@ -238,6 +239,10 @@ class Platform:
     storage_budget_mb: float = math.inf
     # slowdown[k]: factor by which each of k concurrent inferences is stretched.
     gpu_slowdown: Mapping[int, float] = field(default_factory=lambda: {1: 1.0})
+    # The job gate (core/scheduling.py): while a job is in flight, no segment of a less urgent
+    # task starts on any worker or lane, so a job is blocked once, at its release, not before
+    # each of its segments; less urgent tasks give up running beside it (docs/analysis.md).
+    job_gate: bool = False
 
     def slowdown(self, lanes_busy: int) -> float:
         return self.gpu_slowdown[max(1, lanes_busy)]
@@ -460,7 +465,11 @@ def _parse_platform(raw: Any) -> Platform:
         if slowdown[k] < slowdown[k - 1]:
             raise TasksetError(f'platform.gpu_slowdown: factors must not fall as lanes are added '
                                f'({k - 1}: {slowdown[k - 1]}, {k}: {slowdown[k]})')
-    return Platform(cpu_workers=cpu, gpu_lanes=lanes, storage_budget_mb=budget, gpu_slowdown=slowdown)
+    gate = raw.get('job_gate', False)
+    if not isinstance(gate, bool):
+        raise TasksetError(f'platform.job_gate: must be true or false, got {gate!r}')
+    return Platform(cpu_workers=cpu, gpu_lanes=lanes, storage_budget_mb=budget, gpu_slowdown=slowdown,
+                    job_gate=gate)
 
 
 def platform_for_device(platform: dict, device: str, cpus: int | None = None) -> tuple[dict, str]:

@@ -172,7 +172,8 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         cfg = RealtimeConfig(priority=self.p['realtime_priority'], cpus=mine)
         self.runtime = Runtime({n: self._params(n) for n in self.settings}, self.segments, self.cpu_workers,
                                self.gpu_lanes, on_result=self._publish_result, on_error=self._on_error,
-                               window_s=self.p['window_s'], realtime=cfg, keep_traces=20000)
+                               window_s=self.p['window_s'], realtime=cfg, keep_traces=20000,
+                               job_gate=self.taskset.platform.job_gate)
         self.runtime.start()
         self.realtime_note = '; '.join(cfg.problems + ([core_note] if core_note else []))
         if cfg.problems:
