@@ -205,6 +205,27 @@ def test_the_screen_turns_down_few_changes_the_analysis_passes():
     assert out > failed / 2 and wrong <= 0.02 * out
 
 
+@pytest.mark.parametrize('seed,n', [(2, 16), (0, 12)])
+def test_the_screen_turns_down_changes_that_fail_above_them(seed, n):
+    # A change low in the order can break a task above it through its blocking alone; once
+    # that task is watched, its new blocking is screened (hints: sets above SWEEP_TASKS).
+    ts = random_taskset(seed, n, 12, utilisation=0.7, samples=50, cpu_workers=2)
+    base = [(t, a.variant) for t, a in sorted(optimize(ts, 60, seed=seed, max_steps=150).plan.items(),
+                                               key=lambda kv: kv[1].priority)]
+    changes = [base[:i] + [(name, v)] + base[i + 1:]
+               for i, (name, current) in enumerate(base) for v in ts.tasks[name].variants if v != current]
+    an, names = Analyzer(ts), [t for t, _ in base]
+    above = caught = 0
+    for trial in changes:
+        assert an.feasible(base)
+        screened = an.fails_early(base, trial)
+        if not an.feasible(trial) and names.index(an.watched[0]) < names.index(
+                next(t for (t, v), old in zip(trial, base) if (t, v) != old)):
+            above += 1
+            caught += screened
+    assert above >= 5 and caught >= 0.9 * above
+
+
 @pytest.mark.parametrize('seed,n', [(0, 20), (1, 20), (2, 12)])
 def test_local_search_on_a_large_set_returns_a_safe_plan_and_its_gap(seed, n):
     from rtmdl_ros.core.simulator import simulate

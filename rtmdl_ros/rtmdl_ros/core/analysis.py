@@ -859,12 +859,13 @@ class Analyzer:
     def fails_early(self, base: Sequence[tuple[str, str]], trial: Sequence[tuple[str, str]],
                     sound: bool = False) -> bool:
         """Whether `trial`, `base` (which feasible() passed) with the tasks at positions lo..hi
-        changed (variants or order), fails at one of them or at a watched task below them
-        (one of the last over their bounds). The changed tasks are analysed as feasible()
-        would, under the tasks above them as in `base`; a watched task below, with their
-        new interference in place of their old and every other task above it at its bounds
-        in `base`. It costs those tasks' bounds where feasible() analyses every task from lo
-        down.
+        changed (variants or order), fails at one of them or at a watched task (one of the
+        last over their bounds) below or above them. The changed tasks are analysed as
+        feasible() would, under the tasks above them as in `base`; a watched task below, with
+        their new interference in place of their old and every other task above it at its
+        bounds in `base`; a watched task above (sound=False only), with the blocking the
+        change gives it (_blocked_over_above). It costs those tasks' bounds where feasible()
+        analyses every task from lo down.
 
         A changed task over its bound is a proof. For a watched task below, it is one only
         where one task changed and its new interference is no less in any item: then every
@@ -901,10 +902,12 @@ class Analyzer:
             for p, b in ((100.0, bmax), *at.items()):
                 hp_of[p] = add_interference(hp_of[p], b, timed[p][k][1], task.interarrival_ms)
                 mine[p] = add_interference(mine[p], b, timed[p][k][1], task.interarrival_ms)
+        names = [t for t, _ in base]
+        if not sound and self._blocked_over_above(trial, lo, names, states, below, old_below, pcts, servers):
+            return True
         if sound and not (lo == hi and all(_no_less(mine[p], {r: _hp(states[hi], p)[r][len(_hp(above, p)[r]):]
                                                               for r in mine[p]}) for p in pcts)):
             return False
-        names = [t for t, _ in base]
 
         def swapped(p, j):
             """hp above j in base with the changed tasks' items swapped for theirs in trial."""
@@ -915,6 +918,29 @@ class Analyzer:
             if j <= hi:
                 continue
             if self._step(ts.tasks[watched], base[j][1], {p: swapped(p, j) for p in pcts}, old_below, j, servers)[2]:
+                return True
+        return False
+
+    def _blocked_over_above(self, trial, lo: int, names, states, below, old_below, pcts, servers) -> bool:
+        """fails_early's hint above a change: whether a watched task above position lo is
+        over its bound with the blocking it has in `trial` (what lies below it: `below`,
+        the changed tasks' suffix from lo) and the interference it had in the base plan.
+        The tasks between may have a new blocking too, so their bounds may differ either
+        way: a hint, not a proof. Where the change leaves the blocking at lo as it was,
+        nothing above it changed."""
+        if all(below[p][r][0] == old_below[p][r][lo] and below[p]['pool'][r][0] == old_below[p]['pool'][r][lo]
+               for p in pcts for r in RESOURCES):
+            return False
+        ts = self.taskset
+        none = {'cpu': (), 'gpu': (), 'jobs': ()}
+        for watched in self.watched:
+            j = names.index(watched) if watched in names else lo
+            if j >= lo:
+                continue
+            timed = {p: [(ts.tasks[t], self.times(t, v, p)) for t, v in trial[j:lo]] for p in pcts}
+            up = {p: _suffix_blocking(timed[p], servers, tail=(below[p], 0)) for p in pcts}
+            hp = {p: _hp(states[j - 1], p) if j else none for p in pcts}
+            if self._step(ts.tasks[watched], trial[j][1], hp, up, 0, servers)[2]:
                 return True
         return False
 
