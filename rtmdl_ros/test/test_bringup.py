@@ -40,6 +40,7 @@ def test_bringup_runs_the_graph_and_exits_cleanly(tmp_path):
         assert int(row.split()[4]) > 0, row                      # jobs published from the stamp
     logs = _node_logs(tmp_path)
     assert 'executor active' in logs and 'configured in' in logs
+    assert 'the job gate on' in logs                            # config/f1tenth.yaml's platform.job_gate
     assert 'Traceback' not in out + logs and 'exception was never retrieved' not in out + logs
 
 

@@ -201,6 +201,7 @@ class ExecutorNode(ParameterHandling, Reporting, LifecycleNode):
         self.get_logger().info(
             f'executor active: {len(self.settings)} tasks, backend {self.p["backend"]}/{self.p["device"]}, '
             f'{self.cpu_workers} CPU workers, {self.gpu_lanes} lanes'
+            + (', the job gate on' if self.taskset.platform.job_gate else '')
             + (f' at SCHED_FIFO {self.p["realtime_priority"]}' if self.p['realtime_priority'] and not cfg.problems else '')
             + (f' on cores {sorted(mine)}' if mine else '') + '; plan '
             + ', '.join(f'{n}={s.variant}@{s.priority}' for n, s in self.settings.items()))
