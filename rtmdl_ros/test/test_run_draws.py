@@ -226,7 +226,10 @@ def test_the_runs_go_into_the_task_set_and_lower_the_bound_below():
     ts = taskset_from_dict(base)
     order = [('A', 'v'), ('B', 'v')]
     with_runs, without = Analyzer(ts).final_bounds(order)[0]['B'], Analyzer(_no_runs(ts)).final_bounds(order)[0]['B']
-    assert with_runs.response_ms < without.response_ms - 10.0
+    # Without runs A's jobs in B's window are charged 9 ms each (three: carried_work cuts the
+    # jobs at its edges to their overlap, where four were charged whole before); with them,
+    # as draws of pairs of 10 ms.
+    assert with_runs.response_ms < without.response_ms - 5.0
 
 
 def test_the_round_report_names_each_draw():

@@ -140,3 +140,62 @@ def test_work_draws_lower_bounds_on_a_share_of_random_sets():
         assert all(ra[t].response_bound_ms <= rb[t].response_bound_ms + 1e-9 for t in ra)
         lower += any(ra[t].response_bound_ms < rb[t].response_bound_ms - 1e-9 for t in ra)
     assert lower >= 3
+
+
+def _most_over_phases(x, c, span, period, phases=4000):
+    """Brute force: the most sum_k min(c, overlap) of intervals [a + k T, a + k T + span]
+    with the window [0, x] reaches over a grid of phases a."""
+    c, best = min(c, span), 0.0
+    for a in np.linspace(-span, period - span, phases + 1):
+        starts = a + period * np.arange(-2, int(x / period) + 4)
+        overlap = np.clip(np.minimum(starts + span, x) - np.maximum(starts, 0.0), 0.0, None)
+        best = max(best, float(np.minimum(c, overlap).sum()))
+    return best
+
+
+def test_carried_work_is_the_most_any_phasing_gives_and_never_more_than_whole_jobs():
+    from rtmdl_ros.core.analysis import carried_work
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        period = float(rng.uniform(10, 50))
+        span = float(rng.uniform(0.5, period))
+        c = float(rng.uniform(0.1, 1.3 * span))
+        x = float(rng.uniform(0, span)) if rng.random() < 0.3 else float(rng.uniform(0, 4 * period))
+        work, jobs = carried_work(x, c, span, period)
+        assert work == pytest.approx(_most_over_phases(x, c, span, period), abs=1e-6)
+        assert work <= (np.floor((x + span) / period) + 1) * c + 1e-9
+        assert jobs <= np.floor((x + span) / period) + 1
+    assert carried_work(10.0, 5.0, 40.0, 30.0)[0] == float('inf')      # intervals that may overlap
+
+
+def test_carried_work_never_falls_as_the_window_the_work_or_the_span_grow():
+    # What the fixed-point iteration and the branch and bound's least charge rely on.
+    from rtmdl_ros.core.analysis import carried_work
+    rng = np.random.default_rng(6)
+    for _ in range(2000):
+        period = float(rng.uniform(10, 50))
+        span, x = float(rng.uniform(0.5, period)), float(rng.uniform(0, 3 * period))
+        c = float(rng.uniform(0.1, span))
+        w = carried_work(x, c, span, period)[0]
+        grow = float(rng.uniform(1.0, 1.5))
+        assert carried_work(x * grow, c, span, period)[0] >= w - 1e-9
+        assert carried_work(x, c * grow, span, period)[0] >= w - 1e-9
+        assert carried_work(x, c, min(period, span * grow), period)[0] >= w - 1e-9
+
+
+def test_a_job_above_that_grazes_the_window_is_charged_its_overlap_only():
+    from rtmdl_ros.core.simulator import simulate
+    # Gate on: A runs within 16 ms of its stamp (its 6 ms behind B's 10 ms pre at worst), so
+    # A's next job starts no earlier than 14 ms after one ends: in B's 18 ms window the two
+    # overlap it by at most 4 ms together, or one of them whole. B: 12 + 6 = 18 ms, where
+    # two whole jobs of A gave 24; the simulator reaches 18.
+    ts = taskset_from_dict({'platform': {'cpu_workers': 1, 'gpu_lanes': 1, 'job_gate': True},
+                            'analysis': {'percentile': 99.0},
+                            'tasks': {'A': _task(30, 2.0, 2.0, 2.0, work=[6.0] * 100),
+                                      'B': _task(100, 10.0, 1.0, 1.0, deadline=60)}})
+    bounds = Analyzer(ts).final_bounds([('A', 'v'), ('B', 'v')])[0]
+    assert bounds['A'].response_ms == pytest.approx(16.0)
+    assert bounds['B'].response_ms == pytest.approx(18.0)
+    assert dict(bounds['B'].terms)['higher priority on cpu and gpu'] == pytest.approx(6.0)
+    sim = simulate(ts, {'A': Assignment('v', 0), 'B': Assignment('v', 1)}, 20.0, seed=1, phase='zero')
+    assert max(sim.tasks['B'].responses) == pytest.approx(18.0)

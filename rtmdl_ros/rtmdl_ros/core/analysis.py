@@ -393,16 +393,49 @@ def _least_fixed_point(base: float, charge, limit: float) -> tuple[float, int]:
 
 def _charge(x: float, group) -> tuple[float, int]:
     """A higher-priority task's work in a window of length x and the draws that counts:
-    its segments one by one, or its jobs' work as draws of runs of jobs (run_work),
-    whichever is less."""
+    its segments one by one, its jobs' work as draws of runs of jobs (run_work), or
+    its jobs' work with the one overlapping the window's edge cut to the overlap
+    (carried_work), whichever is least."""
     items, job = group
     work, count = _items_work(x, items)
     if job is not None:
         runs, span, period = job
-        w, d = run_work(math.floor((x + span) / period) + 1, runs)
-        if w < work:
-            return w, d
+        for w, d in (run_work(math.floor((x + span) / period) + 1, runs), carried_work(x, runs[0][0], span, period)):
+            if w < work:
+                work, count = w, d
     return work, count
+
+
+def carried_work(x: float, c: float, span: float, period: float) -> tuple[float, int]:
+    """Work of a task's jobs in a window of length x, each at most c and run inside its
+    own interval of length `span` (earliest start to latest end; its segments run one
+    after another there, so its work is at most `span` too), their stamps at least
+    `period` apart, and the jobs it counts on: the most that sum_k min(c, overlap of job
+    k's interval with the window) reaches over every phasing. That sum is piecewise
+    linear in the phase, so its most is where some interval's start, end or the point
+    c from either sits on an edge of the window: six phases (mod period) to try. It
+    counts a job whose interval grazes the window by its overlap, where
+    floor((x + span) / period) + 1 whole jobs count it whole, and it never falls as x,
+    c or span grow (the most of sums that each grow), which the branch and bound's
+    least charge needs. Where the intervals may overlap (span > period): (inf, 0)."""
+    if span > period:
+        return math.inf, 0
+    if x <= 0.0:
+        return 0.0, 0
+    c = min(c, span)
+    best = (0.0, 0)
+    for start in (0.0, -span, c - span, x - span, x - c, x):
+        first = (start + span) % period - span          # the earliest job whose interval reaches 0
+        work, jobs = 0.0, 0
+        while first < x:
+            overlap = min(first + span, x) - max(first, 0.0)
+            if overlap > _EPS:
+                work += min(c, overlap)
+                jobs += 1
+            first += period
+        if work > best[0]:
+            best = (work, jobs)
+    return best
 
 
 def grouped_window(base: float, groups, limit: float) -> tuple[float, int]:
