@@ -964,16 +964,17 @@ class Analyzer:
         if all(below[p][r][0] == old_below[p][r][lo] and below[p]['pool'][r][0] == old_below[p]['pool'][r][lo]
                for p in pcts for r in RESOURCES):
             return False
+        above = sorted(names.index(w) for w in self.watched if w in names and names.index(w) < lo)
+        if not above:
+            return False
         ts = self.taskset
         none = {'cpu': (), 'gpu': (), 'jobs': ()}
-        for watched in self.watched:
-            j = names.index(watched) if watched in names else lo
-            if j >= lo:
-                continue
-            timed = {p: [(ts.tasks[t], self.times(t, v, p)) for t, v in trial[j:lo]] for p in pcts}
-            up = {p: _suffix_blocking(timed[p], servers, tail=(below[p], 0)) for p in pcts}
+        top = above[0]                  # one suffix from the highest of them serves them all
+        timed = {p: [(ts.tasks[t], self.times(t, v, p)) for t, v in trial[top:lo]] for p in pcts}
+        up = {p: _suffix_blocking(timed[p], servers, tail=(below[p], 0)) for p in pcts}
+        for j in above:
             hp = {p: _hp(states[j - 1], p) if j else none for p in pcts}
-            if self._step(ts.tasks[watched], trial[j][1], hp, up, 0, servers)[2]:
+            if self._step(ts.tasks[trial[j][0]], trial[j][1], hp, up, j - top, servers)[2]:
                 return True
         return False
 
