@@ -12,13 +12,18 @@ What the analysis takes from the graph:
   beyond the median that the other threads cause (the ROS thread, the other
   scheduler thread, the sensors), pooled over the variants of about the same
   length (medians within a factor of BAND, widened to the nearest ones until
-  the pool has the samples its confidence bound needs; a shorter one's delays
-  scaled up to the variant's length): a longer segment is
+  the pool has the samples its confidence bound needs): a longer segment is
   preempted more often, so a 0.6 ms inference must not take the tail of a
   9 ms one (measured: pooled over all twelve traffic-light variants, the
   smallest one's p99.5 bound was 5.6 ms for a 0.6 ms median; its own
-  largest delay was 1.6 ms). A variant that ran too few jobs takes its profiled
-  median plus the median shift of the task's variants that did. The model is
+  largest delay was 1.6 ms). A shorter neighbour's delays are scaled up to
+  the variant's length as length ** exponent (delay_exponent: fitted on the
+  variants' p90 delays, at its upper confidence bound; 0 for stalls of a fixed
+  length, 1 for a slow-down in proportion to the work, 1 where the medians do
+  not span enough to tell): one 6 ms stall of a 0.35 ms inference is not
+  charged to a 0.67 ms one as 11 ms (measured, docs/benchmarks.md). A
+  variant that ran too few jobs takes its profiled median plus the median
+  shift of the task's variants that did. The model is
   checked per variant that ran enough jobs: its p99 against the variant's own
   measured p99, and the worst under-prediction is reported.
 * **Job draws** under a plan (job_fields): per variant that ran enough jobs, the
@@ -49,6 +54,9 @@ MIN_JOBS_TO_CHECK = 20         # a variant's own p99 is compared with the model'
 BAND = 2.0                     # a variant's tail pools the variants whose median is within this factor
 GAP_FACTOR = 1.5               # runs of jobs: successive stamps further apart than this x the median are a gap
 TOLERANCE = 0.15               # one more window may move a task's tail by this much (relative)
+EXPONENT_SPREAD = 1.5        # delay_exponent is fitted where the variants' medians span this factor
+EXPONENT_JOBS = 20           # ... over the variants that ran this many jobs (p90 from 2+ samples above it)
+DELAY_QUANTILE = 0.9         # the delay's level the exponent is fitted at (stable from 20 jobs)
 # Windows go on (up to their limit) until every task has the jobs whose second-largest
 # sample bounds its least percentile: one stall then cannot set a bound alone (measured:
 # a 4 Hz task's one 18.4 ms step among 314 jobs, 4 ms otherwise, refused a plan).
@@ -76,13 +84,14 @@ class SegmentModel:
     measured: int                       # variants whose median was measured in the graph
     by_variant: dict | None = None      # variant -> its own residuals (variants that ran)
     need: int = 0                       # samples a pool needs for the tail's confidence bound
+    exponent: float = 1.0               # delays grow as length ** exponent (delay_exponent)
 
     def pool(self, variant: str) -> np.ndarray:
         """The residuals a variant's tail is estimated from: those of the variants whose median
         is within BAND of its own, and further the nearest ones until there are `need`. A
-        shorter variant's residuals are scaled up to this one's length, a longer one's kept:
-        the pool is no lighter than this variant's under either a delay that is constant
-        (a GIL wait) or one that grows with the work (preemptions)."""
+        shorter variant's residuals are scaled up to this one's length as length ** exponent,
+        a longer one's kept: the pool is no lighter than this variant's own under delays that
+        grow with the work no faster than the exponent says."""
         if not self.by_variant:
             return self.residuals
         own = max(self.medians[variant], 1e-3)
@@ -93,12 +102,13 @@ class SegmentModel:
         for v in sorted(self.by_variant, key=distance):
             if n >= self.need and distance(v) > np.log(BAND):
                 break
-            chosen.append(self.by_variant[v] * max(1.0, own / max(self.medians[v], 1e-3)))
+            chosen.append(self.by_variant[v] * max(1.0, own / max(self.medians[v], 1e-3)) ** self.exponent)
             n += len(self.by_variant[v])
         return np.sort(np.concatenate(chosen))
 
     def describe(self) -> str:
         return (f'{self.task}.{self.segment}: {len(self.residuals)} jobs, {self.measured} variants measured; '
+                f'delays grow as length^{self.exponent:.2f}; '
                 + (f'under-predicts a variant\'s p99 by at most {100 * self.worst_under:.0f} % '
                    f'({self.checked} checked)' if self.checked else 'no variant ran enough jobs to check'))
 
@@ -133,6 +143,27 @@ def step_samples(traces: list[JobTrace], task: str, segment: str) -> dict[str, n
     return {v: np.asarray(x) for v, x in out.items()}
 
 
+def delay_exponent(ran: dict[str, np.ndarray], medians: dict, confidence: float) -> float:
+    """How a segment's delay beyond its median grows with the segment's length, as
+    length ** exponent: the least-squares slope of log(p90 delay) on log(median) over the
+    variants that ran EXPONENT_JOBS jobs, at its one-sided upper `confidence` bound (Student
+    t), clipped to [0, 1]. 0 is a stall of a fixed length (a GIL hand-off, another thread's
+    turn on the core), 1 a slow-down in proportion to the work (a co-runner's share of the
+    core). With fewer than three such variants, or medians spanning less than
+    EXPONENT_SPREAD, the data cannot tell: 1, the conservative end."""
+    from scipy.stats import t as student
+    vs = [v for v, x in ran.items() if len(x) >= EXPONENT_JOBS]
+    x = np.log([max(medians[v], 1e-3) for v in vs])
+    if len(vs) < 3 or np.ptp(x) < np.log(EXPONENT_SPREAD):
+        return 1.0
+    y = np.log([max(float(np.quantile(ran[v] - medians[v], DELAY_QUANTILE)), 1e-3) for v in vs])
+    dx = x - x.mean()
+    slope = float(np.sum(dx * (y - y.mean())) / np.sum(dx ** 2))
+    noise = float(np.sum((y - y.mean() - slope * dx) ** 2)) / (len(vs) - 2)
+    upper = slope + float(student.ppf(confidence, len(vs) - 2)) * np.sqrt(noise / np.sum(dx ** 2))
+    return float(np.clip(upper, 0.0, 1.0))
+
+
 def fit_segment(task: str, segment: str, graph: dict[str, np.ndarray], profiled: dict[str, float],
                 percentile: float, confidence: float) -> SegmentModel | None:
     """Per-variant graph medians and the task's pooled tail beyond them; None without data."""
@@ -146,7 +177,8 @@ def fit_segment(task: str, segment: str, graph: dict[str, np.ndarray], profiled:
     by_variant = {v: x - medians[v] for v, x in ran.items()}
     residuals = np.sort(np.concatenate(list(by_variant.values())))
     model = SegmentModel(task, segment, medians, residuals, quantile_upper_bound(residuals, percentile, confidence),
-                         0.0, 0, len(ran), by_variant, min(samples_needed(percentile, confidence), len(residuals)))
+                         0.0, 0, len(ran), by_variant, min(samples_needed(percentile, confidence), len(residuals)),
+                         delay_exponent(ran, medians, confidence))
     worst, checked = 0.0, 0
     for v, x in ran.items():
         if len(x) >= MIN_JOBS_TO_CHECK:
