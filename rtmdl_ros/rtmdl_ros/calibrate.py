@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import shutil
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,6 +153,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     base = load_taskset(base_file)
     out_dir = out_dir or os.path.join(os.path.dirname(os.path.abspath(taskset_file)), 'calibration')
     os.makedirs(out_dir, exist_ok=True)
+    clear_windows(out_dir)
     plan_file = os.path.join(out_dir, 'plan_largest.yaml')
     write_plan(plan_file, default_plan(base), header='rtmdl calibrate: largest variants first, then every '
                                                      'variant in turn (cycle_variants_s)')
@@ -214,6 +217,15 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     # What `rtmdl calibrate` prints, kept beside the windows (benches and evaluate run it quietly).
     atomic_write(os.path.join(out_dir, 'report.txt'), lambda f: f.write(result.report() + '\n'))
     return result
+
+
+def clear_windows(out_dir: str) -> None:
+    """Remove the windows an earlier calibration recorded into out_dir (window<n>/, round<k>_window<n>/):
+    a run that needs fewer windows would otherwise leave the last one's beside its own, and
+    whoever fits the folder again (or reads it in a bug report) would take both as one run."""
+    for name in os.listdir(out_dir):
+        if re.fullmatch(r'(round\d+_)?window\d+', name) and os.path.isdir(os.path.join(out_dir, name)):
+            shutil.rmtree(os.path.join(out_dir, name))
 
 
 def refit_segments(prof_path: str, pristine: dict, traces: list[JobTrace], base, confidence: float, note: str) -> None:

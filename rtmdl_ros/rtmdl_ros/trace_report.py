@@ -15,25 +15,36 @@ import os
 import numpy as np
 
 from .core.scheduling import MET
+from .core.taskset import SEGMENTS
 from .core.trace import STAGES, JobTrace
+
+# Per segment the longest step of one that ran in steps (empty: it ran whole, or no job did):
+# with them a calibration's windows can be fitted again offline as `rtmdl calibrate` fitted them.
+STEP_COLUMNS = tuple(f'{s}_step_ms' for s in SEGMENTS)
 
 
 def write_csv(traces: list[JobTrace], path: str) -> None:
     with open(path, 'w', newline='') as f:
         w = csv.writer(f)
-        w.writerow(['task', 'seq', 'variant', 'outcome', 'stamp_s', 'response_ms', *[f'{s}_ms' for s in STAGES]])
+        w.writerow(['task', 'seq', 'variant', 'outcome', 'stamp_s', 'response_ms', *[f'{s}_ms' for s in STAGES],
+                    *STEP_COLUMNS])
         for t in traces:
             w.writerow([t.task, t.seq, t.variant, t.outcome, f'{t.stamp_s:.6f}', f'{t.response_ms:.3f}',
-                        *[f'{x:.3f}' for x in t.stages_ms]])
+                        *[f'{x:.3f}' for x in t.stages_ms],
+                        *([f'{x:.3f}' for x in t.steps_ms] if t.steps_ms else [''] * len(STEP_COLUMNS))])
 
 
 def read_csv(path: str) -> list[JobTrace]:
-    """The traces a traces.csv holds (write_csv's format): to redraw the pictures of a recorded run."""
+    """The traces a traces.csv holds (write_csv's format; files written before the step columns
+    read with no steps): to redraw the pictures of a recorded run, or fit its calibration again."""
+    def steps(r):
+        cells = [r.get(c) or '' for c in STEP_COLUMNS]
+        return tuple(float(c) for c in cells) if all(cells) else ()
     try:
         with open(path, newline='') as f:
             rows = list(csv.DictReader(f))
         return [JobTrace(r['task'], int(r['seq']), r['variant'], r['outcome'], float(r['stamp_s']),
-                         tuple(float(r[f'{s}_ms']) for s in STAGES)) for r in rows]
+                         tuple(float(r[f'{s}_ms']) for s in STAGES), steps(r)) for r in rows]
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise ValueError(f'{path}: not a traces.csv of `rtmdl trace` ({type(e).__name__}: {e})') from None
 

@@ -273,3 +273,12 @@ def test_the_pooled_tail_covers_each_variants_true_percentile_at_its_confidence(
             under[k] += calibrated_variant(model, f'v{k}', 99.5, 0.9)[1][99.5] < true
     allowed = 0.1 * trials + 4 * np.sqrt(trials * 0.1 * 0.9)
     assert under.max() <= allowed, under
+
+
+def test_calibration_clears_the_windows_an_earlier_run_left_in_its_folder(tmp_path):
+    from rtmdl_ros.calibrate import clear_windows
+    for name in ('window1', 'round1_window4', 'round12_window1', 'windows_notes', 'mine'):
+        (tmp_path / name).mkdir()
+    (tmp_path / 'window2').write_text('a file, not a window')
+    clear_windows(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['mine', 'window2', 'windows_notes']

@@ -239,3 +239,23 @@ def test_the_schedule_window_is_the_one_with_the_most_misses(tmp_path):
     start = busiest_window(traces, 1.0)
     assert sum(start <= s <= start + 1.0 for s in late) == max(
         sum(a <= s <= a + 1.0 for s in late) for a in late)
+
+
+def test_traces_csv_keeps_the_longest_steps_so_a_calibration_can_be_fitted_again(tmp_path):
+    """The steps a segment ran in (what calibrate fits its `_chunk` tails on) survive the CSV;
+    a file written before the step columns reads with none."""
+    import math
+    from rtmdl_ros.core.calibration import step_samples
+    from rtmdl_ros.core.trace import STAGES, JobTrace
+    from rtmdl_ros.trace_report import read_csv, write_csv
+    stages = tuple(1.0 for _ in STAGES)
+    traces = [JobTrace('audio', 1, 'w050_d2', 'met', 1.5, stages, (0.75, math.nan, math.nan)),
+              JobTrace('sign', 2, 'w050_d2', 'met', 1.6, stages)]
+    write_csv(traces, tmp_path / 't.csv')
+    back = read_csv(tmp_path / 't.csv')
+    assert back[0].steps_ms[0] == 0.75 and math.isnan(back[0].steps_ms[1]) and back[1].steps_ms == ()
+    assert step_samples(back, 'audio', 'pre')['w050_d2'].tolist() == [0.75]
+    old = tmp_path / 'old.csv'
+    lines = (tmp_path / 't.csv').read_text().splitlines()
+    old.write_text('\n'.join(','.join(line.split(',')[:6 + len(STAGES)]) for line in lines) + '\n')
+    assert [t.steps_ms for t in read_csv(old)] == [(), ()]
