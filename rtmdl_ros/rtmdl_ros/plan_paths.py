@@ -29,7 +29,10 @@ lighter one.
 """
 from __future__ import annotations
 
+import math
 import os
+
+import numpy as np
 
 from .core.calibration import (TOLERANCE, after_warmup, held_path_fields, jobs_short, path_fields, put_path_fields,
                                settled as tails_settled)
@@ -58,6 +61,11 @@ def _draws(variant: str, draws: dict, percentile: float) -> str:
     if runs:
         out.append('work of ' + ', '.join(f'{n} job{"s" if n > 1 else ""} {w:.2f}' for n, w in sorted(runs)) + ' ms')
     return '; '.join(out)
+
+
+def _window_tail(traces, task: str, percentile: float) -> float:
+    paths = [t.path_ms for t in traces if t.task == task and math.isfinite(t.path_ms)]
+    return float(np.percentile(paths, percentile)) if paths else math.nan
 
 
 def _tails(fields: dict, percentile: float) -> str:
@@ -107,7 +115,7 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
     for k in range(rounds):
         plan_file = os.path.join(out_dir, f'plan_round{k + 1}.yaml')
         write_plan(plan_file, plan, header=f'rtmdl calibrate: release paths under this plan, round {k + 1}')
-        runs, moved = [], ''
+        runs, moved, mover = [], '', ''
         while True:                       # separate starts: one stall of one run is not the tail
             rc, got, _ = record(os.path.join(out_dir, f'round{k + 1}_window{len(runs) + 1}'), plan_file,
                                 taskset_file, duration_s, judge=False, **record_kwargs)
@@ -129,6 +137,12 @@ def settle_paths(taskset_file: str, prof_path: str, rounds: int, duration_s: flo
             why = ([f'window {len(runs)} moved {worst[1]}\'s tail by {100 * worst[0]:.0f} %']
                    if worst[0] > tolerance else []) + [f'{t} had {n} jobs, {need} needed' for t, n in short.items()]
             moved = f' ({len(runs) + 1} windows: {"; ".join(why)})'
+            mover = worst[1] if worst[0] > tolerance else ''
+        if moved and mover:
+            # Which windows were slow: the bound covers them (nothing measured is dropped).
+            tails = [_window_tail(w, mover, taskset.percentile) for w in runs]
+            moved += (f' ({mover}\'s release path p{taskset.percentile:g} per window '
+                      + ', '.join(f'{x:.1f}' for x in tails) + ' ms)')
         traces = [t for w in runs for t in w]
         fields = {t: path_fields(traces, t, taskset.percentiles, confidence)[0] for t in taskset.tasks}
         fields = {t: f for t, f in fields.items() if f}

@@ -211,6 +211,9 @@ def test_a_window_unlike_the_others_lengthens_its_round_instead_of_deciding_it(t
                                              max_windows=4)
     assert measured == ['big', 'big', 'big', 'small', 'small'], lines
     assert "(3 windows: window 2 moved cam's tail by" in lines[0], lines
+    # ... and which window was the slow one: its tail against the others'.
+    per_window = lines[0].split("cam's release path p99.5 per window ")[1].split(' ms)')[0].split(', ')
+    assert len(per_window) == 3 and float(per_window[1]) > 2 * max(float(per_window[0]), float(per_window[2])), lines
     # Nothing measured is dropped: 12 stalled jobs of 2,100 still set big's path tail (the
     # estimate is sound, the extra window only gives it more samples), so the lighter plan settles.
     assert 'cam p99.5 <= 40.' in lines[0], lines
