@@ -54,9 +54,9 @@ MIN_JOBS_TO_CHECK = 20         # a variant's own p99 is compared with the model'
 BAND = 2.0                     # a variant's tail pools the variants whose median is within this factor
 GAP_FACTOR = 1.5               # runs of jobs: successive stamps further apart than this x the median are a gap
 TOLERANCE = 0.15               # one more window may move a task's tail by this much (relative)
-EXPONENT_SPREAD = 1.5        # delay_exponent is fitted where the variants' medians span this factor
-EXPONENT_JOBS = 20           # ... over the variants that ran this many jobs (p90 from 2+ samples above it)
-DELAY_QUANTILE = 0.9         # the delay's level the exponent is fitted at (stable from 20 jobs)
+EXPONENT_SPREAD = 1.5          # delay_exponent is fitted where the variants' medians span this factor
+EXPONENT_JOBS = 20             # ... over the variants that ran this many jobs (p90 from 2+ samples above it)
+DELAY_QUANTILE = 0.9           # the delay's level the exponent is fitted at (stable from 20 jobs)
 # Windows go on (up to their limit) until every task has the jobs whose second-largest
 # sample bounds its least percentile: one stall then cannot set a bound alone (measured:
 # a 4 Hz task's one 18.4 ms step among 314 jobs, 4 ms otherwise, refused a plan).
