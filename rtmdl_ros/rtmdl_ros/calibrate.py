@@ -17,9 +17,9 @@ profiles file:
 
 Windows repeat (up to max_windows) while one more window still moves any task's
 release-path tail by more than `tolerance`, or while a task has too few jobs for
-its least percentile's bound to leave out its largest sample (a slow task: audio
-gets about 80 jobs a window): a noisy window or one stall lengthens the
-calibration instead of deciding the plan alone.
+its highest percentile's bound to leave out its largest sample (a slow task: audio
+gets about 76 jobs a window, and p99.5 needs 777): a noisy window or one stall
+lengthens the calibration instead of deciding the plan alone.
 The uncalibrated profile is kept beside it (.uncalibrated) and every run starts
 from it, so calibrating twice never stretches twice.
 """
@@ -47,6 +47,13 @@ from .core.trace import JobTrace
 CONFIDENCE = 0.9           # of every tail bound
 
 
+# Cycling windows at most: a 4 Hz task gets about 76 jobs in a 20 s window, so 10 windows and
+# one round under a plan reach the 777 that bound p99.5 below one stall (jobs_needed).
+MAX_WINDOWS = 10
+# A round under a plan adds to the cycling windows' jobs: it runs at most this many windows.
+ROUND_WINDOWS = 4
+
+
 @dataclass
 class Calibration:
     profiles_file: str
@@ -58,11 +65,11 @@ class Calibration:
     converged: bool = True
     plan_paths: list[str] = field(default_factory=list)   # rounds of paths under the plan
     settled_plan: str | None = None                        # a plan that passes with its own paths
-    # Tasks with fewer jobs than `need` (calibration.jobs_needed, at the least percentile
-    # `least`) in all the windows their segments were fitted on: (jobs, jobs a window).
+    # Tasks with fewer jobs than `need` (calibration.jobs_needed, at the highest percentile
+    # `level`) in all the windows their segments were fitted on: (jobs, jobs a window).
     short: dict[str, tuple[int, float]] = field(default_factory=dict)
     need: int = 0
-    least: float = 0.0
+    level: float = 0.0
     window_s: float = 0.0
 
     def report(self) -> str:
@@ -72,7 +79,7 @@ class Calibration:
         for task, (n, rate) in self.short.items():
             more = (f'about {math.ceil((self.need - n) / rate)} more window(s) of {self.window_s:g} s (--max-windows)'
                     if rate > 0 else 'none of its jobs ran in the cycling windows: is its sensor publishing?')
-            lines.append(f'  {task}: {n} jobs, {self.need} needed for its p{self.least:g} bounds to leave out its '
+            lines.append(f'  {task}: {n} jobs, {self.need} needed for its p{self.level:g} bounds to leave out its '
                          f'largest sample (one stall would set them); {more}')
         for task, est in self.paths.items():
             lines.append(f'  {task} release path: {est.describe()}')
@@ -130,7 +137,7 @@ def apply_calibration(profiles: dict, traces: list[JobTrace], taskset, percentil
 
 def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxruntime', device: str = 'cpu',
               zoo_dir: str | None = None, out_dir: str | None = None, quiet: bool = True,
-              camera_params: dict | None = None, min_windows: int = 2, max_windows: int = 4,
+              camera_params: dict | None = None, min_windows: int = 2, max_windows: int = MAX_WINDOWS,
               tolerance: float = TOLERANCE, confidence: float = CONFIDENCE, plan_rounds: int = 0) -> Calibration:
     """Run the graph in windows of duration_s with every variant in turn, then rewrite the profiles file;
     then up to plan_rounds rounds of release paths measured under the plan (plan_paths.py)."""
@@ -191,7 +198,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
     def short_of(jobs: list[JobTrace]) -> dict:
         return {t: (n, per_window[t]) for t, n in jobs_short(jobs, base.tasks, need).items()}
     result = Calibration(prof_path, windows, len(traces), paths, models, shifts, converged, short=short_of(traces),
-                         need=need, least=min(base.percentiles), window_s=duration_s)
+                         need=need, level=max(base.percentiles), window_s=duration_s)
     calibrated['calibrated'] = {
         'windows': windows, 'window_s': duration_s, 'jobs': len(traces), 'confidence': confidence,
         'converged': converged}
@@ -213,7 +220,7 @@ def calibrate(taskset_file: str, duration_s: float = 20.0, backend: str = 'onnxr
         result.plan_paths, result.settled_plan = settle_paths(
             taskset_file, prof_path, plan_rounds, duration_s, confidence, out_dir,
             {'backend': backend, 'device': device, 'zoo_dir': zoo_dir, 'quiet': quiet, 'camera_params': camera_params},
-            refit=refit, max_windows=max_windows, tolerance=tolerance, need=need, before=traces)
+            refit=refit, max_windows=min(max_windows, ROUND_WINDOWS), tolerance=tolerance, need=need, before=traces)
     # What `rtmdl calibrate` prints, kept beside the windows (benches and evaluate run it quietly).
     atomic_write(os.path.join(out_dir, 'report.txt'), lambda f: f.write(result.report() + '\n'))
     return result

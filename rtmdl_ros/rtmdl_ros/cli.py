@@ -387,10 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser('calibrate', help='measure release paths and graph slow-down into a profiled task set')
     c.add_argument('taskset', help='task set from rtmdl profile')
     graph_args(c, 20.0)
-    c.add_argument('--max-windows', type=int, default=4,
-                   help='windows of --duration-s to run at most while the tails still move or a slow task has '
-                        'too few jobs for its bounds to leave out one stall (at least 2; the cycling '
-                        'calibration and each plan round)')
+    c.add_argument('--max-windows', type=int, default=10,
+                   help='cycling windows of --duration-s to run at most while the tails still move or a slow '
+                        'task has too few jobs for its bounds to leave out one stall (at least 2; each plan '
+                        'round runs up to 4 or this many, the fewer)')
     c.add_argument('--plan-rounds', type=int, default=3,
                    help='then plan and re-measure the release paths under the plan, up to this many rounds '
                         '(0: keep the paths measured while every variant cycled)')

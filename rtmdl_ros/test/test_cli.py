@@ -259,3 +259,13 @@ def test_traces_csv_keeps_the_longest_steps_so_a_calibration_can_be_fitted_again
     lines = (tmp_path / 't.csv').read_text().splitlines()
     old.write_text('\n'.join(','.join(line.split(',')[:6 + len(STAGES)]) for line in lines) + '\n')
     assert [t.steps_ms for t in read_csv(old)] == [(), ()]
+
+
+def test_calibrate_defaults_are_calibrations_own():
+    # The CLI does not import calibrate (numpy, the trace reader) to print its help: its
+    # literal default and the round cap it names must stay those of calibrate.py.
+    from rtmdl_ros.calibrate import MAX_WINDOWS, ROUND_WINDOWS
+    from rtmdl_ros.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.choices and 'calibrate' in a.choices).choices['calibrate']
+    action = next(a for a in sub._actions if a.dest == 'max_windows')
+    assert action.default == MAX_WINDOWS and f'up to {ROUND_WINDOWS} or this many' in action.help

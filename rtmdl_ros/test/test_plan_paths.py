@@ -254,7 +254,7 @@ def test_calibration_runs_more_windows_while_a_slow_task_has_too_few_jobs(tmp_pa
         'mic': {'period_ms': 250.0, 'deadline_ms': 250.0, 'max_miss_rate': 0.1}}}))
     need = jobs_needed((99.5, 99.0), 0.9)
 
-    def run(mic_jobs):
+    def run(mic_jobs, **limits):
         calls = []
 
         def record(out_dir, plan_file, taskset_file, duration_s, *a, judge=False, executor_params=None, **kw):
@@ -271,18 +271,24 @@ def test_calibration_runs_more_windows_while_a_slow_task_has_too_few_jobs(tmp_pa
                     traces.append(JobTrace(task, k, variant, 'met', stamp, tuple(st[s] for s in STAGES)))
             return 0, traces, {}
         monkeypatch.setattr(trace_report, 'record', record)
-        return calls, calibrate(str(ts_file), 20.0, out_dir=str(tmp_path / 'cal'), plan_rounds=1, max_windows=4)
+        return calls, calibrate(str(ts_file), 20.0, out_dir=str(tmp_path / 'cal'), plan_rounds=1, **limits)
 
-    calls, result = run(mic_jobs=2 * need)                 # enough in two windows: nothing more
+    assert need == 777                                      # p99.5, the highest level, below one stall
+    calls, result = run(mic_jobs=2 * need, max_windows=4)   # enough in two windows: nothing more
     assert calls == ['cycling'] * 2 + ['round'] * 2 and not result.short, calls
-    calls, result = run(mic_jobs=40)                       # 40 a window: 4 cycling windows, 4 in the round
+    calls, result = run(mic_jobs=40, max_windows=4)         # 40 a window: 4 cycling windows, 4 in the round
     assert calls == ['cycling'] * 4 + ['round'] * 4, calls
     assert result.short == {'mic': (320, 40.0)}, result.short
     assert f'mic had 280 jobs, {need} needed)' in result.plan_paths[0], result.plan_paths      # after 3 windows
-    assert f'mic: 320 jobs, {need} needed for its p99 bounds' in result.report()
-    assert 'about 2 more window(s) of 20 s' in result.report()
-    calls, result = run(mic_jobs=150)                      # 150 a window: 3 cycling windows are enough
+    assert f'mic: 320 jobs, {need} needed for its p99.5 bounds' in result.report()
+    assert 'about 12 more window(s) of 20 s' in result.report()
+    calls, result = run(mic_jobs=300, max_windows=4)        # 300 a window: 3 cycling windows are enough
     assert calls == ['cycling'] * 3 + ['round'] * 2 and not result.short, calls
+    # By default 10 cycling windows; a round adds at most 4 (ROUND_WINDOWS), however short.
+    calls, result = run(mic_jobs=40)
+    assert calls == ['cycling'] * 10 + ['round'] * 4 and result.short == {'mic': (560, 40.0)}, calls
+    calls, result = run(mic_jobs=70)                        # 700 in the cycling windows, 840 after 2 in the round
+    assert calls == ['cycling'] * 10 + ['round'] * 2 and not result.short, calls
 
 
 def test_a_round_reports_only_the_job_draws_bounded_at_its_percentile():
@@ -294,5 +300,5 @@ def test_a_round_reports_only_the_job_draws_bounded_at_its_percentile():
 
 def test_the_report_names_a_task_none_of_whose_jobs_ran():
     from rtmdl_ros.calibrate import Calibration
-    text = Calibration('p.yaml', 4, 0, short={'mic': (0, 0.0)}, need=388, least=99.0, window_s=20.0).report()
+    text = Calibration('p.yaml', 4, 0, short={'mic': (0, 0.0)}, need=388, level=99.0, window_s=20.0).report()
     assert 'mic: 0 jobs, 388 needed' in text and 'is its sensor publishing?' in text
