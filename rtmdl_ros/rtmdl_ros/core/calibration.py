@@ -60,7 +60,7 @@ DELAY_QUANTILE = 0.9           # the delay's level the exponent is fitted at (st
 # Windows go on (up to their limit) until every task has the jobs whose second-largest
 # sample bounds its highest percentile: one stall then cannot set a bound alone (measured:
 # a 4 Hz task's one 18.4 ms step among 314 jobs, 4 ms otherwise, refused a plan; one 10.5 ms
-# step among 307 set traffic_light's p99.5 blocking, docs/benchmarks.md).
+# step among 307 set the most urgent camera's p99.5 blocking, docs/benchmarks.md).
 OUTLIERS = 1
 
 
