@@ -25,7 +25,8 @@ greedy plan, random moves (a task one variant up; two tasks' priorities
 swapped, each then moved up as far as the plan stays feasible; one task down,
 on sets of up to SWEEP_TASKS to any less accurate variant, and others up) are
 kept when the plan stays feasible and the objective does not grow, until the
-time budget. Either way the result says whether it is
+time budget; at its start and after each restart every variant is re-chosen at once
+for the order in hand (core/reselect.py). Either way the result says whether it is
 proven optimal and how far it can be from the optimum (the gap to a lower
 bound: the loss of each task's best variant that meets its deadline alone).
 """
@@ -40,6 +41,7 @@ from typing import Callable, Mapping
 from .analysis import (RESOURCES, RUN_JOBS, Analyzer, TaskAnalysis, blocking, blocking_candidates, bound_task,
                        deadline_monotonic, explain_bound, job_blocking, miss_rate_bound, pool_items, release_blocking,
                        top_items)
+from . import reselect
 from .plan import Assignment
 from .taskset import RESOURCE_OF, SEGMENTS, TaskSet
 
@@ -63,6 +65,8 @@ MIX_SWAP = 0.4
 INSERT_SHARE = 0.5          # of the reorder moves up to SWEEP_TASKS tasks: one task to another level
 SWEEP_TASKS = 10            # local search up to this many tasks: a step down goes to any less accurate
                             # variant and every other task is then tried upwards
+RESELECT_START = True       # local search: every variant re-chosen at once (core/reselect.py) at its start
+RESELECT_KICK = True        # ... and after each restart
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
@@ -370,6 +374,21 @@ class _Search:
         """Move each task up while the plan stays feasible (_raise)."""
         return self._raise(list(order), range(len(order)))
 
+    def _reselect(self, order) -> list | None:
+        """The first of reselect.choices(order) that the exact analysis passes, moved up
+        (_upgrade); None where the model finds nothing better that passes."""
+        results = self.an.analyze_order(order)
+        if not all(r.meets_bound for r in results):
+            return None
+        for chosen in reselect.choices(self.an, order, results, self.variants, self.loss,
+                                       self.ts.platform.storage_budget_mb):
+            if self._out_of_time():
+                return None
+            trial = [(t, chosen[t]) for t, _ in order]
+            if self._feasible(trial):
+                return self._upgrade(trial)
+        return None
+
     def _polish(self, order) -> None:
         """Local search from a feasible plan: upgrades, then adjacent priority swaps
         followed by upgrades, while the objective improves."""
@@ -495,6 +514,8 @@ class _Search:
         if self.best_order is None:
             return
         rng = random.Random(seed)
+        if RESELECT_START and (better := self._reselect(list(self.best_order))) is not None:
+            self._leaf(better, objective(self.ts, dict(better)))
         order, obj = list(self.best_order), self.best_obj
         n = len(order)
         stalled = 0
@@ -514,6 +535,8 @@ class _Search:
                 kicked = self._downgrade_until_feasible(names[:i] + stretch + names[j:])
                 if kicked is not None:
                     order = self._upgrade(kicked)
+                    if RESELECT_KICK and (better := self._reselect(order)) is not None:
+                        order = better
                     obj = objective(self.ts, dict(order))
                     if obj < self.best_obj - _EPS:
                         self._leaf(order, obj)

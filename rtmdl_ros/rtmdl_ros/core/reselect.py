@@ -1,0 +1,95 @@
+"""Every task's variant re-chosen at once for a fixed priority order (an LP step).
+
+The local search changes one or two tasks a move. At a fixed order a task's bound
+grows about linearly with its own time and with the segments of the tasks above it:
+each of those counts n = floor((R + J) / T) + 1 times in its window (R its bound, J
+the other's jitter, both from the analysis of the plan we start from), over the
+servers of the segment's resource. A linear programme on that model (each task's
+variants as shares that add up to one) picks, for every task at once, the variants
+with the least summed loss that keep each task's change within its slack; the few
+tasks it leaves split take the fastest variant of their split. So that no task's
+blocking grows, a task keeps to variants whose longest segments are no longer than
+the longest at or below its level already are; summed storage stands in for the
+weight groups' (never less). The model is only a guide: a choice is kept only if the
+exact analysis passes it (the optimizer checks), and the LP is solved again on less
+of each slack where it does not. (A MILP through scipy's HiGHS did no better on
+40-task sets and printed a stray HiGHS debug line to stdout now and then.)
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .analysis import Analyzer, TaskAnalysis
+
+SLACK_SHARES = (1.0, 0.6, 0.3)   # of each task's slack the model may spend, tried in turn
+
+
+def _longest(times) -> tuple[float, float]:
+    """Longest CPU segment, the GPU segment: what a task can block those above it for."""
+    return max(times.c[0], times.c[2]), times.c[1]
+
+
+def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[TaskAnalysis],
+            variants: Mapping[str, Sequence[str]], loss: Mapping[str, Mapping[str, float]],
+            storage_budget_mb: float) -> Iterator[dict[str, str]]:
+    """Variant choices for `order` (priorities kept), one per slack share while each is better
+    than the current one in summed loss; `results` is analyze_order(order)."""
+    from scipy.optimize import linprog    # scipy.optimize takes a while to load
+
+    ts = an.taskset
+    names = [t for t, _ in order]
+    cur = dict(order)
+    n = len(names)
+    servers = {r: ts.platform.servers(r) for r in ('cpu', 'gpu')}
+    pct = [r.percentile if not math.isnan(r.percentile) else an.levels[0] for r in results]
+    # Longest segments at or below each level (blocking that a task's new variant may not pass).
+    floor = [(0.0, 0.0)] * (n + 1)
+    for k in range(n - 1, -1, -1):
+        cpu, gpu = _longest(an.times(names[k], cur[names[k]], 100.0))
+        floor[k] = (max(floor[k + 1][0], cpu), max(floor[k + 1][1], gpu))
+    cols = [(k, v) for k, t in enumerate(names) for v in variants[t]
+            if all(a <= b + 1e-9 for a, b in zip(_longest(an.times(t, v, 100.0)), floor[k]))]
+    cost = np.array([loss[names[k]][v] for k, v in cols])
+    pick = np.zeros((n, len(cols)))
+    grow = np.zeros((n, len(cols)))
+    for j, (k, v) in enumerate(cols):
+        pick[k, j] = 1.0
+    for i, name in enumerate(names):
+        p, window = pct[i], results[i].response_bound_ms
+        own = an.times(name, cur[name], p).own_time
+        for j, (k, v) in enumerate(cols):
+            if k == i:
+                grow[i, j] = an.times(name, v, p).own_time - own
+            elif k < i:
+                other = names[k]
+                jitter = max(0.0, results[k].response_bound_ms - an.times(other, cur[other], pct[k]).own_time)
+                count = math.floor((window + jitter) / ts.tasks[other].interarrival_ms) + 1
+                new, old = an.times(other, v, p).c, an.times(other, cur[other], p).c
+                grow[i, j] = count * ((new[0] + new[2] - old[0] - old[2]) / servers['cpu']
+                                      + (new[1] - old[1]) / servers['gpu'])
+    slack = np.array([max(0.0, r.effective_deadline_ms - r.response_bound_ms) for r in results])
+    storage = np.array([ts.tasks[names[k]].variants[v].storage_mb for k, v in cols])
+    speed = [sum(an.times(names[k], v, 100.0).c) for k, v in cols]
+    now, offered = sum(loss[t][v] for t, v in order), []
+    rows, limits = (np.vstack([grow, storage]), [storage_budget_mb]) if math.isfinite(storage_budget_mb) else (grow, [])
+    for share in SLACK_SHARES:
+        res = linprog(cost, A_ub=rows, b_ub=np.append(share * slack, limits), A_eq=pick, b_eq=np.ones(n),
+                      bounds=(0, 1), method='highs')
+        if res.x is None:
+            return
+        # The LP leaves a few tasks split between variants (at most one per binding row);
+        # each takes the fastest of its share, which grows no row more than the split did
+        # where times at every percentile keep the same order (the exact check decides).
+        chosen = {}
+        for j in np.argsort(speed):
+            k, v = cols[j]
+            if res.x[j] > 1e-6 and names[k] not in chosen:
+                chosen[names[k]] = v
+        if sum(loss[t][v] for t, v in chosen.items()) >= now - 1e-9:
+            return                   # the model has nothing better, at this share or a smaller one
+        if chosen not in offered:
+            offered.append(chosen)
+            yield chosen
