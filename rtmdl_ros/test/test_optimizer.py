@@ -387,8 +387,8 @@ def test_on_a_small_set_a_step_down_may_go_deep_and_free_room_for_every_other_ta
 @pytest.mark.parametrize('seed,n,load', [(1, 12, 0.7), (4, 20, 0.5)])
 def test_a_reselect_step_changes_many_tasks_at_once_and_keeps_the_plan_safe(seed, n, load):
     # From the warm start, every variant re-chosen at once on the linearised slack: the
-    # choices the model offers are each better in summed loss, none gives a task a longer
-    # blocking segment than its level already had below it, and what the search keeps
+    # choices the model offers are each better in summed loss, none lets a task hold a
+    # server longer than the blocking above it already allows, and what the search keeps
     # passes the exact analysis.
     from rtmdl_ros.core import reselect
     ts = random_taskset(seed, n, 12, utilisation=load, samples=50, cpu_workers=2)
@@ -403,12 +403,35 @@ def test_a_reselect_step_changes_many_tasks_at_once_and_keeps_the_plan_safe(seed
     for chosen in offered:
         assert objective(ts, chosen) < objective(ts, dict(start)) - 1e-9
         for k, name in enumerate(names):
-            below = [search.an.times(t, v, 100.0) for t, v in start[k:]]
-            new = search.an.times(name, chosen[name], 100.0)
-            assert max(new.c[0], new.c[2]) <= max(max(b.c[0], b.c[2]) for b in below) + 1e-9
-            assert new.c[1] <= max(b.c[1] for b in below) + 1e-9
+            for r in ('cpu', 'gpu'):
+                # The tasks above are blocked by the M longest below them (M servers).
+                below = sorted((search.an.times(t, v, 100.0).longest_on(r) for t, v in start[k + 1:]), reverse=True)
+                m = ts.platform.servers(r)
+                allowed = max(search.an.times(name, start[k][1], 100.0).longest_on(r),
+                              below[m - 1] if len(below) >= m else 0.0)
+                assert search.an.times(name, chosen[name], 100.0).longest_on(r) <= allowed + 1e-9
     better = search._reselect(start)
     assert better is not None and [t for t, _ in better] == names
     assert sum(a != b for a, b in zip(better, start)) >= 3
     assert objective(ts, dict(better)) < objective(ts, dict(start)) - 1e-9
     assert all(r.meets_bound for r in search.an.analyze_order(better))
+
+
+def test_a_reselect_step_lets_no_task_hold_a_server_longer_than_the_blocking_above_allows():
+    # Two CPU workers: a task is blocked by the two longest CPU stretches below it, so the
+    # task 'k' (1 ms now) may grow to the second longest below it (3 ms), not to the longest.
+    from rtmdl_ros.core import reselect
+
+    def task(pre, infer):
+        return {'period_ms': 100.0, 'max_miss_rate': 0.05,
+                'variants': {'v': {'accuracy': 0.9, 'storage_mb': 1, 'pre_ms': pre, 'infer_ms': infer,
+                                   'post_ms': 0.5}}}
+    ts = taskset_from_dict({'platform': {'cpu_workers': 2, 'gpu_lanes': 1},
+                            'tasks': {'a': task(2.0, 1.0), 'k': task(1.0, 4.0), 'b': task(5.0, 2.0),
+                                      'c': task(3.0, 1.0)}})
+    an = Analyzer(ts)
+    names = ['a', 'k', 'b', 'c']
+    limits = reselect._no_more_blocking(an, names, {t: 'v' for t in names}, {'cpu': 2, 'gpu': 1})
+    assert limits[1] == pytest.approx((3.0, 4.0))    # cpu: the 2nd longest below; gpu: its own 4 > 2
+    assert limits[0] == pytest.approx((3.0, 4.0))    # cpu {1, 5, 3}: 3; gpu: the longest below, 4
+    assert limits[3] == pytest.approx((3.0, 1.0))    # nothing below: its own

@@ -8,9 +8,10 @@ servers of the segment's resource. A linear programme on that model (each task's
 variants as shares that add up to one) picks, for every task at once, the variants
 with the least summed loss that keep each task's change within its slack; the few
 tasks it leaves split take the fastest variant of their split. So that no task's
-blocking grows, a task keeps to variants whose longest segments are no longer than
-the longest at or below its level already are; summed storage stands in for the
-weight groups' (never less). The model is only a guide: a choice is kept only if the
+blocking grows, a task keeps to variants that hold a server no longer than it does
+now or than the M-th longest of the tasks below it (with M servers a task is blocked
+by the M longest below it); summed storage stands in for the weight groups' (never
+less). The model is only a guide: a choice is kept only if the
 exact analysis passes it (the optimizer checks), and the LP is solved again on less
 of each slack where it does not. (A MILP through scipy's HiGHS did no better on
 40-task sets and printed a stray HiGHS debug line to stdout now and then.)
@@ -22,14 +23,32 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .analysis import Analyzer, TaskAnalysis
+from .analysis import RESOURCES, Analyzer, TaskAnalysis
 
 SLACK_SHARES = (1.0, 0.6, 0.3)   # of each task's slack the model may spend, tried in turn
 
 
-def _longest(times) -> tuple[float, float]:
-    """Longest CPU segment, the GPU segment: what a task can block those above it for."""
-    return max(times.c[0], times.c[2]), times.c[1]
+def _held(an: Analyzer, task: str, variant: str) -> tuple[float, ...]:
+    """Per resource, the longest stretch the task holds a server: what it blocks those above for."""
+    times = an.times(task, variant, 100.0)
+    return tuple(times.longest_on(r) for r in RESOURCES)
+
+
+def _no_more_blocking(an: Analyzer, names: Sequence[str], cur: Mapping[str, str],
+                      servers: Mapping[str, int]) -> list[tuple[float, ...]]:
+    """Per level k and resource, the longest stretch task k may hold without growing any
+    blocking above it: its own now, or the M-th longest of the tasks below it (a task above
+    is blocked by the M longest below it, M servers), whichever is longer."""
+    held = [_held(an, t, cur[t]) for t in names]
+    out = []
+    for k in range(len(names)):
+        limits = []
+        for i, r in enumerate(RESOURCES):
+            below = sorted((h[i] for h in held[k + 1:]), reverse=True)
+            m = servers[r]
+            limits.append(max(held[k][i], below[m - 1] if len(below) >= m else 0.0))
+        out.append(tuple(limits))
+    return out
 
 
 def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[TaskAnalysis],
@@ -43,15 +62,11 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
     names = [t for t, _ in order]
     cur = dict(order)
     n = len(names)
-    servers = {r: ts.platform.servers(r) for r in ('cpu', 'gpu')}
+    servers = {r: ts.platform.servers(r) for r in RESOURCES}
     pct = [r.percentile if not math.isnan(r.percentile) else an.levels[0] for r in results]
-    # Longest segments at or below each level (blocking that a task's new variant may not pass).
-    floor = [(0.0, 0.0)] * (n + 1)
-    for k in range(n - 1, -1, -1):
-        cpu, gpu = _longest(an.times(names[k], cur[names[k]], 100.0))
-        floor[k] = (max(floor[k + 1][0], cpu), max(floor[k + 1][1], gpu))
+    limit = _no_more_blocking(an, names, cur, servers)
     cols = [(k, v) for k, t in enumerate(names) for v in variants[t]
-            if all(a <= b + 1e-9 for a, b in zip(_longest(an.times(t, v, 100.0)), floor[k]))]
+            if all(a <= b + 1e-9 for a, b in zip(_held(an, t, v), limit[k]))]
     cost = np.array([loss[names[k]][v] for k, v in cols])
     pick = np.zeros((n, len(cols)))
     grow = np.zeros((n, len(cols)))
