@@ -135,6 +135,16 @@ def _tail(path: str, lines: int = 15) -> str:
         return ''
 
 
+# What faulthandler writes when a node's teardown hangs in C (nodes/spin._end): the node ended
+# itself with status 0, after all it owns had stopped, and its log holds the stacks.
+NATIVE_HANG_MARK = 'Timeout (0:'
+
+
+def native_hangs(names, log_dir: str) -> list[str]:
+    """The nodes among `names` whose log says their teardown was cut short in the middleware."""
+    return [n for n in names if NATIVE_HANG_MARK in _tail(os.path.join(log_dir, f'{n}.log'), 60)]
+
+
 def bringup(graph: str, plan_file: str | None, backend: str, device: str, namespace: str, sim_sensors: bool,
             duration_s: float | None, taskset_file: str | None = None, quiet: bool = False,
             zoo_dir: str | None = None, log_dir: str | None = None, executor_params: dict | None = None,
@@ -247,6 +257,11 @@ def bringup(graph: str, plan_file: str | None, backend: str, device: str, namesp
             f'\n--- {name}.log ends:\n' + _tail(os.path.join(log_dir, f'{name}.log'), 40)
             for name in bad if name not in slow), file=sys.stderr, flush=True)
         return 1
+    hung = native_hangs([s.name for s, _ in procs], log_dir)
+    if hung:
+        print(f'rtmdl bringup: {", ".join(hung)} stopped, but the middleware hung in their teardown and '
+              f'they ended themselves (status 0); where it hung is in their logs ({log_dir})', file=sys.stderr,
+              flush=True)
     print(f'node logs: {log_dir}', flush=True)
     return 0
 

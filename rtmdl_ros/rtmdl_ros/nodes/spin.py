@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import array
 import faulthandler
+import os
 import signal
 import sys
 import threading
@@ -54,6 +55,7 @@ class Pacer:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DUMP_SIGNAL = signal.SIGUSR1
 CLEANUP_S = 4.0                 # a node's clean-up after its stop signal, at most (bringup kills at 5 s)
+NATIVE_GRACE_S = 0.4            # then a hang in C (GIL held) gets this long to dump its stacks and exit 0
 
 
 def _stopped() -> bool:
@@ -61,15 +63,71 @@ def _stopped() -> bool:
     return not rclpy.ok()
 
 
+class _NativeExit:
+    """A POSIX timer whose expiry calls _exit(0) from a thread glibc makes in C: it fires even
+    while the main thread is stuck in C with the GIL held, where no Python code can run.
+    None where the C library has no timer_create (then the Python watchdog alone decides)."""
+
+    def __init__(self, after_s: float):
+        import ctypes
+        import ctypes.util
+
+        class SigEvent(ctypes.Structure):        # struct sigevent, 64-bit Linux (64 bytes)
+            _fields_ = [('value', ctypes.c_void_p), ('signo', ctypes.c_int), ('notify', ctypes.c_int),
+                        ('function', ctypes.c_void_p), ('attribute', ctypes.c_void_p), ('pad', ctypes.c_int * 8)]
+
+        class TimeSpec(ctypes.Structure):
+            _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
+
+        libc = ctypes.CDLL(None)
+        # glibc before 2.34 (Ubuntu 20.04, JetPack 5) keeps timer_create in librt
+        rt = libc if hasattr(libc, 'timer_create') else ctypes.CDLL(ctypes.util.find_library('rt'))
+        self._rt, self._id = rt, ctypes.c_void_p()
+        # SIGEV_THREAD: glibc calls function(value) in a new thread; value 0 is _exit's status
+        event = SigEvent(value=0, notify=2, function=ctypes.cast(libc._exit, ctypes.c_void_p).value)
+        if rt.timer_create(1, ctypes.byref(event), ctypes.byref(self._id)) != 0:     # CLOCK_MONOTONIC
+            raise OSError('timer_create failed')
+        when = (TimeSpec(0, 0), TimeSpec(int(after_s), int(after_s % 1 * 1e9)))      # once, after after_s
+        if rt.timer_settime(self._id, 0, ctypes.byref((TimeSpec * 2)(*when)), None) != 0:
+            self.cancel()
+            raise OSError('timer_settime failed')
+
+    @classmethod
+    def arm(cls, after_s: float):
+        try:
+            return cls(after_s)
+        except (OSError, AttributeError, TypeError):
+            return None
+
+    def cancel(self) -> None:
+        self._rt.timer_delete(self._id)
+
+
+def _python_hang(seconds: float) -> None:
+    faulthandler.dump_traceback(all_threads=True)
+    print(f'clean-up still running after {seconds:g} s: exiting with status 1', file=sys.stderr, flush=True)
+    os._exit(1)
+
+
 def _end(node=None) -> None:
     # Ctrl-C in a terminal reaches every node of the process group and launch then
     # sends its own SIGINT: the second one must not cut the clean-up short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A clean-up can hang in the middleware (seen, rarely: a sensor's destroy_node stuck in C
-    # inside rclpy's node teardown). faulthandler's watchdog is a C thread, so it fires even
-    # with the GIL held there: it writes every thread's stack and exits with status 1, before
-    # bringup (or launch) has to kill the node, and its log says where it hung.
-    faulthandler.dump_traceback_later(CLEANUP_S, exit=True)
+    # The clean-up has CLEANUP_S, then the node ends itself, before bringup (or launch) has to kill
+    # it, with every thread's stack in its log. Which status depends on where it hangs:
+    # - in Python (our own clean-up: a join, a lock, a loop) a watchdog thread gets the GIL and
+    #   exits with status 1: that is a bug of ours;
+    # - in C with the GIL held, where no Python runs: seen about once in several hundred stops
+    #   (CI, evaluation runs), a sensor's destroy_node stuck in rclpy's node fini in the
+    #   middleware after every publisher was gone. The node has stopped all it owns, so
+    #   faulthandler's C watchdog writes the stacks ("Timeout") and a C timer exits with status 0.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    watchdog = threading.Timer(CLEANUP_S, _python_hang, (CLEANUP_S,))
+    watchdog.daemon = True
+    watchdog.start()
+    native = _NativeExit.arm(CLEANUP_S + NATIVE_GRACE_S)
+    faulthandler.dump_traceback_later(CLEANUP_S + NATIVE_GRACE_S / 2, exit=native is None)
     try:
         if node is not None:
             node.destroy_node()
@@ -77,7 +135,10 @@ def _end(node=None) -> None:
     except KeyboardInterrupt:           # arrived before the line above
         pass
     finally:
+        watchdog.cancel()
         faulthandler.cancel_dump_traceback_later()
+        if native is not None:
+            native.cancel()
 
 
 def settle_heap() -> None:
