@@ -417,6 +417,25 @@ def test_a_reselect_step_changes_many_tasks_at_once_and_keeps_the_plan_safe(seed
     assert all(r.meets_bound for r in search.an.analyze_order(better))
 
 
+@pytest.mark.parametrize('seed,load', [(0, 0.5), (2, 0.7)])
+def test_a_reselect_step_told_which_tasks_failed_finds_a_plan_where_equal_shares_found_none(
+        seed, load, monkeypatch):
+    # On these warm starts every choice the LP makes on equal shares of every slack (1.0, 0.6,
+    # 0.3) fails the exact check; told which tasks failed, it spends less of their slack and
+    # finds a better plan that passes.
+    from rtmdl_ros.core import optimizer
+    ts = random_taskset(seed, 12, 12, utilisation=load, samples=50, cpu_workers=2)
+    search = _Search(ts, 60.0)
+    search.quick_start()
+    start = list(search.best_order)
+    monkeypatch.setattr(optimizer, 'RESELECT_FEEDBACK', False)
+    assert search._reselect(start) is None
+    monkeypatch.setattr(optimizer, 'RESELECT_FEEDBACK', True)
+    better = search._reselect(start)
+    assert better is not None and objective(ts, dict(better)) < objective(ts, dict(start)) - 0.01
+    assert all(r.meets_bound for r in search.an.analyze_order(better))
+
+
 def test_a_reselect_step_lets_no_task_hold_a_server_longer_than_the_blocking_above_allows():
     # Two CPU workers: a task is blocked by the two longest CPU stretches below it, so the
     # task 'k' (1 ms now) may grow to the second longest below it (3 ms), not to the longest.

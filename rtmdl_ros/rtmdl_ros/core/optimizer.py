@@ -67,6 +67,7 @@ SWEEP_TASKS = 10            # local search up to this many tasks: a step down go
                             # variant and every other task is then tried upwards
 RESELECT_START = True       # local search: every variant re-chosen at once (core/reselect.py) at its start
 RESELECT_KICK = True        # ... and after each restart
+RESELECT_FEEDBACK = True    # ... solved again with less slack for the tasks the exact check failed
 
 
 def storage_mb(taskset: TaskSet, choice: Mapping[str, str]) -> float:
@@ -380,13 +381,20 @@ class _Search:
         results = self.an.analyze_order(order)
         if not all(r.meets_bound for r in results):
             return None
-        for chosen in reselect.choices(self.an, order, results, self.variants, self.loss,
-                                       self.ts.platform.storage_budget_mb):
-            if self._out_of_time():
-                return None
+        steps = reselect.choices(self.an, order, results, self.variants, self.loss,
+                                 self.ts.platform.storage_budget_mb)
+        chosen = next(steps, None)
+        while chosen is not None and not self._out_of_time():
             trial = [(t, chosen[t]) for t, _ in order]
             if self._feasible(trial):
                 return self._upgrade(trial)
+            failing = None
+            if RESELECT_FEEDBACK:
+                failing = [r.task for r in self.an.analyze_order(trial) if not r.meets_bound]
+            try:
+                chosen = steps.send(failing)
+            except StopIteration:
+                break
         return None
 
     def _polish(self, order) -> None:

@@ -25,7 +25,10 @@ import numpy as np
 
 from .analysis import RESOURCES, Analyzer, TaskAnalysis
 
-SLACK_SHARES = (1.0, 0.6, 0.3)   # of each task's slack the model may spend, tried in turn
+SLACK_SHARES = (1.0, 0.6, 0.3)   # of each task's slack the model may spend, tried in turn (no feedback)
+SHRINK = 0.5                     # told which tasks the exact check failed: their share, times this
+SHRINK_OTHERS = 0.7              # ... and every other task's (the next to fail is often one that passed)
+TRIES = 12                       # LP solves per step, at most
 
 
 def _held(an: Analyzer, task: str, variant: str) -> tuple[float, ...]:
@@ -54,8 +57,9 @@ def _no_more_blocking(an: Analyzer, names: Sequence[str], cur: Mapping[str, str]
 def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[TaskAnalysis],
             variants: Mapping[str, Sequence[str]], loss: Mapping[str, Mapping[str, float]],
             storage_budget_mb: float) -> Iterator[dict[str, str]]:
-    """Variant choices for `order` (priorities kept), one per slack share while each is better
-    than the current one in summed loss; `results` is analyze_order(order)."""
+    """Variant choices for `order` (priorities kept), each better than the current one in summed
+    loss; `results` is analyze_order(order). Send back the tasks the exact check failed: the
+    next choice gives those less of their slack; plain iteration shrinks every task's share."""
     from scipy.optimize import linprog    # scipy.optimize takes a while to load
 
     ts = an.taskset
@@ -90,7 +94,9 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
     speed = [sum(an.times(names[k], v, 100.0).c) for k, v in cols]
     now, offered = sum(loss[t][v] for t, v in order), []
     rows, limits = (np.vstack([grow, storage]), [storage_budget_mb]) if math.isfinite(storage_budget_mb) else (grow, [])
-    for share in SLACK_SHARES:
+    share, level, failing = np.ones(n), 0, None
+    index = {t: k for k, t in enumerate(names)}
+    for _ in range(TRIES):
         res = linprog(cost, A_ub=rows, b_ub=np.append(share * slack, limits), A_eq=pick, b_eq=np.ones(n),
                       bounds=(0, 1), method='highs')
         if res.x is None:
@@ -107,4 +113,15 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
             return                   # the model has nothing better, at this share or a smaller one
         if chosen not in offered:
             offered.append(chosen)
-            yield chosen
+            failing = yield chosen
+        if failing:
+            # Where the model was wrong (a window that took in one more job of a task above,
+            # a percentile that moved) only the tasks that failed spend less of their slack.
+            share *= SHRINK_OTHERS
+            for t in failing:
+                share[index[t]] *= SHRINK / SHRINK_OTHERS
+        else:
+            level += 1
+            if level == len(SLACK_SHARES):
+                return
+            share[:] = SLACK_SHARES[level]
