@@ -68,9 +68,9 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
     n = len(names)
     servers = {r: ts.platform.servers(r) for r in RESOURCES}
     pct = [r.percentile if not math.isnan(r.percentile) else an.levels[0] for r in results]
-    limit = _no_more_blocking(an, names, cur, servers)
+    hold_limit = _no_more_blocking(an, names, cur, servers)
     cols = [(k, v) for k, t in enumerate(names) for v in variants[t]
-            if all(a <= b + 1e-9 for a, b in zip(_held(an, t, v), limit[k]))]
+            if all(a <= b + 1e-9 for a, b in zip(_held(an, t, v), hold_limit[k]))]
     cost = np.array([loss[names[k]][v] for k, v in cols])
     pick = np.zeros((n, len(cols)))
     grow = np.zeros((n, len(cols)))
@@ -93,11 +93,11 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
     storage = np.array([ts.tasks[names[k]].variants[v].storage_mb for k, v in cols])
     speed = [sum(an.times(names[k], v, 100.0).c) for k, v in cols]
     now, offered = sum(loss[t][v] for t, v in order), []
-    rows, limits = (np.vstack([grow, storage]), [storage_budget_mb]) if math.isfinite(storage_budget_mb) else (grow, [])
+    rows, budgets = (np.vstack([grow, storage]), [storage_budget_mb]) if math.isfinite(storage_budget_mb) else (grow, [])
     share, level, failing = np.ones(n), 0, None
     index = {t: k for k, t in enumerate(names)}
     for _ in range(TRIES):
-        res = linprog(cost, A_ub=rows, b_ub=np.append(share * slack, limits), A_eq=pick, b_eq=np.ones(n),
+        res = linprog(cost, A_ub=rows, b_ub=np.append(share * slack, budgets), A_eq=pick, b_eq=np.ones(n),
                       bounds=(0, 1), method='highs')
         if res.x is None:
             return
