@@ -70,7 +70,6 @@ class _NativeExit:
 
     def __init__(self, after_s: float):
         import ctypes
-        import ctypes.util
 
         class SigEvent(ctypes.Structure):        # struct sigevent, 64-bit Linux (64 bytes)
             _fields_ = [('value', ctypes.c_void_p), ('signo', ctypes.c_int), ('notify', ctypes.c_int),
@@ -81,7 +80,7 @@ class _NativeExit:
 
         libc = ctypes.CDLL(None)
         # glibc before 2.34 (Ubuntu 20.04, JetPack 5) keeps timer_create in librt
-        rt = libc if hasattr(libc, 'timer_create') else ctypes.CDLL(ctypes.util.find_library('rt'))
+        rt = libc if hasattr(libc, 'timer_create') else ctypes.CDLL('librt.so.1')
         self._rt, self._id = rt, ctypes.c_void_p()
         # SIGEV_THREAD: glibc calls function(value) in a new thread; value 0 is _exit's status
         event = SigEvent(value=0, notify=2, function=ctypes.cast(libc._exit, ctypes.c_void_p).value)
