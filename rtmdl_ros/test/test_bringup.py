@@ -188,6 +188,19 @@ def test_a_node_stuck_in_native_teardown_ends_itself_with_status_0_and_its_stack
     assert 'ready' in out and 'in destroy_node' in out and 'Timeout' in out, out
 
 
+def test_a_node_stuck_in_native_teardown_whose_exit_timer_never_comes_is_ended_by_the_kernel(tmp_path):
+    """The last resort: a timer thread that never runs (made so here) leaves SIGALRM's default
+    action, armed by _end, to end the node (status -SIGALRM) before bringup's 5 s kill."""
+    from rtmdl_ros.nodes.spin import CLEANUP_S, NATIVE_GRACE_S
+    silent = HUNG_NATIVE_TEARDOWN.replace(
+        'from rtmdl_ros.nodes.spin import run_node',
+        'from rtmdl_ros.nodes import spin\nfrom rtmdl_ros.nodes.spin import run_node\n'
+        'spin._NativeExit.arm = classmethod(lambda cls, s: type("Silent", (), {"cancel": lambda self: None})())')
+    code, took, out = _stop_during_teardown(tmp_path, silent, 8)
+    assert code == -signal.SIGALRM and CLEANUP_S + NATIVE_GRACE_S <= took < 5.0, (code, took, out)
+    assert 'Timeout' in out and 'in destroy_node' in out, out
+
+
 def test_a_node_whose_clean_up_hangs_ends_itself_with_its_stacks(tmp_path):
     """The clean-up after a stop signal has CLEANUP_S (nodes/spin._end): a hang in Python (our
     own clean-up) then writes every thread's stack and exits with status 1, before bringup

@@ -127,6 +127,10 @@ def _end(node=None) -> None:
     watchdog.start()
     native = _NativeExit.arm(CLEANUP_S + NATIVE_GRACE_S)
     faulthandler.dump_traceback_later(CLEANUP_S + NATIVE_GRACE_S / 2, exit=native is None)
+    # Should the C library's timer thread not run (it is a new thread, which can fail to start),
+    # the kernel ends the node: SIGALRM's default action, status -14, still before bringup's kill.
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, CLEANUP_S + 2 * NATIVE_GRACE_S)
     try:
         if node is not None:
             node.destroy_node()
@@ -134,6 +138,7 @@ def _end(node=None) -> None:
     except KeyboardInterrupt:           # arrived before the line above
         pass
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         watchdog.cancel()
         faulthandler.cancel_dump_traceback_later()
         if native is not None:
