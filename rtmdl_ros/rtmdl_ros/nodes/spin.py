@@ -66,7 +66,7 @@ def _stopped() -> bool:
 class _NativeExit:
     """A POSIX timer whose expiry calls _exit(0) from a thread glibc makes in C: it fires even
     while the main thread is stuck in C with the GIL held, where no Python code can run.
-    None where the C library has no timer_create (then the Python watchdog alone decides)."""
+    arm() gives None where the C library has no timer_create: faulthandler then exits with 1."""
 
     def __init__(self, after_s: float):
         import ctypes
