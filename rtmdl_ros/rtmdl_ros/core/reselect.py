@@ -72,23 +72,30 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
     cols = [(k, v) for k, t in enumerate(names) for v in variants[t]
             if all(a <= b + 1e-9 for a, b in zip(_held(an, t, v), hold_limit[k]))]
     cost = np.array([loss[names[k]][v] for k, v in cols])
+    level_of = np.array([k for k, _ in cols])
     pick = np.zeros((n, len(cols)))
+    pick[level_of, np.arange(len(cols))] = 1.0
+    # Row i, column (k, v): what task i's bound grows by when task k takes v. Its own time
+    # where k = i; where k is above, k's change on each resource over its servers, times
+    # the jobs of k in i's window (those depend on (i, k) alone, so they are counted once).
+    jitter = [max(0.0, r.response_bound_ms - an.times(t, cur[t], pct[k]).own_time)
+              for k, (t, r) in enumerate(zip(names, results))]
+    period = [ts.tasks[t].interarrival_ms for t in names]
     grow = np.zeros((n, len(cols)))
-    for j, (k, v) in enumerate(cols):
-        pick[k, j] = 1.0
-    for i, name in enumerate(names):
-        p, window = pct[i], results[i].response_bound_ms
-        own = an.times(name, cur[name], p).own_time
-        for j, (k, v) in enumerate(cols):
-            if k == i:
-                grow[i, j] = an.times(name, v, p).own_time - own
-            elif k < i:
-                other = names[k]
-                jitter = max(0.0, results[k].response_bound_ms - an.times(other, cur[other], pct[k]).own_time)
-                count = math.floor((window + jitter) / ts.tasks[other].interarrival_ms) + 1
-                new, old = an.times(other, v, p).c, an.times(other, cur[other], p).c
-                grow[i, j] = count * ((new[0] + new[2] - old[0] - old[2]) / servers['cpu']
-                                      + (new[1] - old[1]) / servers['gpu'])
+    for p in set(pct):
+        own, load = [], []
+        for k, v in cols:
+            new, old = an.times(names[k], v, p), an.times(names[k], cur[names[k]], p)
+            own.append(new.own_time - old.own_time)
+            load.append((new.c[0] + new.c[2] - old.c[0] - old.c[2]) / servers['cpu']
+                        + (new.c[1] - old.c[1]) / servers['gpu'])
+        own, load = np.array(own), np.array(load)
+        for i in (i for i in range(n) if pct[i] == p):
+            window = results[i].response_bound_ms
+            count = np.array([math.floor((window + jitter[k]) / period[k]) + 1 for k in range(i)] or [0])
+            above, mine = level_of < i, level_of == i
+            grow[i, above] = count[level_of[above]] * load[above]
+            grow[i, mine] = own[mine]
     slack = np.array([max(0.0, r.effective_deadline_ms - r.response_bound_ms) for r in results])
     storage = np.array([ts.tasks[names[k]].variants[v].storage_mb for k, v in cols])
     speed = [sum(an.times(names[k], v, 100.0).c) for k, v in cols]
