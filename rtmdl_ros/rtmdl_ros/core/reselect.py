@@ -100,7 +100,9 @@ def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[Ta
     storage = np.array([ts.tasks[names[k]].variants[v].storage_mb for k, v in cols])
     speed = [sum(an.times(names[k], v, 100.0).c) for k, v in cols]
     now, offered = sum(loss[t][v] for t, v in order), []
-    rows, budgets = (np.vstack([grow, storage]), [storage_budget_mb]) if math.isfinite(storage_budget_mb) else (grow, [])
+    rows, budgets = grow, []
+    if math.isfinite(storage_budget_mb):
+        rows, budgets = np.vstack([grow, storage]), [storage_budget_mb]
     share, level, failing = np.ones(n), 0, None
     index = {t: k for k, t in enumerate(names)}
     for _ in range(TRIES):
