@@ -27,12 +27,13 @@ setup(
     entry_points={
         'console_scripts': [
             'rtmdl = rtmdl_ros.cli:main',
-            'rtmdl_executor = rtmdl_ros.nodes.executor_node:main',
-            'rtmdl_optimizer = rtmdl_ros.nodes.optimizer_node:main',
-            'camera_task_node = rtmdl_ros.nodes.task_nodes:camera_task_main',
-            'sound_task_node = rtmdl_ros.nodes.task_nodes:sound_task_main',
-            'camera_source = rtmdl_ros.nodes.sources:camera_main',
-            'microphone_source = rtmdl_ros.nodes.sources:microphone_main',
+            # Light entries: the stop signals held from the first line (nodes/entry.py).
+            'rtmdl_executor = rtmdl_ros.nodes.entry:executor_main',
+            'rtmdl_optimizer = rtmdl_ros.nodes.entry:optimizer_main',
+            'camera_task_node = rtmdl_ros.nodes.entry:camera_task_main',
+            'sound_task_node = rtmdl_ros.nodes.entry:sound_task_main',
+            'camera_source = rtmdl_ros.nodes.entry:camera_main',
+            'microphone_source = rtmdl_ros.nodes.entry:microphone_main',
         ],
     },
 )

@@ -211,6 +211,33 @@ def test_a_node_whose_clean_up_hangs_ends_itself_with_its_stacks(tmp_path):
     assert 'ready' in out and 'in destroy_node' in out and 'still running after' in out, out
 
 
+# A stop while the node still imports (seconds on a small board), sent by the node itself
+# once its entry (nodes/entry.py) holds the stop signals, so the moment is certain.
+STOP_WHILE_IMPORTING = '''
+import importlib, os, signal, sys
+signal.signal(signal.SIGINT, signal.{disposition})
+from rtmdl_ros.nodes import entry
+real = importlib.import_module
+def importing(name):
+    os.kill(os.getpid(), signal.{sig})
+    return real(name)
+entry.importlib = type('Importing', (), {{'import_module': staticmethod(importing)}})
+sys.exit(entry.camera_main())
+'''
+
+
+@pytest.mark.parametrize('domain,sig,disposition', [(10, 'SIGINT', 'SIG_IGN'), (11, 'SIGINT', 'default_int_handler'),
+                                                    (12, 'SIGTERM', 'default_int_handler')])
+def test_a_stop_signal_while_a_node_imports_ends_it_quietly_with_status_0(tmp_path, domain, sig, disposition):
+    """Held until rclpy's handler is in place, then handled as a stop during start-up is.
+    Unheld, SIGINT there was a KeyboardInterrupt traceback (status -2), SIGTERM status -15,
+    and SIGINT was lost where the node inherited it ignored (a shell script's background job)."""
+    script = STOP_WHILE_IMPORTING.format(sig=sig, disposition=disposition)
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=30,
+                          env=_env(tmp_path, domain))
+    assert proc.returncode == 0 and 'Traceback' not in proc.stdout + proc.stderr, (proc.returncode, proc.stderr)
+
+
 def test_a_node_that_hangs_at_exit_is_killed_and_its_stacks_are_in_its_log(tmp_path):
     """Every node registers a stack dump on SIGUSR1 (nodes/spin.start_node): bringup asks for
     it before the kill, so the log of a node that hung says where."""

@@ -16,11 +16,11 @@ from .topics import DEFAULT_CAMERA_TOPIC, DEFAULT_SOUND_TOPIC
 
 # executable -> 'module:function' (the console scripts of setup.py)
 ENTRY_POINTS = {
-    'rtmdl_executor': 'rtmdl_ros.nodes.executor_node:main',
-    'camera_task_node': 'rtmdl_ros.nodes.task_nodes:camera_task_main',
-    'sound_task_node': 'rtmdl_ros.nodes.task_nodes:sound_task_main',
-    'camera_source': 'rtmdl_ros.nodes.sources:camera_main',
-    'microphone_source': 'rtmdl_ros.nodes.sources:microphone_main',
+    'rtmdl_executor': 'rtmdl_ros.nodes.entry:executor_main',
+    'camera_task_node': 'rtmdl_ros.nodes.entry:camera_task_main',
+    'sound_task_node': 'rtmdl_ros.nodes.entry:sound_task_main',
+    'camera_source': 'rtmdl_ros.nodes.entry:camera_main',
+    'microphone_source': 'rtmdl_ros.nodes.entry:microphone_main',
 }
 TASK_NODE_FOR_INPUT = {IMAGE: 'camera_task_node', SOUND: 'sound_task_node'}
 SENSOR_FOR_INPUT = {IMAGE: ('camera_source', DEFAULT_CAMERA_TOPIC), SOUND: ('microphone_source', DEFAULT_SOUND_TOPIC)}

@@ -168,13 +168,17 @@ def start_node(make, name: str, errors: tuple = (ValueError,), threads: int = 1)
     # `kill -USR1 <pid>` writes every thread's Python stack into the node's log, even with the
     # main thread stuck in C: bringup does so before it kills a node that hangs at exit.
     faulthandler.register(DUMP_SIGNAL, all_threads=True)
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)      # (held already when entry.py started us)
     try:
         rclpy.init()
         executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
-    finally:
+    except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        raise
     try:
+        # A stop signal held until now arrives here, at rclpy's handler: it shuts the context
+        # down and, for SIGINT, raises KeyboardInterrupt right at this call.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         node = make()
         settle_heap()                         # part of start-up: a stop signal here ends quietly too
     except (Exception, KeyboardInterrupt) as e:
