@@ -13,31 +13,18 @@ import signal
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _run(target: str) -> int:
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    module, func = target.split(':')
-    return getattr(importlib.import_module(module), func)()
+def _entry(target: str):
+    """A console entry for `module:function`, imported only once the signals are held."""
+    def main() -> int:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        module, func = target.split(':')
+        return getattr(importlib.import_module(module), func)()
+    return main
 
 
-def executor_main() -> int:
-    return _run('rtmdl_ros.nodes.executor_node:main')
-
-
-def optimizer_main() -> int:
-    return _run('rtmdl_ros.nodes.optimizer_node:main')
-
-
-def camera_task_main() -> int:
-    return _run('rtmdl_ros.nodes.task_nodes:camera_task_main')
-
-
-def sound_task_main() -> int:
-    return _run('rtmdl_ros.nodes.task_nodes:sound_task_main')
-
-
-def camera_main() -> int:
-    return _run('rtmdl_ros.nodes.sources:camera_main')
-
-
-def microphone_main() -> int:
-    return _run('rtmdl_ros.nodes.sources:microphone_main')
+executor_main = _entry('rtmdl_ros.nodes.executor_node:main')
+optimizer_main = _entry('rtmdl_ros.nodes.optimizer_node:main')
+camera_task_main = _entry('rtmdl_ros.nodes.task_nodes:camera_task_main')
+sound_task_main = _entry('rtmdl_ros.nodes.task_nodes:sound_task_main')
+camera_main = _entry('rtmdl_ros.nodes.sources:camera_main')
+microphone_main = _entry('rtmdl_ros.nodes.sources:microphone_main')
