@@ -12,6 +12,8 @@ import time
 import numpy as np
 import rclpy
 
+from .entry import STOP_SIGNALS      # the signals the entry points hold until start_node
+
 
 def float32_array(x: np.ndarray) -> array.array:
     """A float32[] message field value without a per-element Python check."""
@@ -51,8 +53,6 @@ class Pacer:
         self._thread.join(2.0)
 
 
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DUMP_SIGNAL = signal.SIGUSR1
 CLEANUP_S = 4.0                 # a node's clean-up after its stop signal, at most (bringup kills at 5 s)
 NATIVE_GRACE_S = 0.4            # then a hang in C (GIL held) gets this long to dump its stacks and exit 0
