@@ -1,4 +1,7 @@
 """The graph a task set asks for: one task node per task on its topic, a sensor per topic."""
+import ast
+import importlib
+import pathlib
 import re
 
 import pytest
@@ -7,7 +10,7 @@ import yaml
 from rtmdl_ros.core.taskset import TasksetError
 from rtmdl_ros.evaluation import with_extra_cameras
 from rtmdl_ros.models.catalog import read_task_requirements, task_models
-from rtmdl_ros.nodes.graph import graph_specs
+from rtmdl_ros.nodes.graph import ENTRY_POINTS, graph_specs
 from rtmdl_ros.nodes.resources import default_taskset_file
 
 
@@ -112,3 +115,30 @@ def test_a_bad_plan_file_is_refused_before_any_node_starts(tmp_path, text, messa
     with pytest.raises(TasksetError, match=re.escape(message)) as err:
         graph_specs(default_taskset_file(), str(plan))
     assert str(plan) in str(err.value)
+
+
+def _console_scripts() -> dict[str, str]:
+    """setup.py's console_scripts as {executable: 'module:function'}, read without running it."""
+    tree = ast.parse((pathlib.Path(__file__).resolve().parents[1] / 'setup.py').read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
+                    return dict((part.strip() for part in e.value.split('=')) for e in value.elts)
+    raise AssertionError('setup.py has no console_scripts')
+
+
+def test_bringup_starts_each_node_by_the_entry_point_setup_py_installs():
+    """ros2 launch runs setup.py's console scripts, bringup runs ENTRY_POINTS where launch is
+    absent: the same function for each name, every executable the graph names among them,
+    and every entry (and the node function a light entry imports) exists."""
+    scripts = _console_scripts()
+    assert {name: scripts.get(name) for name in ENTRY_POINTS} == ENTRY_POINTS
+    specs = graph_specs(default_taskset_file(), compose=False) + graph_specs(default_taskset_file())
+    assert {s.executable for s in specs} <= set(scripts)
+    for name, target in scripts.items():
+        module, func = target.split(':')
+        entry = getattr(importlib.import_module(module), func)
+        inner = getattr(entry, 'target', target)
+        module, func = inner.split(':')
+        assert callable(getattr(importlib.import_module(module), func)), (name, inner)

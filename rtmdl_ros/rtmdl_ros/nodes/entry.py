@@ -19,6 +19,7 @@ def _entry(target: str):
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         module, func = target.split(':')
         return getattr(importlib.import_module(module), func)()
+    main.target = target        # what it runs (test_graph_specs checks that it exists)
     return main
 
 
