@@ -470,3 +470,22 @@ def test_a_reselect_step_lets_no_task_hold_a_server_longer_than_the_blocking_abo
     assert limits[1] == pytest.approx((3.0, 4.0))    # cpu: the 2nd longest below; gpu: its own 4 > 2
     assert limits[0] == pytest.approx((3.0, 4.0))    # cpu {1, 5, 3}: 3; gpu: the longest below, 4
     assert limits[3] == pytest.approx((3.0, 1.0))    # nothing below: its own
+
+
+@pytest.mark.parametrize('n, loads', [(9, True), (3, False)])
+def test_the_lp_solver_loads_before_the_search_clock_where_the_local_search_runs(monkeypatch, n, loads):
+    """scipy.optimize takes a good part of a second to import: optimize loads it before its
+    clock starts where the local search (and its LP step) will run, not inside the first search's
+    budget, and not at all for a small set the exact search settles."""
+    from rtmdl_ros.core import optimizer, reselect
+    calls = []
+    real_solver, real_init = reselect.solver, _Search.__init__
+    monkeypatch.setattr(reselect, 'solver', lambda: calls.append('solver') or real_solver())
+
+    def init(self, *args, **kwargs):
+        calls.append('search')
+        real_init(self, *args, **kwargs)
+    monkeypatch.setattr(optimizer._Search, '__init__', init)
+    res = optimize(random_taskset(0, n, 4, utilisation=0.5), 5.0, max_steps=200)
+    assert res.plan is not None
+    assert calls[:2] == ['solver', 'search'] if loads else calls[0] == 'search'

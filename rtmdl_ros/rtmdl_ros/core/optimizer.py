@@ -671,9 +671,13 @@ def optimize(taskset: TaskSet, time_limit_s: float = 30.0, progress: Callable | 
     wherever the time limit is not reached first (result.step_limited says so)."""
     if max_steps is not None and max_steps < 1:
         raise ValueError(f'max_steps must be >= 1, got {max_steps}')
+    exact = len(taskset.tasks) <= EXACT_TASKS if exact is None else exact
+    if not exact or len(taskset.tasks) > PROOF_TASKS:
+        # The local search will run its LP step: load the solver before the clock starts, so
+        # that the first search after start-up (the online node's first re-plan) keeps its budget.
+        reselect.solver()
     start = time.monotonic()
     search = _Search(taskset, time_limit_s, progress)
-    exact = len(taskset.tasks) <= EXACT_TASKS if exact is None else exact
     if exact:
         # The exact search gets a share of the budget; if it cannot prove optimality
         # by then, local search spends the rest improving on the best plan it has.

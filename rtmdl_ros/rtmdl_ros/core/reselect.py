@@ -54,13 +54,20 @@ def _no_more_blocking(an: Analyzer, names: Sequence[str], cur: Mapping[str, str]
     return out
 
 
+def solver():
+    """scipy's linprog, imported on first use: scipy.optimize takes 0.3-0.6 s to load here, which
+    a command that never runs the LP step should not pay (optimize loads it before its clock)."""
+    from scipy.optimize import linprog
+    return linprog
+
+
 def choices(an: Analyzer, order: Sequence[tuple[str, str]], results: Sequence[TaskAnalysis],
             variants: Mapping[str, Sequence[str]], loss: Mapping[str, Mapping[str, float]],
             storage_budget_mb: float) -> Iterator[dict[str, str]]:
     """Variant choices for `order` (priorities kept), each better than the current one in summed
     loss; `results` is analyze_order(order). Send back the tasks the exact check failed: the
     next choice gives those less of their slack; plain iteration shrinks every task's share."""
-    from scipy.optimize import linprog    # scipy.optimize takes a while to load
+    linprog = solver()
 
     ts = an.taskset
     names = [t for t, _ in order]
