@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_ga import ga_optimize  # noqa: E402
 
 from rtmdl_ros.core.analysis import analyze  # noqa: E402
-from rtmdl_ros.core.optimizer import EXACT_TASKS, optimize  # noqa: E402
+from rtmdl_ros.core.optimizer import EXACT_TASKS, _Search, optimize  # noqa: E402
 from rtmdl_ros.core.simulator import simulate  # noqa: E402
 from rtmdl_ros.core.synthetic import random_taskset  # noqa: E402
 
@@ -62,7 +62,6 @@ def unsafe(ts, plan) -> bool:
 
 def longer_run(ts, seconds: float, seed: int) -> float:
     """The best objective of the same search (warm start, local search) with `seconds`."""
-    from rtmdl_ros.core.optimizer import _Search
     search = _Search(ts, seconds)
     search.quick_start()
     search.local_search(seed=seed)
